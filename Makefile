@@ -1,0 +1,45 @@
+# Every target sets itself up: a fresh machine needs only `make demo` or `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSTEM_PYTHON ?= python3
+
+.PHONY: setup system-deps demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+# xmlsec1 and openssl are the independent peers of the interop tests.
+system-deps:
+	@if ! command -v xmlsec1 >/dev/null || ! command -v openssl >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 openssl; \
+	  else \
+	    echo "Install xmlsec1 and openssl (e.g. sudo apt-get install xmlsec1 openssl), then rerun."; exit 1; \
+	  fi; \
+	fi
+
+demo: setup
+	$(VENV)/bin/exchange demo
+
+lint: setup
+	$(VENV)/bin/ruff check exchange tests benchmarks
+	$(VENV)/bin/ruff format --check exchange tests benchmarks
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not chaos"
+
+bench: setup
+	$(PY) benchmarks/bench_signing.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,189 @@
+"""Envelope <-> XML element tree, checked against ``schemas/envelope.xsd``.
+
+The payload is one element in the service's namespace, named after the envelope's kind;
+its children map one-to-one onto the payload's JSON object (a list is a repeated element).
+XML has no types, so an XML payload decodes to strings; the service's payload model gives
+them their types at the payload-schema stage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from exchange._hazmat.xml import Element, XMLSchema, element, load_schema, sub_element
+from exchange.config import Settings
+from exchange.envelope.model import Envelope, Kind
+from exchange.exceptions import Malformed
+
+ENVELOPE_NS = "urn:kazan:exchange:envelope:1"
+_E = "{" + ENVELOPE_NS + "}"
+
+
+def service_namespace(code: str, version: str) -> str:
+    """The XML namespace of a service's payload documents."""
+    return f"urn:kazan:exchange:service:{code}:{version}"
+
+
+@cache
+def _schema() -> XMLSchema:
+    return load_schema(Settings().schemas_dir / "envelope.xsd")
+
+
+def _timestamp(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def encode_xml(envelope: Envelope) -> Element:
+    """Build the unsigned XML element tree of an envelope."""
+    root = element(_E + "envelope", nsmap={None: ENVELOPE_NS}, version="1")
+    sub_element(root, _E + "messageId", envelope.message_id)
+    sub_element(root, _E + "kind", envelope.kind.value)
+    sub_element(
+        root, _E + "service", code=envelope.service.code, version=envelope.service.version
+    )
+    sub_element(root, _E + "sender", envelope.sender)
+    sub_element(root, _E + "recipient", envelope.recipient)
+    sub_element(root, _E + "createdAt", _timestamp(envelope.created_at))
+    sub_element(root, _E + "expiresAt", _timestamp(envelope.expires_at))
+    for tag, value in (
+        ("correlationId", envelope.correlation_id),
+        ("caseId", envelope.case_id),
+        ("requestDigest", envelope.request_digest),
+    ):
+        if value is not None:
+            sub_element(root, _E + tag, value)
+    sub_element(root, _E + "test", "true" if envelope.test else "false")
+    if envelope.payload is not None:
+        ns = service_namespace(envelope.service.code, envelope.service.version)
+        holder = sub_element(root, _E + "payload")
+        document = sub_element(holder, f"{{{ns}}}{envelope.kind.value}", nsmap={"s": ns})
+        _encode_object(document, ns, envelope.payload)
+    if envelope.attachments:
+        holder = sub_element(root, _E + "attachments")
+        for item in envelope.attachments:
+            sub_element(
+                holder,
+                _E + "attachment",
+                name=item.name,
+                mediaType=item.media_type,
+                size=str(item.size),
+                sha256=item.sha256,
+                location=item.location,
+            )
+    if envelope.fault is not None:
+        sub_element(root, _E + "fault", envelope.fault.text, code=envelope.fault.code)
+    return root
+
+
+def _encode_object(parent: Element, ns: str, data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        for item in value if isinstance(value, list) else [value]:
+            child = sub_element(parent, f"{{{ns}}}{key}")
+            if isinstance(item, dict):
+                _encode_object(child, ns, item)
+            elif isinstance(item, bool):
+                child.text = "true" if item else "false"
+            else:
+                child.text = str(item)
+
+
+def decode_xml(root: Element) -> Envelope:
+    """Read an envelope from its element tree (any ``ds:Signature`` already removed).
+
+    Raises:
+        Malformed (malformed): breaks the XSD or the envelope model's rules.
+    """
+    schema = _schema()
+    if not schema.validate(root):
+        error = schema.error_log.last_error
+        raise Malformed(f"envelope schema: line {error.line}: {error.message}")
+    fields: dict[str, Any] = {}
+    for child in root:
+        name = child.tag[len(_E) :] if isinstance(child.tag, str) else ""
+        if name == "service":
+            fields["service"] = dict(child.attrib)
+        elif name == "payload":
+            fields["payload"] = child[0]
+        elif name == "attachments":
+            fields["attachments"] = tuple(_attachment(item) for item in child)
+        elif name == "fault":
+            fields["fault"] = {"code": child.get("code"), "text": child.text or ""}
+        elif name in _SCALARS:
+            fields[_SCALARS[name]] = child.text or ""
+    try:
+        fields["test"] = fields["test"] in ("true", "1")
+        fields["kind"] = Kind(fields["kind"])
+        for key in ("created_at", "expires_at"):
+            fields[key] = datetime.fromisoformat(fields[key])
+        if "payload" in fields:
+            fields["payload"] = _decode_payload(fields["payload"], fields)
+        return Envelope.model_validate(fields)
+    except (ValueError, ValidationError) as exc:
+        raise Malformed(f"envelope: {_first_error(exc)}") from None
+
+
+_SCALARS = {
+    "messageId": "message_id",
+    "kind": "kind",
+    "sender": "sender",
+    "recipient": "recipient",
+    "createdAt": "created_at",
+    "expiresAt": "expires_at",
+    "correlationId": "correlation_id",
+    "caseId": "case_id",
+    "requestDigest": "request_digest",
+    "test": "test",
+}
+
+
+def _attachment(node: Element) -> dict[str, Any]:
+    return {
+        "name": node.get("name"),
+        "media_type": node.get("mediaType"),
+        "size": int(node.get("size", "-1")),
+        "sha256": node.get("sha256"),
+        "location": node.get("location"),
+    }
+
+
+def _decode_payload(document: Element, fields: dict[str, Any]) -> dict[str, Any]:
+    ns = service_namespace(fields["service"]["code"], fields["service"]["version"])
+    if document.tag != f"{{{ns}}}{fields['kind'].value}":
+        raise ValueError(f"payload root must be {{{ns}}}{fields['kind'].value}")
+    return _decode_object(document, ns)
+
+
+def _decode_object(node: Element, ns: str) -> dict[str, Any]:
+    if node.attrib:
+        raise ValueError("payload elements carry no attributes")
+    if (node.text or "").strip():
+        raise ValueError(f"payload element {node.tag} mixes text and elements")
+    result: dict[str, Any] = {}
+    for child in node:
+        if not child.tag.startswith("{" + ns + "}"):
+            raise ValueError(f"payload element {child.tag} is outside the service namespace")
+        key = child.tag[len(ns) + 2 :]
+        value: Any = _decode_object(child, ns) if len(child) else (child.text or "")
+        if len(child) == 0 and child.attrib:
+            raise ValueError("payload elements carry no attributes")
+        if (child.tail or "").strip():
+            raise ValueError(f"text after payload element {key}")
+        if key not in result:
+            result[key] = value
+        elif isinstance(result[key], list):
+            result[key].append(value)
+        else:
+            result[key] = [result[key], value]
+    return result
+
+
+def _first_error(exc: ValueError | ValidationError) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "envelope"
+        return f"{where}: {first['msg']}"
+    return str(exc)

@@ -1,0 +1,151 @@
+"""The one envelope model: what every request, receipt, status, response, fault and cancel is."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+PARTY_ID_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+SERVICE_CODE_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+MESSAGE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+PAYLOAD_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+SHA256_HEX_PATTERN = r"^[0-9a-f]{64}$"
+FAULT_CODE_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+
+_PAYLOAD_KEY = re.compile(PAYLOAD_KEY_PATTERN)
+_MAX_PAYLOAD_DEPTH = 16
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a timezone")
+    return value.astimezone(UTC)
+
+
+PartyId = Annotated[str, StringConstraints(pattern=PARTY_ID_PATTERN)]
+MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+Digest = Annotated[str, StringConstraints(pattern=SHA256_HEX_PATTERN)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class Kind(StrEnum):
+    """What an envelope is in the conversation about one request."""
+
+    REQUEST = "request"
+    RECEIPT = "receipt"
+    STATUS = "status"
+    RESPONSE = "response"
+    FAULT = "fault"
+    CANCEL = "cancel"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class ServiceRef(_Frozen):
+    """A service of the catalog and the version of its contract."""
+
+    code: Annotated[str, StringConstraints(pattern=SERVICE_CODE_PATTERN)]
+    version: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}(\.[0-9]{1,4}){0,2}$")]
+
+
+class Attachment(_Frozen):
+    """A document that travels beside the envelope, bound to it by its hash."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
+    media_type: Annotated[
+        str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+    ]
+    size: Annotated[int, Field(ge=0)]
+    sha256: Digest
+    location: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class Fault(_Frozen):
+    """Why a request was refused or failed: a machine code and a text for people."""
+
+    code: Annotated[str, StringConstraints(pattern=FAULT_CODE_PATTERN)]
+    text: Text
+
+
+def _check_payload(value: Any, depth: int = 0) -> None:
+    if depth > _MAX_PAYLOAD_DEPTH:
+        raise ValueError(f"payload nested deeper than {_MAX_PAYLOAD_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not _PAYLOAD_KEY.match(key):
+                raise ValueError(f"payload key {key!r} is not a valid element name")
+            _check_payload(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, list):
+                raise ValueError("payload lists cannot directly contain lists")
+            _check_payload(item, depth + 1)
+    elif value is None:
+        raise ValueError("payload values cannot be null: leave the field out")
+    elif isinstance(value, float):
+        raise ValueError("payload numbers must be integers or decimal strings, not floats")
+    elif not isinstance(value, str | int | bool):
+        raise ValueError(f"payload value of type {type(value).__name__} is not JSON")
+
+
+def _payload(value: dict[str, Any]) -> dict[str, Any]:
+    _check_payload(value)
+    return value
+
+
+Payload = Annotated[dict[str, Any], AfterValidator(_payload)]
+
+
+class Envelope(_Frozen):
+    """One message between two parties.
+
+    Every kind but ``request`` answers a request: it carries the request's ``message_id``
+    as ``correlation_id`` and the SHA-256 of the request's exact wire bytes as
+    ``request_digest``.
+    """
+
+    message_id: MessageId
+    kind: Kind
+    service: ServiceRef
+    sender: PartyId
+    recipient: PartyId
+    created_at: Timestamp
+    expires_at: Timestamp
+    correlation_id: MessageId | None = None
+    case_id: Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)] | None = None
+    request_digest: Digest | None = None
+    test: bool = False
+    payload: Payload | None = None
+    attachments: tuple[Attachment, ...] = ()
+    fault: Fault | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, use_enum_values=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.expires_at <= self.created_at:
+            raise ValueError("expires_at must be after created_at")
+        if self.sender == self.recipient:
+            raise ValueError("sender and recipient must differ")
+        if self.kind is Kind.REQUEST:
+            if self.correlation_id is not None or self.request_digest is not None:
+                raise ValueError("a request carries neither correlation_id nor request_digest")
+        elif self.correlation_id is None or self.request_digest is None:
+            raise ValueError(f"a {self.kind.value} must carry correlation_id and request_digest")
+        if (self.kind is Kind.FAULT) != (self.fault is not None):
+            raise ValueError("fault is required on, and only on, kind 'fault'")
+        return self

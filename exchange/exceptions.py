@@ -1,0 +1,129 @@
+"""Every error the exchange raises, each with a stable machine ``code``.
+
+A peer only ever sees the code; the message and the data carried by the exception are
+for the local audit log and for the person reading it.
+"""
+
+from __future__ import annotations
+
+
+class ExchangeError(Exception):
+    """Root of all exchange errors."""
+
+    code: str = "exchange-error"
+
+    def __init__(self, message: str, **data: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+# --- envelope: the bytes or the model are not an acceptable envelope --------------------
+
+
+class EnvelopeError(ExchangeError):
+    """The input is not an acceptable envelope."""
+
+    code = "malformed"
+
+
+class Malformed(EnvelopeError):
+    """Not well-formed, not UTF-8, forbidden XML constructs, or breaks the envelope schema."""
+
+    code = "malformed"
+
+
+class TooLarge(EnvelopeError):
+    """Larger than the configured limit; rejected before parsing."""
+
+    code = "too-large"
+
+
+# --- signature: the signature itself does not hold -------------------------------------
+
+
+class SignatureError(ExchangeError):
+    """The signature is missing, not of our profile, or does not verify."""
+
+    code = "signature-invalid"
+
+
+class SignatureInvalid(SignatureError):
+    """The signature or a digest does not match the signed bytes."""
+
+    code = "signature-invalid"
+
+
+class UnsupportedAlgorithm(SignatureError):
+    """An algorithm outside the profile's allow-list (HMAC, SHA-1, ``none`` ...)."""
+
+    code = "unsupported-algorithm"
+
+
+# --- trust: the signer's certificate is not acceptable ---------------------------------
+
+
+class TrustError(ExchangeError):
+    """The signing certificate is not trusted for this envelope."""
+
+    code = "certificate-unknown"
+
+
+class CertificateUnknown(TrustError):
+    """The certificate does not chain to the trust store's root."""
+
+    code = "certificate-unknown"
+
+
+class CertificateExpired(TrustError):
+    """The certificate's validity ended before the time it is judged at."""
+
+    code = "certificate-expired"
+
+
+class CertificateNotYetValid(TrustError):
+    """The certificate's validity starts after the time it is judged at."""
+
+    code = "certificate-not-yet-valid"
+
+
+class CertificateRevoked(TrustError):
+    """The certificate is on the root's CRL."""
+
+    code = "certificate-revoked"
+
+
+class CertificateUsage(TrustError):
+    """The certificate may not sign envelopes (no digitalSignature, or a CA certificate)."""
+
+    code = "certificate-usage"
+
+
+class RevocationUnknown(TrustError):
+    """No valid, current CRL: revocation cannot be checked, so nothing is trusted."""
+
+    code = "revocation-unknown"
+
+
+class SenderMismatch(TrustError):
+    """The certificate belongs to another party than the envelope's sender."""
+
+    code = "sender-mismatch"
+
+
+# --- PKI administration -----------------------------------------------------------------
+
+
+class PKIError(ExchangeError):
+    """The certificate authority cannot do what was asked."""
+
+    code = "pki-error"
+
+
+class UnknownParty(PKIError):
+    """No certificate or key for this party (or serial) in the trust store."""
+
+    code = "unknown-party"

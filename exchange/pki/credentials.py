@@ -1,0 +1,51 @@
+"""A party's signing identity: its private key and the certificate that names it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from exchange._hazmat.signature import Algorithm, SigningKey, algorithm_for
+from exchange.exceptions import PKIError
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a party signs with."""
+
+    party: str
+    key: SigningKey
+    certificate: x509.Certificate
+
+    @cached_property
+    def algorithm(self) -> Algorithm:
+        """The signature algorithm of the key."""
+        return algorithm_for(self.key)
+
+    @cached_property
+    def certificate_der(self) -> bytes:
+        """The certificate in DER, as carried in KeyInfo and ``x5c``."""
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @classmethod
+    def load(cls, party: str, key_path: Path, cert_path: Path) -> Credentials:
+        """Read a PEM key and certificate.
+
+        Raises:
+            PKIError (pki-error): unreadable, or the key does not match the certificate.
+        """
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise PKIError(f"cannot read credentials of {party}: {exc}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise PKIError(f"{key_path} is neither an EC nor an RSA key")
+        if key.public_key().public_numbers() != cert.public_key().public_numbers():
+            raise PKIError(f"{key_path} does not match {cert_path}")
+        return cls(party, key, cert)

@@ -1,0 +1,36 @@
+"""Decoding the signer certificate carried in a signature (KeyInfo or ``x5c``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import lru_cache
+
+from cryptography import x509
+
+from exchange.exceptions import CertificateUnknown, Malformed
+
+
+def b64decode_strict(text: str | None, what: str) -> bytes:
+    """Standard base64, line breaks allowed (xmlsec1 wraps), nothing else.
+
+    Raises:
+        Malformed (malformed): not base64.
+    """
+    try:
+        return base64.b64decode("".join((text or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise Malformed(f"{what} is not base64") from None
+
+
+@lru_cache(maxsize=1024)
+def load_certificate(der: bytes) -> x509.Certificate:
+    """Parse a DER certificate (cached: the same signers sign again and again).
+
+    Raises:
+        CertificateUnknown (certificate-unknown): not a certificate.
+    """
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise CertificateUnknown("the signer certificate cannot be parsed") from None

@@ -1,0 +1,75 @@
+"""Verify a JSON envelope: a flattened JWS under our profile, signer checked in the trust store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from exchange._hazmat import signature
+from exchange.codec.json import decode_json, loads_strict
+from exchange.exceptions import (
+    Malformed,
+    SenderMismatch,
+    SignatureInvalid,
+    TooLarge,
+    UnsupportedAlgorithm,
+)
+from exchange.pki.trust import TrustStore
+from exchange.signing._certs import b64decode_strict, load_certificate
+from exchange.signing.base import VerifiedEnvelope, WireFormat, digest
+from exchange.signing.jws import _b64url
+from exchange.signing.jws.profile import ALGORITHMS, HEADER_PARAMETERS, MAX_CHAIN, MEMBERS
+
+
+def verify_jws(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) -> VerifiedEnvelope:
+    """Verify a flattened JWS envelope; return exactly the envelope that was signed.
+
+    Raises:
+        TooLarge, Malformed: not an acceptable JWS or envelope.
+        SignatureInvalid, UnsupportedAlgorithm: off-profile or wrong signature.
+        TrustError subclasses: the signer certificate is not good at ``at``.
+        SenderMismatch (sender-mismatch): signed by another party than the sender.
+    """
+    if len(raw) > max_size:
+        raise TooLarge(f"{len(raw)} bytes is over the {max_size}-byte limit", size=len(raw))
+    jws = loads_strict(raw)
+    if not isinstance(jws, dict) or set(jws) != MEMBERS:
+        raise SignatureInvalid("a flattened JWS with exactly protected, payload and signature")
+    if not all(isinstance(jws[member], str) for member in MEMBERS):
+        raise Malformed("JWS members must be strings")
+    header = _header(jws["protected"])
+    algorithm = ALGORITHMS[header["alg"]]
+    cert = load_certificate(b64decode_strict(header["x5c"][0], "x5c certificate"))
+    signature.verify(
+        cert.public_key(),  # type: ignore[arg-type]
+        algorithm,
+        _b64url.decode(jws["signature"], "signature"),
+        f"{jws['protected']}.{jws['payload']}".encode("ascii"),
+    )
+    signer = trust.check(cert, at)
+    envelope = decode_json(_b64url.decode(jws["payload"], "payload"))
+    if signer.party != envelope.sender:
+        raise SenderMismatch(
+            f"signed by {signer.party}, but the envelope's sender is {envelope.sender}",
+            serial=signer.serial,
+        )
+    return VerifiedEnvelope(envelope, raw, digest(raw), WireFormat.JSON, signer)
+
+
+def _header(protected: str) -> dict[str, Any]:
+    header = loads_strict(_b64url.decode(protected, "protected header"))
+    if not isinstance(header, dict):
+        raise Malformed("the protected header is not a JSON object")
+    unknown = set(header) - HEADER_PARAMETERS
+    if unknown:
+        raise UnsupportedAlgorithm(f"header parameters not allowed: {', '.join(sorted(unknown))}")
+    if header.get("alg") not in ALGORITHMS:
+        raise UnsupportedAlgorithm(f"JWS algorithm {header.get('alg')!r} is not allowed")
+    chain = header.get("x5c")
+    if (
+        not isinstance(chain, list)
+        or not 1 <= len(chain) <= MAX_CHAIN
+        or not all(isinstance(item, str) for item in chain)
+    ):
+        raise SignatureInvalid(f"x5c must list 1 to {MAX_CHAIN} certificates, signer first")
+    return header

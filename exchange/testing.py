@@ -1,0 +1,78 @@
+"""Helpers for tests and demos: a throwaway PKI and envelopes with sensible defaults.
+
+Unit tests use these; integration tests still use the real broker and database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from exchange._clock import Clock, FrozenClock
+from exchange._ids import new_message_id
+from exchange.envelope.model import Envelope, Kind, ServiceRef
+from exchange.pki.authority import CertificateAuthority, KeyType
+from exchange.pki.credentials import Credentials
+from exchange.pki.trust import TrustStore
+
+__all__ = ["FrozenClock", "ThrowawayPKI", "make_envelope"]
+
+
+@dataclass
+class ThrowawayPKI:
+    """A root CA and party certificates in a scratch directory."""
+
+    path: Path
+    authority: CertificateAuthority
+
+    @classmethod
+    def create(
+        cls, path: Path, parties: tuple[str, ...] = ("single-center", "improvement"),
+        clock: Clock | None = None,
+    ) -> ThrowawayPKI:
+        """Create a CA in ``path`` and issue an EC certificate for each party."""
+        authority = CertificateAuthority(path, clock or FrozenClock())
+        authority.init_ca()
+        for party in parties:
+            authority.issue(party)
+        return cls(path, authority)
+
+    def credentials(self, party: str) -> Credentials:
+        """The party's current signing credentials."""
+        return self.authority.credentials(party)
+
+    def issue(self, party: str, key_type: KeyType = KeyType.EC) -> Credentials:
+        """Issue (or rotate to) a certificate for ``party`` and return its credentials."""
+        if any(entry.party == party for entry in self.authority.index()):
+            self.authority.rotate(party, key_type)
+        else:
+            self.authority.issue(party, key_type)
+        return self.credentials(party)
+
+    def trust(self) -> TrustStore:
+        """A trust store over this PKI's root and CRL."""
+        return TrustStore.from_dir(self.path)
+
+
+def make_envelope(clock: Clock | None = None, **fields: Any) -> Envelope:
+    """A valid request from ``single-center`` to ``improvement``; override any field."""
+    now = (clock or FrozenClock()).now()
+    values: dict[str, Any] = {
+        "message_id": new_message_id(),
+        "kind": Kind.REQUEST,
+        "service": ServiceRef(code="tree-felling-permit", version="1"),
+        "sender": "single-center",
+        "recipient": "improvement",
+        "created_at": now,
+        "expires_at": now + timedelta(days=1),
+        "case_id": "KZN-2026-000001",
+        "payload": {
+            "applicant": {"name": "Ivan Petrov", "phone": "+7 843 000-00-00"},
+            "address": "Kazan, Kremlyovskaya 1",
+            "trees": [{"species": "birch", "count": "3"}, {"species": "oak", "count": "1"}],
+        },
+    }
+    values.update(fields)
+    return Envelope.model_validate(values)
