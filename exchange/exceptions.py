@@ -127,3 +127,75 @@ class UnknownParty(PKIError):
     """No certificate or key for this party (or serial) in the trust store."""
 
     code = "unknown-party"
+
+
+# --- store ------------------------------------------------------------------------------
+
+
+class StoreError(ExchangeError):
+    """The party's store refused or failed an operation."""
+
+    code = "store-error"
+
+
+class DuplicateMessage(StoreError):
+    """A message with this message_id was already received."""
+
+    code = "duplicate"
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or written (disk full, database down)."""
+
+    code = "store-unavailable"
+
+
+class AuditTampered(StoreError):
+    """The audit chain does not verify: a record was edited, removed, inserted or reordered."""
+
+    code = "audit-tampered"
+
+
+# --- policy: a verified envelope that this party will not process ------------------------
+
+
+class PolicyError(ExchangeError):
+    """A verified envelope the catalog or the node's rules refuse; answered with a fault."""
+
+    code = "policy-error"
+
+
+class UnknownService(PolicyError):
+    """The catalog has no such service (or not that version)."""
+
+    code = "unknown-service"
+
+
+class AccessDenied(PolicyError):
+    """The sender may not call this service, or the recipient does not provide it."""
+
+    code = "access-denied"
+
+
+class InvalidContent(PolicyError):
+    """The payload breaks the service's schema; the message names the field."""
+
+    code = "invalid-content"
+
+
+class WrongRecipient(PolicyError):
+    """The envelope is addressed to another party than the one that received it."""
+
+    code = "wrong-recipient"
+
+
+class Expired(PolicyError):
+    """The envelope's ``expires_at`` has passed."""
+
+    code = "expired"
+
+
+class CatalogError(ExchangeError):
+    """The catalog file is unreadable or inconsistent."""
+
+    code = "catalog-invalid"

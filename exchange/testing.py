@@ -29,7 +29,9 @@ class ThrowawayPKI:
 
     @classmethod
     def create(
-        cls, path: Path, parties: tuple[str, ...] = ("single-center", "improvement"),
+        cls,
+        path: Path,
+        parties: tuple[str, ...] = ("single-center", "improvement"),
         clock: Clock | None = None,
     ) -> ThrowawayPKI:
         """Create a CA in ``path`` and issue an EC certificate for each party."""

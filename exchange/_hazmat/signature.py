@@ -21,6 +21,9 @@ SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 _P256_BYTES = 32
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_SHA256 = hashes.SHA256()
+_PKCS1 = padding.PKCS1v15()
 _MIN_RSA_BITS = 2048
 
 
@@ -51,9 +54,9 @@ def algorithm_for(key: SigningKey | PublicKey) -> Algorithm:
 def sign(key: SigningKey, data: bytes) -> bytes:
     """Sign ``data`` with SHA-256 and the key's algorithm."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(key.sign(data, _ECDSA_SHA256))
         return r.to_bytes(_P256_BYTES, "big") + s.to_bytes(_P256_BYTES, "big")
-    return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return key.sign(data, _PKCS1, _SHA256)
 
 
 def verify(key: PublicKey, algorithm: Algorithm, signature: bytes, data: bytes) -> None:
@@ -71,8 +74,8 @@ def verify(key: PublicKey, algorithm: Algorithm, signature: bytes, data: bytes) 
                 raise SignatureInvalid("ECDSA signature is not 64 bytes of r||s")
             r = int.from_bytes(signature[:_P256_BYTES], "big")
             s = int.from_bytes(signature[_P256_BYTES:], "big")
-            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+            key.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
         else:
-            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+            key.verify(signature, data, _PKCS1, _SHA256)
     except InvalidSignature:
         raise SignatureInvalid("signature does not match the signed data") from None

@@ -22,6 +22,7 @@ __all__ = [
     "element",
     "load_schema",
     "parse",
+    "schema_violation",
     "serialize",
     "sub_element",
 ]
@@ -70,7 +71,7 @@ def parse(raw: bytes, *, max_size: int) -> Element:
     except etree.XMLSyntaxError as exc:
         raise Malformed(f"not well-formed XML: {exc.msg}") from None
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:  # type: ignore[union-attr]
         raise Malformed("DOCTYPE is not allowed")
     for node in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity):
         raise Malformed(f"{_node_kind(node)} not allowed inside the document")
@@ -99,18 +100,29 @@ def serialize(root: Element) -> bytes:
 
 def element(tag: str, nsmap: dict[str | None, str] | None = None, **attrib: str) -> Element:
     """Create a detached element."""
-    return etree.Element(tag, attrib, nsmap=nsmap)
+    return etree.Element(tag, attrib, nsmap=nsmap)  # type: ignore[arg-type]
 
 
 def sub_element(
-    parent: Element, tag: str, text: str | None = None, nsmap: dict[str | None, str] | None = None,
+    parent: Element,
+    tag: str,
+    text: str | None = None,
+    nsmap: dict[str | None, str] | None = None,
     **attrib: str,
 ) -> Element:
     """Append a child element with optional text."""
-    child = etree.SubElement(parent, tag, attrib, nsmap=nsmap)
+    child = etree.SubElement(parent, tag, attrib, nsmap=nsmap)  # type: ignore[arg-type]
     if text is not None:
         child.text = text
     return child
+
+
+def schema_violation(schema: etree.XMLSchema, node: Element) -> tuple[str, str] | None:
+    """The first XSD error as (element path, message), or None when ``node`` is valid."""
+    if schema.validate(node):
+        return None
+    error = schema.error_log.last_error  # type: ignore[attr-defined]
+    return str(error.path or ""), str(error.message)
 
 
 def load_schema(path: Path) -> etree.XMLSchema:

@@ -39,9 +39,7 @@ def loads_strict(raw: bytes | str) -> Any:
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
-        )
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise Malformed(f"not UTF-8 at byte {exc.start}") from None
     except (ValueError, RecursionError) as exc:

@@ -14,7 +14,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from exchange._hazmat.xml import Element, XMLSchema, element, load_schema, sub_element
+from exchange._hazmat.xml import (
+    Element,
+    XMLSchema,
+    element,
+    load_schema,
+    schema_violation,
+    sub_element,
+)
 from exchange.config import Settings
 from exchange.envelope.model import Envelope, Kind
 from exchange.exceptions import Malformed
@@ -42,9 +49,7 @@ def encode_xml(envelope: Envelope) -> Element:
     root = element(_E + "envelope", nsmap={None: ENVELOPE_NS}, version="1")
     sub_element(root, _E + "messageId", envelope.message_id)
     sub_element(root, _E + "kind", envelope.kind.value)
-    sub_element(
-        root, _E + "service", code=envelope.service.code, version=envelope.service.version
-    )
+    sub_element(root, _E + "service", code=envelope.service.code, version=envelope.service.version)
     sub_element(root, _E + "sender", envelope.sender)
     sub_element(root, _E + "recipient", envelope.recipient)
     sub_element(root, _E + "createdAt", _timestamp(envelope.created_at))
@@ -58,10 +63,7 @@ def encode_xml(envelope: Envelope) -> Element:
             sub_element(root, _E + tag, value)
     sub_element(root, _E + "test", "true" if envelope.test else "false")
     if envelope.payload is not None:
-        ns = service_namespace(envelope.service.code, envelope.service.version)
-        holder = sub_element(root, _E + "payload")
-        document = sub_element(holder, f"{{{ns}}}{envelope.kind.value}", nsmap={"s": ns})
-        _encode_object(document, ns, envelope.payload)
+        sub_element(root, _E + "payload").append(payload_element(envelope))
     if envelope.attachments:
         holder = sub_element(root, _E + "attachments")
         for item in envelope.attachments:
@@ -77,6 +79,14 @@ def encode_xml(envelope: Envelope) -> Element:
     if envelope.fault is not None:
         sub_element(root, _E + "fault", envelope.fault.text, code=envelope.fault.code)
     return root
+
+
+def payload_element(envelope: Envelope) -> Element:
+    """The payload as its service document: ``<s:{kind}>`` in the service's namespace."""
+    ns = service_namespace(envelope.service.code, envelope.service.version)
+    document = element(f"{{{ns}}}{envelope.kind.value}", nsmap={"s": ns})
+    _encode_object(document, ns, envelope.payload or {})
+    return document
 
 
 def _encode_object(parent: Element, ns: str, data: dict[str, Any]) -> None:
@@ -97,10 +107,9 @@ def decode_xml(root: Element) -> Envelope:
     Raises:
         Malformed (malformed): breaks the XSD or the envelope model's rules.
     """
-    schema = _schema()
-    if not schema.validate(root):
-        error = schema.error_log.last_error
-        raise Malformed(f"envelope schema: line {error.line}: {error.message}")
+    violation = schema_violation(_schema(), root)
+    if violation is not None:
+        raise Malformed(f"envelope schema: {violation[0]}: {violation[1]}")
     fields: dict[str, Any] = {}
     for child in root:
         name = child.tag[len(_E) :] if isinstance(child.tag, str) else ""

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     StringConstraints,
     model_validator,
 )
+from typing_extensions import TypeAliasType
 
 PARTY_ID_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
 SERVICE_CODE_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
@@ -22,9 +25,6 @@ MESSAGE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 PAYLOAD_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
 SHA256_HEX_PATTERN = r"^[0-9a-f]{64}$"
 FAULT_CODE_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
-
-_PAYLOAD_KEY = re.compile(PAYLOAD_KEY_PATTERN)
-_MAX_PAYLOAD_DEPTH = 16
 
 
 def _utc(value: datetime) -> datetime:
@@ -81,33 +81,14 @@ class Fault(_Frozen):
     text: Text
 
 
-def _check_payload(value: Any, depth: int = 0) -> None:
-    if depth > _MAX_PAYLOAD_DEPTH:
-        raise ValueError(f"payload nested deeper than {_MAX_PAYLOAD_DEPTH} levels")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str) or not _PAYLOAD_KEY.match(key):
-                raise ValueError(f"payload key {key!r} is not a valid element name")
-            _check_payload(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, list):
-                raise ValueError("payload lists cannot directly contain lists")
-            _check_payload(item, depth + 1)
-    elif value is None:
-        raise ValueError("payload values cannot be null: leave the field out")
-    elif isinstance(value, float):
-        raise ValueError("payload numbers must be integers or decimal strings, not floats")
-    elif not isinstance(value, str | int | bool):
-        raise ValueError(f"payload value of type {type(value).__name__} is not JSON")
-
-
-def _payload(value: dict[str, Any]) -> dict[str, Any]:
-    _check_payload(value)
-    return value
-
-
-Payload = Annotated[dict[str, Any], AfterValidator(_payload)]
+# A payload is a JSON object of strings, integers, booleans, objects and lists of those:
+# no null (leave the field out), no floats (use decimal strings), keys usable as XML names.
+PayloadKey = Annotated[str, StringConstraints(pattern=PAYLOAD_KEY_PATTERN)]
+PayloadScalar = StrictStr | StrictInt | StrictBool
+PayloadObject = TypeAliasType(
+    "PayloadObject",
+    "dict[PayloadKey, PayloadScalar | PayloadObject | list[PayloadScalar | PayloadObject]]",
+)
 
 
 class Envelope(_Frozen):
@@ -129,7 +110,7 @@ class Envelope(_Frozen):
     case_id: Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)] | None = None
     request_digest: Digest | None = None
     test: bool = False
-    payload: Payload | None = None
+    payload: PayloadObject | None = None
     attachments: tuple[Attachment, ...] = ()
     fault: Fault | None = None
 

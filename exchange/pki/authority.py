@@ -84,6 +84,14 @@ class IssuedCertificate:
         return "valid"
 
 
+def _normal_serial(text: str) -> str | None:
+    """A serial as the index writes it (lowercase hex, no 0x, no leading zeros)."""
+    try:
+        return f"{int(text.removeprefix('0x').removeprefix('0X'), 16):x}"
+    except ValueError:
+        return None
+
+
 def _write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -126,7 +134,7 @@ class CertificateAuthority:
         Raises:
             PKIError (pki-error): a root CA already exists here.
         """
-        if (self.path / ROOT_FILE).exists():
+        if (self.path / ROOT_FILE).exists() or (self.path / ROOT_KEY_FILE).exists():
             raise PKIError(f"a root CA already exists in {self.path}; refusing to replace it")
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name(
@@ -216,7 +224,9 @@ class CertificateAuthority:
             raise PKIError(f"{party} already has a valid certificate; use `rotate` for a new one")
         return self._issue(party, key_type, days)
 
-    def rotate(self, party: str, key_type: KeyType | None = None, days: int = 365) -> IssuedCertificate:
+    def rotate(
+        self, party: str, key_type: KeyType | None = None, days: int = 365
+    ) -> IssuedCertificate:
         """Issue a new certificate for a party; the old ones stay valid until they end.
 
         Raises:
@@ -275,7 +285,9 @@ class CertificateAuthority:
                 ),
                 critical=False,
             )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
                 critical=False,
@@ -305,11 +317,12 @@ class CertificateAuthority:
         """
         entries = self.index()
         now = self.clock.now()
+        serial = _normal_serial(party_or_serial)
         targets = [
             entry
             for entry in entries
             if entry.revoked_at is None
-            and (entry.serial == party_or_serial.lower() or entry.party == party_or_serial)
+            and (entry.serial == serial or entry.party == party_or_serial)
         ]
         if not targets:
             raise UnknownParty(f"no unrevoked certificate matches {party_or_serial!r}")
@@ -334,7 +347,9 @@ class CertificateAuthority:
             )
         serial = active[-1].serial
         return Credentials.load(
-            party, self._party_dir(party) / f"{serial}.key", self._party_dir(party) / f"{serial}.pem"
+            party,
+            self._party_dir(party) / f"{serial}.key",
+            self._party_dir(party) / f"{serial}.pem",
         )
 
     def certificate(self, serial: str) -> x509.Certificate:
@@ -344,7 +359,7 @@ class CertificateAuthority:
             UnknownParty (unknown-party): no such serial.
         """
         for entry in self.index():
-            if entry.serial == serial.lower():
+            if entry.serial == _normal_serial(serial):
                 pem = (self._party_dir(entry.party) / f"{entry.serial}.pem").read_bytes()
                 return x509.load_pem_x509_certificate(pem)
         raise UnknownParty(f"no certificate with serial {serial}")

@@ -46,6 +46,7 @@ class Credentials:
             raise PKIError(f"cannot read credentials of {party}: {exc}") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise PKIError(f"{key_path} is neither an EC nor an RSA key")
-        if key.public_key().public_numbers() != cert.public_key().public_numbers():
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
             raise PKIError(f"{key_path} does not match {cert_path}")
         return cls(party, key, cert)

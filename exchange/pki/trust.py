@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtensionOID
 
 from exchange.exceptions import (
     CertificateExpired,
@@ -23,8 +22,8 @@ from exchange.exceptions import (
 PARTY_URI_PREFIX = "urn:kazan:exchange:party:"
 ROOT_FILE = "root.pem"
 CRL_FILE = "crl.pem"
+CRL_RECHECK_SECONDS = 1.0
 _CACHE_LIMIT = 4096
-_SHA256 = hashes.SHA256()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +42,7 @@ def party_of(cert: x509.Certificate) -> str:
         CertificateUsage (certificate-usage): no single party URI in the certificate.
     """
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         raise CertificateUsage("certificate has no subjectAltName naming a party") from None
     uris = [
@@ -59,17 +58,22 @@ def party_of(cert: x509.Certificate) -> str:
 class TrustStore:
     """Root certificate and CRL; judges signer certificates at a given time.
 
-    The CRL is re-read when its file changes, so a revocation takes effect without restart.
+    A store loaded from a directory looks at ``crl.pem`` again at most once a second and
+    re-reads it when it changed, so a revocation takes effect without restart.
     """
 
     def __init__(self, root: x509.Certificate, crl: x509.CertificateRevocationList | None) -> None:
         self._root = root
         self._crl: x509.CertificateRevocationList | None = None
         self._crl_signed = False
+        self._crl_window: tuple[datetime, datetime] | None = None
         self._set_crl(crl)
-        self._chained: dict[bytes, bool] = {}
+        # Keyed by id(): hashing a certificate hashes its DER; the verifiers hand us the
+        # same cached object for the same signer, and the entry keeps it alive.
+        self._known: dict[int, tuple[x509.Certificate, Signer, datetime]] = {}
         self._source: Path | None = None
         self._crl_mtime = 0.0
+        self._looked_at = time.monotonic()
 
     @classmethod
     def from_dir(cls, path: Path) -> TrustStore:
@@ -98,6 +102,7 @@ class TrustStore:
         """Re-read the CRL file if it changed since the last look."""
         if self._source is None:
             return
+        self._looked_at = time.monotonic()
         crl_path = self._source / CRL_FILE
         try:
             mtime = crl_path.stat().st_mtime
@@ -115,8 +120,16 @@ class TrustStore:
     def _set_crl(self, crl: x509.CertificateRevocationList | None) -> None:
         # The CRL signature is checked once per load, not once per envelope.
         self._crl = crl
-        self._crl_signed = crl is not None and crl.issuer == self._root.subject and (
-            crl.is_signature_valid(self._root.public_key())  # type: ignore[arg-type]
+        self._crl_signed = (
+            crl is not None
+            and crl.issuer == self._root.subject
+            and (
+                crl.is_signature_valid(self._root.public_key())  # type: ignore[arg-type]
+            )
+        )
+        next_update = crl.next_update_utc if crl is not None else None
+        self._crl_window = (
+            (crl.last_update_utc, next_update) if crl is not None and next_update else None
         )
 
     def check(self, cert: x509.Certificate, at: datetime) -> Signer:
@@ -124,77 +137,79 @@ class TrustStore:
 
         Raises:
             CertificateUnknown (certificate-unknown): not issued by our root.
+            CertificateUsage (certificate-usage): may not sign envelopes, or names no party.
             CertificateNotYetValid (certificate-not-yet-valid), CertificateExpired
                 (certificate-expired): outside its validity at ``at``.
-            CertificateUsage (certificate-usage): may not sign envelopes, or names no party.
             RevocationUnknown (revocation-unknown): no valid CRL covers ``at``.
             CertificateRevoked (certificate-revoked): revoked at or before ``at``.
         """
-        self._check_chain(cert, at)
-        if at < cert.not_valid_before_utc:
-            raise CertificateNotYetValid(
-                f"certificate {cert.serial_number:x} is valid only from "
-                f"{cert.not_valid_before_utc.isoformat()}",
-                serial=cert.serial_number,
-            )
-        if at > cert.not_valid_after_utc:
-            raise CertificateExpired(
-                f"certificate {cert.serial_number:x} expired on "
-                f"{cert.not_valid_after_utc.isoformat()}",
-                serial=cert.serial_number,
-            )
-        self._check_usage(cert)
-        self._check_revocation(cert, at)
-        return Signer(party_of(cert), cert.serial_number, cert.not_valid_after_utc)
-
-    def _check_chain(self, cert: x509.Certificate, at: datetime) -> None:
+        if time.monotonic() - self._looked_at > CRL_RECHECK_SECONDS:
+            self.refresh()
         root = self._root
         if not root.not_valid_before_utc <= at <= root.not_valid_after_utc:
             raise CertificateUnknown("the root CA is not valid at this time")
-        fingerprint = cert.fingerprint(_SHA256)
-        if fingerprint not in self._chained:
-            try:
-                cert.verify_directly_issued_by(root)
-                chained = True
-            except (ValueError, TypeError, InvalidSignature):
-                chained = False
-            if len(self._chained) >= _CACHE_LIMIT:
-                self._chained.clear()
-            self._chained[fingerprint] = chained
-        if not self._chained[fingerprint]:
+        known = self._known.get(id(cert))
+        _, signer, not_before = known if known and known[0] is cert else self._learn(cert)
+        if at < not_before:
+            raise CertificateNotYetValid(
+                f"certificate {signer.serial:x} is valid only from {not_before.isoformat()}",
+                serial=signer.serial,
+            )
+        if at > signer.not_after:
+            raise CertificateExpired(
+                f"certificate {signer.serial:x} expired on {signer.not_after.isoformat()}",
+                serial=signer.serial,
+            )
+        self._check_revocation(signer.serial, at)
+        return signer
+
+    def _learn(self, cert: x509.Certificate) -> tuple[x509.Certificate, Signer, datetime]:
+        # What does not depend on time (chain signature, usage, party) is checked once per
+        # certificate and cached; validity and revocation are judged on every call.
+        try:
+            cert.verify_directly_issued_by(self._root)
+        except (ValueError, TypeError, InvalidSignature):
             raise CertificateUnknown(
                 f"certificate {cert.serial_number:x} ({cert.subject.rfc4514_string()}) "
                 "is not issued by this exchange's root CA",
                 serial=cert.serial_number,
-            )
+            ) from None
+        _check_usage(cert)
+        facts = (
+            cert,
+            Signer(party_of(cert), cert.serial_number, cert.not_valid_after_utc),
+            cert.not_valid_before_utc,
+        )
+        if len(self._known) >= _CACHE_LIMIT:
+            self._known.clear()
+        self._known[id(cert)] = facts
+        return facts
 
-    @staticmethod
-    def _check_usage(cert: x509.Certificate) -> None:
-        try:
-            usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        except x509.ExtensionNotFound as exc:
-            raise CertificateUsage(f"certificate lacks {exc.oid._name}") from None
-        if not usage.digital_signature:
-            raise CertificateUsage("certificate key usage does not allow digitalSignature")
-        if constraints.ca:
-            raise CertificateUsage("a CA certificate may not sign envelopes")
-
-    def _check_revocation(self, cert: x509.Certificate, at: datetime) -> None:
+    def _check_revocation(self, serial: int, at: datetime) -> None:
         crl = self._crl
         if crl is None:
             raise RevocationUnknown("no readable CRL in the trust store; run `exchange certs crl`")
         if not self._crl_signed:
             raise RevocationUnknown("the CRL is not signed by the root CA")
-        next_update = crl.next_update_utc
-        if next_update is None or at > next_update or at < crl.last_update_utc:
+        if self._crl_window is None or not self._crl_window[0] <= at <= self._crl_window[1]:
             raise RevocationUnknown(
                 "the CRL does not cover this time; an admin must run `exchange certs crl`"
             )
-        entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+        entry = crl.get_revoked_certificate_by_serial_number(serial)
         if entry is not None and entry.revocation_date_utc <= at:
             raise CertificateRevoked(
-                f"certificate {cert.serial_number:x} was revoked on "
-                f"{entry.revocation_date_utc.isoformat()}",
-                serial=cert.serial_number,
+                f"certificate {serial:x} was revoked on {entry.revocation_date_utc.isoformat()}",
+                serial=serial,
             )
+
+
+def _check_usage(cert: x509.Certificate) -> None:
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound as exc:
+        raise CertificateUsage(f"certificate lacks the {exc.oid.dotted_string} extension") from None
+    if not usage.digital_signature:
+        raise CertificateUsage("certificate key usage does not allow digitalSignature")
+    if constraints.ca:
+        raise CertificateUsage("a CA certificate may not sign envelopes")

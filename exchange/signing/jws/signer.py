@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+from functools import lru_cache
 
 from exchange._hazmat import signature
+from exchange._hazmat.signature import Algorithm
 from exchange.codec.json import encode_json
 from exchange.envelope.model import Envelope
 from exchange.pki.credentials import Credentials
@@ -13,15 +15,22 @@ from exchange.signing.jws import _b64url
 from exchange.signing.jws.profile import CONTENT_TYPE
 
 
+@lru_cache(maxsize=64)
+def _protected_header(algorithm: Algorithm, certificate_der: bytes) -> str:
+    header = {
+        "alg": algorithm.value,
+        "cty": CONTENT_TYPE,
+        "x5c": [base64.b64encode(certificate_der).decode("ascii")],
+    }
+    return _b64url.encode(json.dumps(header, separators=(",", ":")).encode())
+
+
 def sign_jws(envelope: Envelope, credentials: Credentials) -> bytes:
     """Return the flattened JWS of ``envelope``."""
-    header = {
-        "alg": credentials.algorithm.value,
-        "cty": CONTENT_TYPE,
-        "x5c": [base64.b64encode(credentials.certificate_der).decode("ascii")],
-    }
-    protected = _b64url.encode(json.dumps(header, separators=(",", ":")).encode())
+    protected = _protected_header(credentials.algorithm, credentials.certificate_der)
     payload = _b64url.encode(encode_json(envelope))
     value = signature.sign(credentials.key, f"{protected}.{payload}".encode("ascii"))
-    jws = {"protected": protected, "payload": payload, "signature": _b64url.encode(value)}
-    return json.dumps(jws, separators=(",", ":")).encode()
+    # base64url needs no JSON escaping, so the flattened form can be written directly.
+    return (
+        f'{{"protected":"{protected}","payload":"{payload}","signature":"{_b64url.encode(value)}"}}'
+    ).encode("ascii")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+
+from cryptography import x509
 
 from exchange._hazmat import signature
+from exchange._hazmat.signature import Algorithm
 from exchange.codec.json import decode_json, loads_strict
 from exchange.exceptions import (
     Malformed,
@@ -34,12 +37,12 @@ def verify_jws(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) ->
         raise TooLarge(f"{len(raw)} bytes is over the {max_size}-byte limit", size=len(raw))
     jws = loads_strict(raw)
     if not isinstance(jws, dict) or set(jws) != MEMBERS:
-        raise SignatureInvalid("a flattened JWS with exactly protected, payload and signature")
+        raise Malformed(
+            "expected a flattened JWS: a JSON object of protected, payload and signature"
+        )
     if not all(isinstance(jws[member], str) for member in MEMBERS):
         raise Malformed("JWS members must be strings")
-    header = _header(jws["protected"])
-    algorithm = ALGORITHMS[header["alg"]]
-    cert = load_certificate(b64decode_strict(header["x5c"][0], "x5c certificate"))
+    algorithm, cert = _header(jws["protected"])
     signature.verify(
         cert.public_key(),  # type: ignore[arg-type]
         algorithm,
@@ -56,7 +59,9 @@ def verify_jws(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) ->
     return VerifiedEnvelope(envelope, raw, digest(raw), WireFormat.JSON, signer)
 
 
-def _header(protected: str) -> dict[str, Any]:
+@lru_cache(maxsize=256)
+def _header(protected: str) -> tuple[Algorithm, x509.Certificate]:
+    # Cached: a signer sends the same protected header (alg, cty, x5c) with every message.
     header = loads_strict(_b64url.decode(protected, "protected header"))
     if not isinstance(header, dict):
         raise Malformed("the protected header is not a JSON object")
@@ -72,4 +77,4 @@ def _header(protected: str) -> dict[str, Any]:
         or not all(isinstance(item, str) for item in chain)
     ):
         raise SignatureInvalid(f"x5c must list 1 to {MAX_CHAIN} certificates, signer first")
-    return header
+    return ALGORITHMS[header["alg"]], load_certificate(b64decode_strict(chain[0], "x5c"))

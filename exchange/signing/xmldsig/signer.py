@@ -27,9 +27,7 @@ def sign_xml(envelope: Envelope, credentials: Credentials) -> bytes:
     sig = sub_element(root, DS + "Signature", nsmap={"ds": DS_NS})
     info = sub_element(sig, DS + "SignedInfo")
     sub_element(info, DS + "CanonicalizationMethod", Algorithm=EXC_C14N)
-    sub_element(
-        info, DS + "SignatureMethod", Algorithm=SIGNATURE_METHOD_OF[credentials.algorithm]
-    )
+    sub_element(info, DS + "SignatureMethod", Algorithm=SIGNATURE_METHOD_OF[credentials.algorithm])
     reference = sub_element(info, DS + "Reference", URI="")
     transforms = sub_element(reference, DS + "Transforms")
     for uri in TRANSFORMS:

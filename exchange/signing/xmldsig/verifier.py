@@ -22,7 +22,6 @@ from exchange.signing._certs import b64decode_strict, load_certificate
 from exchange.signing.base import VerifiedEnvelope, WireFormat, digest
 from exchange.signing.xmldsig.profile import DS, EXC_C14N, SHA256, SIGNATURE_METHODS, TRANSFORMS
 
-
 _ALGORITHM_ATTR = frozenset({"Algorithm"})
 _SIGNED_INFO_ATTRS = frozenset({"Algorithm", "URI"})
 
@@ -85,8 +84,8 @@ def _signed_info(info: Element) -> tuple[signature.Algorithm, bytes]:
     )
     _algorithm(c14n, {EXC_C14N})
     algorithm = SIGNATURE_METHODS[_algorithm(method, set(SIGNATURE_METHODS))]
-    if dict(reference.attrib) != {"URI": ""}:
-        raise SignatureInvalid("the reference must be URI=\"\": the whole envelope")
+    if list(reference.keys()) != ["URI"] or reference.get("URI") != "":
+        raise SignatureInvalid('the reference must be URI="": the whole envelope')
     transforms, digest_method, digest_value = _exactly(
         reference, ("Transforms", "DigestMethod", "DigestValue"), _ALGORITHM_ATTR
     )
@@ -100,7 +99,7 @@ def _signed_info(info: Element) -> tuple[signature.Algorithm, bytes]:
 def _algorithm(node: Element, allowed: set[str]) -> str:
     uri = node.get("Algorithm", "")
     if uri not in allowed:
-        raise UnsupportedAlgorithm(f"{node.tag[len(DS):]} algorithm {uri!r} is not allowed")
+        raise UnsupportedAlgorithm(f"{node.tag[len(DS) :]} algorithm {uri!r} is not allowed")
     return uri
 
 
@@ -111,16 +110,16 @@ def _exactly(
     if [child.tag for child in children] != [DS + name for name in names]:
         found = ", ".join(str(child.tag).replace(DS, "ds:") for child in children) or "nothing"
         raise SignatureInvalid(
-            f"ds:{parent.tag[len(DS):]} must hold {', '.join(names)}; found {found}"
+            f"ds:{parent.tag[len(DS) :]} must hold {', '.join(names)}; found {found}"
         )
     for node in (parent, *children):
         if len(node) and (node.text or "").strip():
-            raise SignatureInvalid(f"stray text in ds:{node.tag[len(DS):]}")
+            raise SignatureInvalid(f"stray text in ds:{node.tag[len(DS) :]}")
         if (node.tail or "").strip() and node is not parent:
-            raise SignatureInvalid(f"stray text after ds:{node.tag[len(DS):]}")
+            raise SignatureInvalid(f"stray text after ds:{node.tag[len(DS) :]}")
     for child in children:
         if set(child.attrib) - attributes:
-            raise SignatureInvalid(f"unexpected attributes on ds:{child.tag[len(DS):]}")
+            raise SignatureInvalid(f"unexpected attributes on ds:{child.tag[len(DS) :]}")
     return children
 
 

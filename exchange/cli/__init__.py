@@ -1,0 +1,25 @@
+"""The ``exchange`` command line: certificate administration, signing and verification."""
+
+from __future__ import annotations
+
+import typer
+
+from exchange.cli import certs, demo, envelopes
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="exchange",
+    help="Kazan inter-agency exchange: certificates, signing and verification of envelopes.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(certs.app, name="certs")
+app.command("sign")(envelopes.sign)
+app.command("verify")(envelopes.verify)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Run the ``exchange`` command line."""
+    app()

@@ -1,0 +1,187 @@
+"""``exchange certs``: the admins' commands for the root CA, party certificates and the CRL."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from exchange._clock import SYSTEM_CLOCK
+from exchange.cli._output import certs_dir, console, print_json, user_errors
+from exchange.pki.authority import (
+    ROOT_KEY_FILE,
+    CertificateAuthority,
+    IssuedCertificate,
+    KeyType,
+    RevocationReason,
+)
+from exchange.pki.trust import CRL_FILE, ROOT_FILE
+
+app = typer.Typer(
+    help="Manage the exchange's root CA, party certificates and revocation list.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+_STATUS_STYLE = {"valid": "green", "expiring": "yellow", "expired": "red", "revoked": "red"}
+
+Days = Annotated[int, typer.Option("--days", min=1, help="Validity in days.")]
+Rsa = Annotated[bool, typer.Option("--rsa", help="RSA-3072 key instead of EC P-256.")]
+Party = Annotated[str, typer.Argument(help="Party id, e.g. single-center.")]
+
+
+@app.callback()
+def certs(
+    ctx: typer.Context,
+    path: Annotated[
+        Path | None,
+        typer.Option(
+            "--certs-dir",
+            help="The certs directory.",
+            show_default="EXCHANGE_CERTS_DIR, else ./certs",
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Manage the exchange's root CA, party certificates and revocation list."""
+    ctx.obj = certs_dir(path)
+
+
+def _authority(ctx: typer.Context) -> CertificateAuthority:
+    path = ctx.obj
+    assert isinstance(path, Path)
+    return CertificateAuthority(path, SYSTEM_CLOCK)
+
+
+def _date(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _print_issued(verb: str, entry: IssuedCertificate, authority: CertificateAuthority) -> None:
+    out = console()
+    out.print(
+        f"{verb} [bold]{escape(entry.party)}[/bold] certificate {entry.serial} "
+        f"({entry.key_type}), valid until {_date(entry.not_after)}"
+    )
+    folder = authority.path / "parties" / entry.party
+    out.print(f"  certificate {escape(str(folder / (entry.serial + '.pem')))}")
+    out.print(f"  private key {escape(str(folder / (entry.serial + '.key')))} (mode 0600)")
+
+
+@app.command("init-ca")
+def init_ca(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Option("--name", help="Common name of the root certificate.")
+    ] = "Kazan Inter-Agency Exchange Root CA",
+    days: Days = 3650,
+) -> None:
+    """Create the root key, the self-signed root certificate and an empty CRL."""
+    authority = _authority(ctx)
+    with user_errors():
+        authority.init_ca(name=name, days=days)
+    out = console()
+    out.print(f"created root CA [bold]{escape(name)}[/bold] in {escape(str(authority.path))}")
+    out.print(f"  {ROOT_FILE}, {CRL_FILE}: publish to every node")
+    out.print(f"  {ROOT_KEY_FILE} (mode 0600): keep offline, never commit it")
+
+
+@app.command()
+def issue(ctx: typer.Context, party: Party, rsa: Rsa = False, days: Days = 365) -> None:
+    """Issue the first signing certificate of a party (use `rotate` for later ones)."""
+    authority = _authority(ctx)
+    with user_errors():
+        entry = authority.issue(party, KeyType.RSA if rsa else KeyType.EC, days)
+    _print_issued("issued", entry, authority)
+
+
+@app.command()
+def rotate(ctx: typer.Context, party: Party, rsa: Rsa = False, days: Days = 365) -> None:
+    """Issue a new certificate for a party; its older ones stay valid until they end."""
+    authority = _authority(ctx)
+    with user_errors():
+        entry = authority.rotate(party, KeyType.RSA if rsa else None, days)
+    _print_issued("rotated", entry, authority)
+
+
+@app.command()
+def revoke(
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="PARTY-OR-SERIAL",
+            help="A party id (revokes all its valid certificates) or a serial in hex.",
+        ),
+    ],
+    reason: Annotated[
+        RevocationReason, typer.Option("--reason", help="Why the certificate is revoked.")
+    ],
+) -> None:
+    """Revoke certificates and publish a fresh CRL."""
+    authority = _authority(ctx)
+    with user_errors():
+        revoked = authority.revoke(target, reason)
+    out = console()
+    for entry in revoked:
+        out.print(
+            f"revoked [bold]{escape(entry.party)}[/bold] certificate {entry.serial} "
+            f"({reason.value})"
+        )
+    out.print(f"published {escape(str(authority.path / CRL_FILE))}")
+
+
+@app.command()
+def crl(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option("--days", min=1, help="Days until the next update.")] = 7,
+) -> None:
+    """Sign and publish a fresh CRL (run it before the current one's next update)."""
+    authority = _authority(ctx)
+    with user_errors():
+        revocations = authority.write_crl(days)
+    next_update = revocations.next_update_utc
+    until = next_update.strftime("%Y-%m-%d %H:%M UTC") if next_update else "?"
+    console().print(
+        f"published {escape(str(authority.path / CRL_FILE))}: "
+        f"{len(revocations)} revoked, next update {until}"
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """List every certificate this CA issued, with its status."""
+    authority = _authority(ctx)
+    now = SYSTEM_CLOCK.now()
+    with user_errors():
+        entries = authority.index()
+    if as_json:
+        print_json([{**asdict(entry), "status": entry.status(now)} for entry in entries])
+        return
+    if not entries:
+        console().print(f"no certificates in {escape(str(authority.path))}")
+        return
+    table = Table(title=f"Certificates in {escape(str(authority.path))}")
+    table.add_column("party")
+    table.add_column("serial", no_wrap=True, overflow="fold")
+    table.add_column("key type")
+    table.add_column("not after", no_wrap=True)
+    table.add_column("status")
+    for entry in entries:
+        status = entry.status(now)
+        table.add_row(
+            escape(entry.party),
+            entry.serial,
+            entry.key_type,
+            _date(entry.not_after),
+            f"[{_STATUS_STYLE[status]}]{status}[/]",
+        )
+    console(min_width=120).print(table)

@@ -1,0 +1,225 @@
+"""Tests of ``exchange sign`` and ``exchange verify`` on files, against a CA made by the CLI."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import Result
+
+from exchange._clock import SystemClock
+from exchange.pki.authority import CertificateAuthority
+from exchange.signing import WireFormat, seal, sniff_format
+from exchange.testing import make_envelope
+
+Cli = Callable[..., Result]
+Unsigned = Callable[..., Path]
+
+
+def _serials(cli: Cli) -> list[str]:
+    return [row["serial"] for row in json.loads(cli("certs", "list", "--json").stdout)]
+
+
+def _verify_json(cli: Cli, path: Path) -> tuple[int, dict[str, Any]]:
+    result = cli("verify", str(path), "--json")
+    report: dict[str, Any] = json.loads(result.stdout)
+    return result.exit_code, report
+
+
+def _sign(cli: Cli, source: Path, out: Path, *extra: str) -> Path:
+    result = cli("sign", str(source), "--as", "single-center", "--out", str(out), *extra)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+class TestSign:
+    """``exchange sign``."""
+
+    @pytest.mark.parametrize("wire_format", ["xml", "json"])
+    def test_sign_then_verify(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path, wire_format: str
+    ) -> None:
+        """A signed file keeps its input's format and verifies, naming the signer's serial."""
+        source = unsigned(wire_format, name=f"unsigned.{wire_format}")
+        signed = cli("sign", str(source), "--as", "single-center")
+        assert signed.exit_code == 0, signed.output
+        assert sniff_format(signed.stdout_bytes) is WireFormat(wire_format)
+        path = tmp_path / f"signed.{wire_format}"
+        path.write_bytes(signed.stdout_bytes)
+        result = cli("verify", str(path))
+        assert result.exit_code == 0, result.output
+        [serial] = _serials(cli)
+        assert "sender          single-center" in result.stdout
+        assert "recipient       improvement" in result.stdout
+        assert "service         tree-felling-permit v1" in result.stdout
+        assert "case_id         KZN-2026-000001" in result.stdout
+        assert f"signer serial   {serial}" in result.stdout
+
+    def test_format_override(self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path) -> None:
+        """``--format json`` turns an XML envelope into a JWS that verifies."""
+        out = _sign(cli, unsigned("xml"), tmp_path / "signed.json", "--format", "json")
+        assert sniff_format(out.read_bytes()) is WireFormat.JSON
+        code, report = _verify_json(cli, out)
+        assert (code, report["ok"], report["format"]) == (0, True, "json")
+
+    def test_out_writes_only_the_file(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path
+    ) -> None:
+        """With ``--out`` the signed bytes go to the file and nothing to stdout."""
+        out = tmp_path / "signed.xml"
+        result = cli("sign", str(unsigned("xml")), "--as", "single-center", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        assert result.stdout == ""
+        assert out.read_bytes().startswith(b"<?xml")
+
+    def test_sign_for_another_sender(self, cli: Cli, ca: Path, unsigned: Unsigned) -> None:
+        """A party cannot sign an envelope whose sender is someone else."""
+        assert cli("certs", "issue", "improvement").exit_code == 0
+        result = cli("sign", str(unsigned("xml")), "--as", "improvement")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error sender-mismatch:")
+        assert result.stdout == ""
+
+    def test_party_without_certificate(self, cli: Cli, ca: Path, unsigned: Unsigned) -> None:
+        """Signing as a party with no certificate says how to issue one."""
+        source = unsigned("json", sender="architecture")
+        result = cli("sign", str(source), "--as", "architecture")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error unknown-party:")
+        assert "exchange certs issue architecture" in result.stderr
+
+    @pytest.mark.parametrize("wire_format", ["xml", "json"])
+    def test_refuses_a_signed_file(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path, wire_format: str
+    ) -> None:
+        """Feeding an already signed envelope to sign is a clear malformed error."""
+        out = _sign(cli, unsigned(wire_format), tmp_path / f"signed.{wire_format}")
+        result = cli("sign", str(out), "--as", "single-center")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error malformed: the file is already signed")
+
+    def test_refuses_a_non_envelope(self, cli: Cli, ca: Path, tmp_path: Path) -> None:
+        """A file that is not an envelope is malformed, with a hint about the formats."""
+        path = tmp_path / "note.xml"
+        path.write_bytes(b"<note>hello</note>")
+        result = cli("sign", str(path), "--as", "single-center")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error malformed:")
+        assert "hint:" in result.stderr
+
+    def test_missing_file(self, cli: Cli, ca: Path, tmp_path: Path) -> None:
+        """A missing input file is a usage error, not a traceback."""
+        result = cli("sign", str(tmp_path / "nope.xml"), "--as", "single-center")
+        assert result.exit_code == 2
+
+
+class TestVerify:
+    """``exchange verify``."""
+
+    def test_json_report(self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path) -> None:
+        """``--json`` prints ok and every field of the verified envelope."""
+        source = unsigned("xml")
+        out = _sign(cli, source, tmp_path / "signed.xml")
+        code, report = _verify_json(cli, out)
+        assert code == 0
+        assert report["ok"] is True
+        assert report["message_id"] == source.stem
+        assert report["kind"] == "request"
+        assert report["service"] == {"code": "tree-felling-permit", "version": "1"}
+        assert report["correlation_id"] is None
+        assert (report["signer"], report["signer_serial"]) == ("single-center", _serials(cli)[0])
+
+    def test_tampered_xml(self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path) -> None:
+        """An XML envelope changed after signing prints signature-invalid and exits 1."""
+        out = _sign(cli, unsigned("xml"), tmp_path / "signed.xml")
+        out.write_bytes(out.read_bytes().replace(b"Ivan Petrov", b"Ivan Petrova"))
+        result = cli("verify", str(out))
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error signature-invalid:")
+        assert result.stdout == ""
+
+    def test_tampered_json(self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path) -> None:
+        """A JWS whose payload was changed after signing is reported as signature-invalid."""
+        out = _sign(cli, unsigned("json"), tmp_path / "signed.json")
+        jws = json.loads(out.read_bytes())
+        payload = base64.urlsafe_b64decode(jws["payload"] + "=" * (-len(jws["payload"]) % 4))
+        changed = payload.replace(b"Ivan Petrov", b"Ivan Petrova")
+        jws["payload"] = base64.urlsafe_b64encode(changed).rstrip(b"=").decode()
+        out.write_text(json.dumps(jws))
+        code, report = _verify_json(cli, out)
+        assert (code, report["ok"], report["code"]) == (1, False, "signature-invalid")
+
+    @pytest.mark.parametrize("content", [b"hello, world\n", b"<note>hello</note>"])
+    def test_non_envelope_is_malformed(
+        self, cli: Cli, ca: Path, tmp_path: Path, content: bytes
+    ) -> None:
+        """A file that is not an envelope at all prints malformed and exits 1."""
+        path = tmp_path / "note.txt"
+        path.write_bytes(content)
+        result = cli("verify", str(path))
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error malformed:")
+
+    def test_unsigned_envelope(self, cli: Cli, ca: Path, unsigned: Unsigned) -> None:
+        """An envelope that was never signed fails verification with signature-invalid."""
+        result = cli("verify", str(unsigned("xml")))
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error signature-invalid:")
+
+    def test_other_trust_store(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path
+    ) -> None:
+        """Against another exchange's root the signer is certificate-unknown."""
+        out = _sign(cli, unsigned("xml"), tmp_path / "signed.xml")
+        other = tmp_path / "other"
+        assert cli("certs", "--certs-dir", str(other), "init-ca").exit_code == 0
+        result = cli("verify", str(out), "--certs-dir", str(other))
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error certificate-unknown:")
+
+    def test_no_trust_store(self, cli: Cli, unsigned: Unsigned, tmp_path: Path) -> None:
+        """Without a root CA in the certs directory verify says to run init-ca."""
+        code, report = _verify_json(cli, unsigned("xml"))
+        assert (code, report["code"]) == (1, "certificate-unknown")
+        assert "exchange certs init-ca" in report["message"]
+
+
+class TestRotationAndRevocation:
+    """Envelopes signed before a rotation or revocation, checked with ``exchange verify``."""
+
+    def test_rotation_keeps_old_signatures_valid(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path
+    ) -> None:
+        """An envelope signed with the pre-rotation key still verifies, naming the old serial."""
+        old_credentials = CertificateAuthority(ca).credentials("single-center")
+        [old] = _serials(cli)
+        assert cli("certs", "rotate", "single-center").exit_code == 0
+        [_, new] = _serials(cli)
+        early = tmp_path / "early.xml"
+        early.write_bytes(seal(make_envelope(clock=SystemClock()), old_credentials))
+        code, report = _verify_json(cli, early)
+        assert (code, report["signer_serial"]) == (0, old)
+        late = _sign(cli, unsigned("xml"), tmp_path / "late.xml")
+        code, report = _verify_json(cli, late)
+        assert (code, report["signer_serial"]) == (0, new)
+
+    @pytest.mark.parametrize("by", ["party", "serial"])
+    def test_revoked_signer(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path, by: str
+    ) -> None:
+        """After revocation (by party or by serial) the envelope fails as certificate-revoked."""
+        out = _sign(cli, unsigned("xml"), tmp_path / "signed.xml")
+        assert cli("verify", str(out)).exit_code == 0
+        [serial] = _serials(cli)
+        target = "single-center" if by == "party" else serial
+        assert cli("certs", "revoke", target, "--reason", "key-compromise").exit_code == 0
+        result = cli("verify", str(out))
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error certificate-revoked:")
+        assert serial in result.stderr
+        code, report = _verify_json(cli, out)
+        assert (code, report["ok"], report["code"]) == (1, False, "certificate-revoked")
