@@ -25,6 +25,9 @@ MESSAGE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 PAYLOAD_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
 SHA256_HEX_PATTERN = r"^[0-9a-f]{64}$"
 FAULT_CODE_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+# Characters XML 1.0 cannot carry: C0 controls other than tab, LF and CR, U+FFFE, U+FFFF.
+XML_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*$"
+MAX_PAYLOAD_DEPTH = 16
 
 
 def _utc(value: datetime) -> datetime:
@@ -37,7 +40,7 @@ PartyId = Annotated[str, StringConstraints(pattern=PARTY_ID_PATTERN)]
 MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
 Digest = Annotated[str, StringConstraints(pattern=SHA256_HEX_PATTERN)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=XML_TEXT_PATTERN)]
 
 
 class Kind(StrEnum):
@@ -65,13 +68,20 @@ class ServiceRef(_Frozen):
 class Attachment(_Frozen):
     """A document that travels beside the envelope, bound to it by its hash."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
+    name: Annotated[
+        str,
+        StringConstraints(
+            min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]+$"
+        ),
+    ]
     media_type: Annotated[
         str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
     ]
     size: Annotated[int, Field(ge=0)]
     sha256: Digest
-    location: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    location: Annotated[
+        str, StringConstraints(min_length=1, max_length=1024, pattern=XML_TEXT_PATTERN)
+    ]
 
 
 class Fault(_Frozen):
@@ -84,11 +94,27 @@ class Fault(_Frozen):
 # A payload is a JSON object of strings, integers, booleans, objects and lists of those:
 # no null (leave the field out), no floats (use decimal strings), keys usable as XML names.
 PayloadKey = Annotated[str, StringConstraints(pattern=PAYLOAD_KEY_PATTERN)]
-PayloadScalar = StrictStr | StrictInt | StrictBool
+PayloadScalar = (
+    Annotated[StrictStr, StringConstraints(pattern=XML_TEXT_PATTERN)] | StrictInt | StrictBool
+)
 PayloadObject = TypeAliasType(
     "PayloadObject",
     "dict[PayloadKey, PayloadScalar | PayloadObject | list[PayloadScalar | PayloadObject]]",
 )
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return max(map(_depth, value), default=0)
+    return 0
+
+
+def _shallow(payload: dict[str, object]) -> dict[str, object]:
+    if _depth(payload) > MAX_PAYLOAD_DEPTH:
+        raise ValueError(f"payload nested deeper than {MAX_PAYLOAD_DEPTH} objects")
+    return payload
 
 
 class Envelope(_Frozen):
@@ -110,7 +136,7 @@ class Envelope(_Frozen):
     case_id: Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)] | None = None
     request_digest: Digest | None = None
     test: bool = False
-    payload: PayloadObject | None = None
+    payload: Annotated[PayloadObject, AfterValidator(_shallow)] | None = None
     attachments: tuple[Attachment, ...] = ()
     fault: Fault | None = None
 
