@@ -16,4 +16,9 @@ class Settings(BaseSettings):
 
     certs_dir: Path = _REPO / "certs"
     schemas_dir: Path = _REPO / "schemas"
+    catalog: Path = _REPO / "catalog.toml"
     max_envelope_bytes: int = 1024 * 1024
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    bus_prefix: str = "kzn."
+    store_dir: Path = _REPO / "var"
+    store_dsn: str | None = None  # postgresql://... to share a party's state between processes

@@ -129,6 +129,12 @@ class UnknownParty(PKIError):
     code = "unknown-party"
 
 
+class UnknownMessage(ExchangeError):
+    """No such message in this party's store."""
+
+    code = "unknown-message"
+
+
 # --- store ------------------------------------------------------------------------------
 
 
@@ -199,3 +205,36 @@ class CatalogError(ExchangeError):
     """The catalog file is unreadable or inconsistent."""
 
     code = "catalog-invalid"
+
+
+# --- transport --------------------------------------------------------------------------
+
+
+class TransportError(ExchangeError):
+    """The broker did not take a message."""
+
+    code = "transport-error"
+
+
+class BrokerUnavailable(TransportError):
+    """No connection to RabbitMQ (down, unreachable, refused our credentials)."""
+
+    code = "broker-unavailable"
+
+
+class Unroutable(TransportError):
+    """The broker returned a mandatory message: no queue for that recipient."""
+
+    code = "unroutable"
+
+
+class PublishNotConfirmed(TransportError):
+    """The broker nacked the message or did not confirm it in time."""
+
+    code = "publish-not-confirmed"
+
+
+class StateConflict(StoreError):
+    """A record was not in the state a transaction expected (another step moved it first)."""
+
+    code = "state-conflict"

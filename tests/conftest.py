@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,9 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayPKI]:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayPKI:
     """A root CA with an EC certificate for every party, valid around the frozen clock."""
-    yield ThrowawayPKI.create(tmp_path_factory.mktemp("pki"), PARTIES)
+    return ThrowawayPKI.create(tmp_path_factory.mktemp("pki"), PARTIES)
 
 
 @pytest.fixture

@@ -61,6 +61,8 @@ def parse(raw: bytes, *, max_size: int) -> Element:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Malformed(f"not UTF-8 at byte {exc.start}") from None
+    if b"\x00" in raw:  # never legal in XML 1.0; UTF-16/32 without a BOM is full of them
+        raise Malformed("NUL byte: not UTF-8 XML")
     declared = _DECLARED_ENCODING.match(raw)
     if declared and declared.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
         raise Malformed(f"declared encoding {declared.group(1).decode()!r} is not UTF-8")

@@ -124,6 +124,8 @@ def decode_xml(root: Element) -> Envelope:
         elif name in _SCALARS:
             fields[_SCALARS[name]] = child.text or ""
     try:
+        if fields["test"] not in ("true", "false", "1", "0"):
+            raise ValueError(f"test must be true or false, not {fields['test']!r}")
         fields["test"] = fields["test"] in ("true", "1")
         fields["kind"] = Kind(fields["kind"])
         for key in ("created_at", "expires_at"):
@@ -153,16 +155,27 @@ def _attachment(node: Element) -> dict[str, Any]:
     return {
         "name": node.get("name"),
         "media_type": node.get("mediaType"),
-        "size": int(node.get("size", "-1")),
+        "size": int(size) if (size := node.get("size", "")).isdigit() and size.isascii() else -1,
         "sha256": node.get("sha256"),
         "location": node.get("location"),
     }
 
 
 def _decode_payload(document: Element, fields: dict[str, Any]) -> dict[str, Any]:
-    ns = service_namespace(fields["service"]["code"], fields["service"]["version"])
-    if document.tag != f"{{{ns}}}{fields['kind'].value}":
-        raise ValueError(f"payload root must be {{{ns}}}{fields['kind'].value}")
+    return payload_from_element(
+        document, fields["service"]["code"], fields["service"]["version"], fields["kind"]
+    )
+
+
+def payload_from_element(document: Element, code: str, version: str, kind: Kind) -> dict[str, Any]:
+    """Read a service document (``<s:{kind}>`` in the service namespace) as payload data.
+
+    Raises:
+        ValueError: not that service's document, or not of the payload shape.
+    """
+    ns = service_namespace(code, version)
+    if document.tag != f"{{{ns}}}{kind.value}":
+        raise ValueError(f"payload root must be {{{ns}}}{kind.value}")
     return _decode_object(document, ns)
 
 

@@ -72,7 +72,7 @@ class TrustStore:
         # same cached object for the same signer, and the entry keeps it alive.
         self._known: dict[int, tuple[x509.Certificate, Signer, datetime]] = {}
         self._source: Path | None = None
-        self._crl_mtime = 0.0
+        self._crl_stamp: tuple[int, int, int] | None = None
         self._looked_at = time.monotonic()
 
     @classmethod
@@ -105,17 +105,21 @@ class TrustStore:
         self._looked_at = time.monotonic()
         crl_path = self._source / CRL_FILE
         try:
-            mtime = crl_path.stat().st_mtime
+            st = crl_path.stat()
         except FileNotFoundError:
             self._set_crl(None)
+            self._crl_stamp = None
             return
-        if mtime != self._crl_mtime:
+        # mtime alone misses a replacement within one timestamp tick (or with a preserved
+        # mtime); os.replace() always gives the new file a new inode.
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp != self._crl_stamp:
             try:
                 crl = x509.load_pem_x509_crl(crl_path.read_bytes())
             except ValueError:
                 crl = None
             self._set_crl(crl)
-            self._crl_mtime = mtime
+            self._crl_stamp = stamp
 
     def _set_crl(self, crl: x509.CertificateRevocationList | None) -> None:
         # The CRL signature is checked once per load, not once per envelope.

@@ -89,6 +89,9 @@ def _signed_info(info: Element) -> tuple[signature.Algorithm, bytes]:
     transforms, digest_method, digest_value = _exactly(
         reference, ("Transforms", "DigestMethod", "DigestValue"), _ALGORITHM_ATTR
     )
+    for step in transforms:  # an off-list transform is an algorithm error, however many
+        if step.tag == DS + "Transform":
+            _algorithm(step, set(TRANSFORMS))
     steps = _exactly(transforms, ("Transform",) * len(TRANSFORMS), _ALGORITHM_ATTR)
     if tuple(_algorithm(step, set(TRANSFORMS)) for step in steps) != TRANSFORMS:
         raise UnsupportedAlgorithm("transforms must be enveloped-signature then exclusive c14n")

@@ -1,0 +1,235 @@
+"""The certificate authority: what it issues, how it stores keys, and openssl's view of it."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from exchange._clock import FrozenClock, SystemClock
+from exchange.exceptions import PKIError, UnknownParty
+from exchange.pki.authority import CertificateAuthority, KeyType, RevocationReason
+from exchange.pki.trust import PARTY_URI_PREFIX, party_of
+from exchange.signing import seal, unseal
+from exchange.testing import ThrowawayPKI, make_envelope
+
+
+def root_of(pki: ThrowawayPKI) -> x509.Certificate:
+    """The PKI's root certificate."""
+    return x509.load_pem_x509_certificate((pki.path / "root.pem").read_bytes())
+
+
+def crl_of(pki: ThrowawayPKI) -> x509.CertificateRevocationList:
+    """The PKI's published CRL."""
+    return x509.load_pem_x509_crl((pki.path / "crl.pem").read_bytes())
+
+
+def cert_file(pki: ThrowawayPKI, party: str, index: int = -1) -> Path:
+    """A party certificate's PEM file (the newest by default)."""
+    serial = [entry.serial for entry in pki.authority.index() if entry.party == party][index]
+    return pki.path / "parties" / party / f"{serial}.pem"
+
+
+# --- the root ---------------------------------------------------------------------------
+
+
+def test_root_is_a_ca_for_certificates_and_crls(pki: ThrowawayPKI) -> None:
+    """The root has CA=true (critical, path length 0) and only keyCertSign and cRLSign."""
+    root = root_of(pki)
+    constraints = root.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical
+    assert constraints.value.ca is True
+    assert constraints.value.path_length == 0
+    usage = root.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical
+    assert usage.value.key_cert_sign
+    assert usage.value.crl_sign
+    assert not usage.value.digital_signature
+    assert root.issuer == root.subject
+    root.verify_directly_issued_by(root)
+
+
+def test_init_ca_twice_is_refused(pki: ThrowawayPKI) -> None:
+    """A second init_ca in the same directory must not replace the root: pki-error."""
+    before = (pki.path / "root.pem").read_bytes()
+    with pytest.raises(PKIError) as info:
+        CertificateAuthority(pki.path, FrozenClock()).init_ca()
+    assert info.value.code == "pki-error"
+    assert (pki.path / "root.pem").read_bytes() == before
+
+
+def test_no_root_is_a_pki_error(tmp_path: Path) -> None:
+    """Issuing without a root CA: pki-error."""
+    with pytest.raises(PKIError) as info:
+        CertificateAuthority(tmp_path, FrozenClock()).issue("single-center")
+    assert info.value.code == "pki-error"
+
+
+# --- party certificates -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("party", ["single-center", "improvement", "urban-permits"])
+def test_party_certificate_profile(pki: ThrowawayPKI, party: str) -> None:
+    """A party certificate: CA=false, digitalSignature, no CA usages, party URI SAN and CN."""
+    cert = x509.load_pem_x509_certificate(cert_file(pki, party).read_bytes())
+    cert.verify_directly_issued_by(root_of(pki))
+    constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical
+    assert constraints.value.ca is False
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature
+    assert not usage.key_cert_sign
+    assert not usage.crl_sign
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [
+        f"urn:kazan:exchange:party:{party}"
+    ]
+    assert PARTY_URI_PREFIX + party == f"urn:kazan:exchange:party:{party}"
+    assert party_of(cert) == party
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == party
+
+
+def test_private_keys_are_owner_only(fresh_pki: ThrowawayPKI) -> None:
+    """The root key and every party key (also after rotation) are files of mode 0600."""
+    fresh_pki.issue("single-center", KeyType.RSA)
+    keys = [fresh_pki.path / "root.key", *fresh_pki.path.glob("parties/*/*.key")]
+    assert len(keys) == 1 + 5 + 1
+    for key in keys:
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+
+
+def test_issue_twice_is_refused(fresh_pki: ThrowawayPKI) -> None:
+    """issue() for a party that has a valid certificate: pki-error (rotate instead)."""
+    with pytest.raises(PKIError) as info:
+        fresh_pki.authority.issue("single-center")
+    assert info.value.code == "pki-error"
+
+
+@pytest.mark.parametrize("party", ["Single-Center", "x", "a_b", "../etc", "-lead", "a" * 64])
+def test_bad_party_id_is_refused(fresh_pki: ThrowawayPKI, party: str) -> None:
+    """A party id outside [a-z][a-z0-9-]{1,62}: pki-error."""
+    with pytest.raises(PKIError) as info:
+        fresh_pki.authority.issue(party)
+    assert info.value.code == "pki-error"
+
+
+def test_rotate_unknown_party_is_refused(fresh_pki: ThrowawayPKI) -> None:
+    """rotate() for a party without a valid certificate: unknown-party."""
+    with pytest.raises(UnknownParty) as info:
+        fresh_pki.authority.rotate("nobody-here")
+    assert info.value.code == "unknown-party"
+
+
+def test_revoke_unknown_is_refused(fresh_pki: ThrowawayPKI) -> None:
+    """revoke() of an unknown serial or party: unknown-party."""
+    with pytest.raises(UnknownParty) as info:
+        fresh_pki.authority.revoke("deadbeef")
+    assert info.value.code == "unknown-party"
+
+
+def test_rotation_keeps_the_old_certificate_valid(
+    fresh_pki: ThrowawayPKI, clock: FrozenClock
+) -> None:
+    """After rotate, envelopes signed with the old and with the new certificate both verify."""
+    old = fresh_pki.credentials("single-center")
+    old_raw = seal(make_envelope(clock), old)
+    new = fresh_pki.issue("single-center")
+    assert new.certificate.serial_number != old.certificate.serial_number
+    assert fresh_pki.credentials("single-center").certificate == new.certificate
+    new_raw = seal(make_envelope(clock), new)
+    trust = fresh_pki.trust()
+    assert unseal(old_raw, trust, clock=clock).signer.serial == old.certificate.serial_number
+    assert unseal(new_raw, trust, clock=clock).signer.serial == new.certificate.serial_number
+    statuses = [
+        e.status(clock.now()) for e in fresh_pki.authority.index() if e.party == "single-center"
+    ]
+    assert statuses == ["valid", "valid"]
+
+
+def test_revocation_is_listed_in_the_crl(fresh_pki: ThrowawayPKI) -> None:
+    """revoke() publishes a CRL, signed by the root, that lists the serial and the reason."""
+    revoked = fresh_pki.authority.revoke("improvement", RevocationReason.KEY_COMPROMISE)
+    assert [entry.party for entry in revoked] == ["improvement"]
+    crl = crl_of(fresh_pki)
+    assert crl.is_signature_valid(root_of(fresh_pki).public_key())  # type: ignore[arg-type]
+    entry = crl.get_revoked_certificate_by_serial_number(int(revoked[0].serial, 16))
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason is x509.ReasonFlags.key_compromise
+    assert len(list(crl)) == 1
+    with pytest.raises(UnknownParty) as info:
+        fresh_pki.credentials("improvement")
+    assert info.value.code == "unknown-party"
+
+
+# --- openssl agrees ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_pki(tmp_path: Path) -> ThrowawayPKI:
+    """A PKI on the real clock, so openssl's checks against the current time pass."""
+    return ThrowawayPKI.create(tmp_path / "live", ("single-center", "improvement"), SystemClock())
+
+
+def openssl_verify(pki: ThrowawayPKI, cert: Path) -> subprocess.CompletedProcess[str]:
+    """`openssl verify -crl_check` of a certificate against the PKI's root and CRL."""
+    return subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            str(pki.path / "root.pem"),
+            "-CRLfile",
+            str(pki.path / "crl.pem"),
+            str(cert),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
+
+
+@pytest.mark.interop
+@needs_openssl
+@pytest.mark.parametrize("key_type", [KeyType.EC, KeyType.RSA])
+def test_openssl_accepts_a_party_certificate(live_pki: ThrowawayPKI, key_type: KeyType) -> None:
+    """`openssl verify -crl_check -CAfile root.pem -CRLfile crl.pem` accepts a party cert."""
+    if key_type is KeyType.RSA:
+        live_pki.issue("single-center", KeyType.RSA)
+    done = openssl_verify(live_pki, cert_file(live_pki, "single-center"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith(": OK")
+
+
+@pytest.mark.interop
+@needs_openssl
+def test_openssl_refuses_a_revoked_certificate(live_pki: ThrowawayPKI) -> None:
+    """After revoke, openssl verify -crl_check refuses the certificate as revoked."""
+    cert = cert_file(live_pki, "improvement")
+    assert openssl_verify(live_pki, cert).returncode == 0
+    live_pki.authority.revoke("improvement")
+    done = openssl_verify(live_pki, cert)
+    assert done.returncode != 0
+    assert "revoked" in (done.stdout + done.stderr).lower()
+    assert openssl_verify(live_pki, cert_file(live_pki, "single-center")).returncode == 0
+
+
+@pytest.mark.interop
+@needs_openssl
+def test_openssl_refuses_a_certificate_of_another_ca(
+    live_pki: ThrowawayPKI, tmp_path: Path
+) -> None:
+    """A certificate of another root (with the same names) does not chain to ours for openssl."""
+    other = ThrowawayPKI.create(tmp_path / "other", ("single-center",), SystemClock())
+    done = openssl_verify(live_pki, cert_file(other, "single-center"))
+    assert done.returncode != 0
