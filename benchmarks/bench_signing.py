@@ -59,15 +59,17 @@ def main(rounds: int = 300) -> None:
     trust = pki.trust()
     envelope = make_envelope(clock, payload=_payload_of_size(TARGET_BYTES))
     unsigned_xml = serialize(encode_xml(envelope))
-    print(f"envelope: {len(unsigned_xml)} bytes of unsigned XML, "
-          f"{len(seal(envelope, credentials, WireFormat.JSON))} bytes as signed JWS")
+    print(
+        f"envelope: {len(unsigned_xml)} bytes of unsigned XML, "
+        f"{len(seal(envelope, credentials, WireFormat.JSON))} bytes as signed JWS"
+    )
 
     key_pem = credentials.key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    cert_pem = credentials.certificate.public_bytes(serialization.Encoding.PEM)
+    cert_pem = credentials.certificate.public_bytes(serialization.Encoding.PEM).decode()
     root_pem = (pki.path / "root.pem").read_bytes()
     signer = XMLSigner(
         signature_algorithm=SignatureMethod.ECDSA_SHA256,

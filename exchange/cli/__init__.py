@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from exchange.cli import certs, demo, envelopes
+from exchange.cli import bus, certs, demo, envelopes
 
 __all__ = ["app", "main"]
 
@@ -18,6 +18,10 @@ app.add_typer(certs.app, name="certs")
 app.command("sign")(envelopes.sign)
 app.command("verify")(envelopes.verify)
 app.command("demo")(demo.demo)
+app.add_typer(bus.topology_app, name="topology")
+app.add_typer(bus.node_app, name="node")
+app.add_typer(bus.dlq_app, name="dlq")
+app.command("send")(bus.send)
 
 
 def main() -> None:

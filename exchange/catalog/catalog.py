@@ -1,0 +1,151 @@
+"""Loading the catalog file and answering the node's questions: access and payload schema."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from pydantic import ValidationError
+
+from exchange._hazmat.xml import XMLSchema, load_schema, schema_violation
+from exchange.catalog.model import CatalogData, Party, Service
+from exchange.codec.xml import payload_element
+from exchange.envelope.model import Envelope, Kind
+from exchange.exceptions import AccessDenied, CatalogError, InvalidContent, UnknownService
+
+SCHEMA_FILES = ("request.xsd", "request.schema.json", "response.xsd", "response.schema.json")
+
+
+@dataclass(frozen=True)
+class _Schemas:
+    xsd: dict[Kind, XMLSchema]
+    json: dict[Kind, Draft202012Validator]
+
+
+class Catalog:
+    """The single source of truth for services, providers, access rights and deadlines."""
+
+    def __init__(self, data: CatalogData, schemas_dir: Path) -> None:
+        self.data = data
+        self._services = {service.key: service for service in data.services}
+        self._parties = {party.id: party for party in data.parties}
+        self._schemas = {
+            service.key: _load_schemas(schemas_dir, service) for service in data.services
+        }
+
+    @classmethod
+    def load(cls, path: Path, schemas_dir: Path) -> Catalog:
+        """Read and check a catalog TOML file and every schema it names.
+
+        Raises:
+            CatalogError (catalog-invalid): unreadable, inconsistent, or a schema is missing.
+        """
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = CatalogData.model_validate(raw)
+        except FileNotFoundError:
+            raise CatalogError(f"no catalog at {path}; set EXCHANGE_CATALOG") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CatalogError(f"{path}: not TOML: {exc}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "catalog"
+            raise CatalogError(f"{path}: {where}: {first['msg']}") from None
+        return cls(data, schemas_dir)
+
+    @property
+    def services(self) -> tuple[Service, ...]:
+        """Every service, in file order."""
+        return self.data.services
+
+    @property
+    def parties(self) -> tuple[Party, ...]:
+        """Every party, in file order."""
+        return self.data.parties
+
+    def service(self, code: str, version: str | None = None) -> Service:
+        """A service by code (and version; the newest when not given).
+
+        Raises:
+            UnknownService (unknown-service): no such service or version.
+        """
+        if version is not None:
+            found = self._services.get((code, version))
+        else:
+            versions = [s for s in self.data.services if s.code == code]
+            found = max(
+                versions, key=lambda s: [int(p) for p in s.version.split(".")], default=None
+            )
+        if found is None:
+            raise UnknownService(f"the catalog has no service {code} {version or ''}".rstrip())
+        return found
+
+    def check_request(self, envelope: Envelope) -> Service:
+        """A request may go from its sender to its recipient for its service.
+
+        Raises:
+            UnknownService (unknown-service), AccessDenied (access-denied).
+        """
+        service = self.service(envelope.service.code, envelope.service.version)
+        if envelope.recipient != service.provider:
+            raise AccessDenied(f"{envelope.recipient} does not provide {service.code}")
+        if envelope.sender not in service.callers:
+            raise AccessDenied(f"{envelope.sender} may not call {service.code}")
+        return service
+
+    def check_payload(self, envelope: Envelope, *, xml: bool) -> None:
+        """The payload of a request or response fits its service's schema.
+
+        XML envelopes are checked against the XSD, JSON envelopes against the JSON Schema.
+
+        Raises:
+            UnknownService (unknown-service), InvalidContent (invalid-content, names the field).
+        """
+        if envelope.kind not in (Kind.REQUEST, Kind.RESPONSE):
+            return
+        schemas = self._schemas.get((envelope.service.code, envelope.service.version))
+        if schemas is None:
+            raise UnknownService(f"the catalog has no service {envelope.service.code}")
+        if envelope.payload is None:
+            raise InvalidContent(
+                f"a {envelope.kind.value} of {envelope.service.code} needs a payload"
+            )
+        if xml:
+            violation = schema_violation(schemas.xsd[envelope.kind], payload_element(envelope))
+            if violation is not None:
+                raise InvalidContent(f"payload: {_xsd_field(violation[0])}: {violation[1]}")
+        else:
+            error = next(iter(schemas.json[envelope.kind].iter_errors(envelope.payload)), None)
+            if error is not None:
+                where = ".".join(str(part) for part in error.absolute_path) or "(payload)"
+                raise InvalidContent(f"payload: {where}: {error.message}")
+
+
+def _xsd_field(path: str | None) -> str:
+    # lxml gives "/s:request/s:trees[2]/s:count"; people want "trees[2].count".
+    steps = [step.split(":", 1)[-1] for step in (path or "").split("/") if step]
+    return ".".join(steps[1:]) or "(payload)"
+
+
+def _load_schemas(schemas_dir: Path, service: Service) -> _Schemas:
+    folder = schemas_dir / service.schemas
+    missing = [name for name in SCHEMA_FILES if not (folder / name).is_file()]
+    if missing:
+        raise CatalogError(f"{service.code}: missing {', '.join(missing)} in {folder}")
+    try:
+        xsd = {
+            kind: load_schema(folder / f"{kind.value}.xsd")
+            for kind in (Kind.REQUEST, Kind.RESPONSE)
+        }
+        json_schemas: dict[Kind, Draft202012Validator] = {}
+        for kind in (Kind.REQUEST, Kind.RESPONSE):
+            document: Any = json.loads((folder / f"{kind.value}.schema.json").read_text())
+            Draft202012Validator.check_schema(document)
+            json_schemas[kind] = Draft202012Validator(document)
+    except Exception as exc:  # a broken schema file must stop the node at start, clearly
+        raise CatalogError(f"{service.code}: bad schema in {folder}: {exc}") from None
+    return _Schemas(xsd, json_schemas)

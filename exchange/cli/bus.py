@@ -1,0 +1,316 @@
+"""``exchange topology``, ``exchange node``, ``exchange send`` and ``exchange dlq``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from importlib import import_module
+from pathlib import Path
+from typing import Annotated, Any
+
+import aio_pika
+import typer
+from rich.table import Table
+
+from exchange._clock import SYSTEM_CLOCK
+from exchange._hazmat.xml import parse
+from exchange._logging import configure_logging
+from exchange.catalog import Catalog
+from exchange.cli._output import console, fail, print_json, user_errors
+from exchange.codec.xml import payload_from_element
+from exchange.config import Settings
+from exchange.envelope.model import Kind
+from exchange.exceptions import BrokerUnavailable, Malformed
+from exchange.node import Node, build_node
+from exchange.node.factory import open_store
+from exchange.node.store.base import AuditEvent, InboxState
+from exchange.signing import WireFormat
+from exchange.transport.bus import Bus
+from exchange.transport.names import BusNames
+from exchange.transport.topology import apply_topology
+
+topology_app = typer.Typer(help="The broker's exchanges and queues.", no_args_is_help=True)
+node_app = typer.Typer(help="Run a party's node.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: look at them and replay them.", no_args_is_help=True)
+
+PartyArg = Annotated[str, typer.Argument(help="Party id, e.g. improvement.")]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@topology_app.command("apply")
+def topology_apply() -> None:
+    """Declare every exchange and queue of the catalog's parties (idempotent)."""
+    settings = _settings()
+    with user_errors():
+        catalog = Catalog.load(settings.catalog, settings.schemas_dir)
+        parties = [party.id for party in catalog.parties]
+        names = BusNames(settings.bus_prefix)
+        asyncio.run(_apply(settings.amqp_url, names, parties))
+    table = Table(title="Topology applied")
+    table.add_column("party")
+    table.add_column("inbox")
+    table.add_column("dead letters")
+    for party in parties:
+        table.add_row(party, names.inbox(party), names.dead_letters(party))
+    console().print(table)
+
+
+async def _apply(url: str, names: BusNames, parties: list[str]) -> None:
+    bus = Bus(url)
+
+    async def declare(channel: Any) -> None:
+        await apply_topology(channel, names, parties)
+
+    bus.on_connect(declare)
+    await bus.start()
+    await bus.stop()
+
+
+@node_app.command("run")
+def node_run(
+    party: PartyArg,
+    handlers: Annotated[
+        str | None,
+        typer.Option(help="module:function that registers handlers on the node (adapters)."),
+    ] = None,
+) -> None:
+    """Run PARTY's node until SIGTERM or Ctrl-C; prints `ready PARTY` once consuming."""
+    configure_logging()
+    with user_errors():
+        node = build_node(party)
+        if handlers:
+            _load_handlers(handlers)(node)
+        asyncio.run(_serve(node))
+
+
+def _load_handlers(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        return getattr(import_module(module_name), attribute or "register")
+    except (ImportError, AttributeError) as exc:
+        raise fail("config-error", f"cannot load handlers {spec!r}: {exc}") from None
+
+
+async def _serve(node: Node) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await node.start()
+    print(f"ready {node.party}", flush=True)  # the readiness signal scripts and tests wait for
+    await stop.wait()
+    await node.stop()
+
+
+def send(
+    sender: Annotated[str, typer.Option("--from", help="Sending party.")],
+    recipient: Annotated[str, typer.Option("--to", help="Providing party.")],
+    service: Annotated[str, typer.Option(help="Service code from the catalog.")],
+    payload: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="Payload file: JSON or XML.")
+    ],
+    wire_format: Annotated[
+        WireFormat | None, typer.Option("--format", help="Envelope format (default: as payload).")
+    ] = None,
+    case_id: Annotated[str | None, typer.Option(help="The citizen's case number.")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the response or fault.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
+) -> None:
+    """Send a request and print its message id (and, with --wait, the answer)."""
+    configure_logging("WARNING")
+    with user_errors():
+        data, payload_format = _read_payload(payload.read_bytes(), service)
+        result = asyncio.run(
+            _send(
+                sender,
+                recipient,
+                service,
+                data,
+                wire_format or payload_format,
+                case_id,
+                wait,
+                timeout,
+            )
+        )
+    print_json(result)
+    if result.get("answer") in ("fault", "undelivered", "timeout"):
+        raise typer.Exit(code=1)
+
+
+def _read_payload(raw: bytes, service: str) -> tuple[dict[str, Any], WireFormat]:
+    text = raw.lstrip()
+    if text.startswith(b"{"):
+        data = json.loads(raw)
+        return data, WireFormat.JSON
+    settings = _settings()
+    entry = Catalog.load(settings.catalog, settings.schemas_dir).service(service)
+    try:
+        document = parse(raw, max_size=settings.max_envelope_bytes)
+        return payload_from_element(document, entry.code, entry.version, Kind.REQUEST), (
+            WireFormat.XML
+        )
+    except ValueError as exc:
+        raise Malformed(f"payload file: {exc}") from None
+
+
+async def _send(
+    sender: str,
+    recipient: str,
+    service: str,
+    data: dict[str, Any],
+    wire_format: WireFormat,
+    case_id: str | None,
+    wait: bool,
+    timeout: float,
+) -> dict[str, Any]:
+    node = build_node(sender)
+    async with node:
+        request_id = await node.request(
+            service, data, recipient=recipient, case_id=case_id, wire_format=wire_format
+        )
+        result: dict[str, Any] = {"message_id": request_id, "sender": sender, "to": recipient}
+        if wait:
+            try:
+                notice = await node.wait_answer(request_id, timeout)
+            except TimeoutError:
+                result["answer"] = "timeout"
+                return result
+            result["answer"] = notice.kind
+            if notice.envelope is not None:
+                result["payload"] = notice.envelope.payload
+                if notice.envelope.fault is not None:
+                    result["fault"] = notice.envelope.fault.model_dump()
+        return result
+
+
+@dlq_app.command("list")
+def dlq_list(party: PartyArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Requests that failed past the retry limit, and deliveries the broker dead-lettered."""
+    with user_errors():
+        rows = asyncio.run(_dlq_rows(party))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"Dead letters of {party}")
+    for column in ("where", "message_id", "sender", "service", "attempts", "detail"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(
+                str(row.get(key, ""))
+                for key in ("where", "message_id", "sender", "service", "attempts", "detail")
+            )
+        )
+    console().print(table)
+
+
+async def _dlq_rows(party: str) -> list[dict[str, Any]]:
+    settings = _settings()
+    store = open_store(party, settings, SYSTEM_CLOCK)
+    await store.open()
+    try:
+        dead = await store.inbox_by_state(InboxState.DEAD)
+    finally:
+        await store.close()
+    rows: list[dict[str, Any]] = [
+        {
+            "where": "store",
+            "message_id": r.message_id,
+            "sender": r.sender,
+            "service": r.service,
+            "attempts": r.attempts,
+            "detail": "handler failed",
+        }
+        for r in dead
+    ]
+    for body, headers in await _broker_dead_letters(settings, party, take=False):
+        rows.append(
+            {
+                "where": "broker",
+                "message_id": "",
+                "sender": "",
+                "service": "",
+                "attempts": headers.get("x-delivery-count", ""),
+                "detail": f"{len(body)} bytes, dead-lettered before it was stored",
+            }
+        )
+    return rows
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    party: PartyArg,
+    message_id: Annotated[str | None, typer.Argument(help="Only this request.")] = None,
+) -> None:
+    """Give dead requests to the handler again, and put broker dead letters back in the inbox."""
+    with user_errors():
+        replayed = asyncio.run(_replay(party, message_id))
+    console().print(f"replayed {replayed} message(s) for {party}")
+
+
+async def _replay(party: str, message_id: str | None) -> int:
+    settings = _settings()
+    store = open_store(party, settings, SYSTEM_CLOCK)
+    await store.open()
+    count = 0
+    try:
+        for record in await store.inbox_by_state(InboxState.DEAD):
+            if message_id and record.message_id != message_id:
+                continue
+            async with store.transaction() as tx:
+                tx.set_inbox_state(
+                    record.message_id, InboxState.RECEIVED, attempts=0, only_from=(InboxState.DEAD,)
+                )
+                tx.audit(
+                    AuditEvent(
+                        "replayed",
+                        record.message_id,
+                        record.correlation_id,
+                        record.case_id,
+                        record.service,
+                        record.kind,
+                        record.digest,
+                    )
+                )
+            count += 1
+    finally:
+        await store.close()
+    if message_id is None:
+        count += len(await _broker_dead_letters(settings, party, take=True))
+    return count
+
+
+async def _broker_dead_letters(
+    settings: Settings, party: str, *, take: bool
+) -> list[tuple[bytes, dict[str, Any]]]:
+    """Read a party's broker DLQ; with ``take``, move each message back to its inbox."""
+    names = BusNames(settings.bus_prefix)
+    try:
+        connection = await aio_pika.connect(settings.amqp_url, timeout=5)
+    except Exception as exc:
+        raise BrokerUnavailable(f"cannot reach RabbitMQ: {exc}; is it running?") from None
+    found: list[tuple[bytes, dict[str, Any]]] = []
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        queue = await channel.get_queue(names.dead_letters(party), ensure=True)
+        bus = await channel.get_exchange(names.bus, ensure=True)
+        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+            found.append((message.body, dict(message.headers or {})))
+            if take:
+                await bus.publish(
+                    aio_pika.Message(
+                        message.body,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        content_type=message.content_type,
+                    ),
+                    routing_key=party,
+                    mandatory=True,
+                    timeout=10,
+                )
+                await message.ack()
+        # Without ``take`` the unacked messages go back to the queue when the channel closes.
+    return found

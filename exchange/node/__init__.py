@@ -1,0 +1,18 @@
+"""A party's node: outbound and inbound pipelines, handler driver, relay, and its store."""
+
+from exchange.node.config import NodeConfig
+from exchange.node.factory import build_node
+from exchange.node.handlers import LATER, IncomingRequest, Later, Reject
+from exchange.node.node import Node
+from exchange.node.notices import Notice
+
+__all__ = [
+    "LATER",
+    "IncomingRequest",
+    "Later",
+    "Node",
+    "NodeConfig",
+    "Notice",
+    "Reject",
+    "build_node",
+]

@@ -1,0 +1,27 @@
+"""Tunables of a node: formats, time-outs, retry schedules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from exchange.signing.base import WireFormat
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """How a node paces itself. Defaults suit production; tests shorten them."""
+
+    wire_format: WireFormat = WireFormat.XML
+    request_ttl: timedelta = timedelta(days=3)  # a request undelivered by then is final
+    receipt_timeouts: tuple[float, ...] = (5.0, 15.0, 60.0, 300.0)  # resend a request after
+    handler_retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)  # then dead + fault
+    publish_grace: float = 5.0  # a stored message not confirmed by then is republished
+    poll_interval: float = 0.25  # how often relay and worker look at the store
+    handler_concurrency: int = 16
+    max_envelope_bytes: int = 1024 * 1024
+
+    def receipt_timeout(self, attempt: int) -> timedelta:
+        """Time to wait for a receipt after the ``attempt``-th send (1-based)."""
+        index = min(max(attempt, 1), len(self.receipt_timeouts)) - 1
+        return timedelta(seconds=self.receipt_timeouts[index])

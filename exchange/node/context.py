@@ -1,0 +1,60 @@
+"""What every stage of a node shares: who it is, its keys, its store and its bus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from exchange._clock import Clock
+from exchange.catalog import Catalog
+from exchange.envelope.model import Envelope
+from exchange.node.config import NodeConfig
+from exchange.node.store.base import AuditEvent, Store
+from exchange.pki.credentials import Credentials
+from exchange.pki.trust import TrustStore
+from exchange.transport.bus import Bus
+from exchange.transport.names import BusNames
+
+
+@dataclass
+class NodeContext:
+    """The collaborators of one party's node."""
+
+    party: str
+    catalog: Catalog
+    credentials: Credentials
+    trust: TrustStore
+    store: Store
+    bus: Bus
+    names: BusNames
+    clock: Clock
+    config: NodeConfig = field(default_factory=NodeConfig)
+
+    def log(self, envelope: Envelope | None = None, **extra: Any) -> Any:
+        """A logger with the party and the envelope's ids bound."""
+        logger = structlog.get_logger("exchange.node").bind(party=self.party, **extra)
+        if envelope is not None:
+            logger = logger.bind(
+                message_id=envelope.message_id,
+                correlation_id=envelope.correlation_id,
+                case_id=envelope.case_id,
+            )
+        return logger
+
+
+def audit_event(
+    event: str, envelope: Envelope, digest: str | None = None, **detail: Any
+) -> AuditEvent:
+    """An audit event about one envelope."""
+    return AuditEvent(
+        event=event,
+        message_id=envelope.message_id,
+        correlation_id=envelope.correlation_id,
+        case_id=envelope.case_id,
+        service=envelope.service.code,
+        kind=envelope.kind.value,
+        digest=digest,
+        detail=detail,
+    )

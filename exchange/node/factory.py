@@ -1,0 +1,66 @@
+"""Building a party's node from settings: catalog, keys, trust store, store and bus."""
+
+from __future__ import annotations
+
+from exchange._clock import SYSTEM_CLOCK, Clock
+from exchange.catalog import Catalog
+from exchange.config import Settings
+from exchange.exceptions import UnknownParty
+from exchange.node.config import NodeConfig
+from exchange.node.context import NodeContext
+from exchange.node.node import Node
+from exchange.node.store.base import Store
+from exchange.pki.authority import CertificateAuthority
+from exchange.pki.trust import TrustStore
+from exchange.transport.bus import Bus
+from exchange.transport.names import BusNames
+
+
+def open_store(party: str, settings: Settings, clock: Clock) -> Store:
+    """The party's store: PostgreSQL when ``EXCHANGE_STORE_DSN`` is set, else a SQLite file."""
+    if settings.store_dsn:
+        from exchange.node.store.postgres import PostgresStore
+
+        return PostgresStore(settings.store_dsn, party, clock, schema=_schema_name(settings, party))
+    from exchange.node.store.sqlite import SQLiteStore
+
+    settings.store_dir.mkdir(parents=True, exist_ok=True)
+    return SQLiteStore(settings.store_dir / f"{party}.db", party, clock)
+
+
+def _schema_name(settings: Settings, party: str) -> str:
+    prefix = "".join(c if c.isalnum() else "_" for c in settings.bus_prefix).strip("_")
+    return f"{prefix}_{party.replace('-', '_')}" if prefix else party.replace("-", "_")
+
+
+def build_node(
+    party: str,
+    settings: Settings | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    config: NodeConfig | None = None,
+    catalog: Catalog | None = None,
+    store: Store | None = None,
+) -> Node:
+    """Wire a node for ``party`` from settings (``EXCHANGE_*``).
+
+    Raises:
+        CatalogError (catalog-invalid), UnknownParty (unknown-party): misconfigured.
+    """
+    settings = settings or Settings()
+    catalog = catalog or Catalog.load(settings.catalog, settings.schemas_dir)
+    if party not in {p.id for p in catalog.parties}:
+        raise UnknownParty(f"{party} is not a party of the catalog {settings.catalog}")
+    credentials = CertificateAuthority(settings.certs_dir, clock).credentials(party)
+    context = NodeContext(
+        party=party,
+        catalog=catalog,
+        credentials=credentials,
+        trust=TrustStore.from_dir(settings.certs_dir),
+        store=store or open_store(party, settings, clock),
+        bus=Bus(settings.amqp_url),
+        names=BusNames(settings.bus_prefix),
+        clock=clock,
+        config=config or NodeConfig(max_envelope_bytes=settings.max_envelope_bytes),
+    )
+    return Node(context)

@@ -1,0 +1,291 @@
+"""Inbound: every delivery from the party's inbox, in the order of DESIGN.md's Decisions.
+
+size -> parse -> signature and certificate -> recipient -> dedupe -> expiry -> access ->
+payload schema -> inbox row, receipt and audit in one transaction -> publish receipt -> ack.
+Only a sender whose signature verified ever gets a fault; the rest goes to quarantine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from exchange.envelope.model import Fault, Kind
+from exchange.exceptions import (
+    DuplicateMessage,
+    ExchangeError,
+    Expired,
+    PolicyError,
+    StateConflict,
+    WrongRecipient,
+)
+from exchange.node.context import NodeContext, audit_event
+from exchange.node.notices import Notice
+from exchange.node.outbound import Outbound
+from exchange.node.store.base import AuditEvent, InboxRecord, InboxState, OutboxState
+from exchange.signing import VerifiedEnvelope, WireFormat, unseal
+
+# What an answer to a request does to the request's outbox record.
+_ADVANCES = {
+    Kind.RECEIPT: (OutboxState.RECEIPTED, (OutboxState.PENDING, OutboxState.SENT)),
+    Kind.STATUS: (OutboxState.RECEIPTED, (OutboxState.PENDING, OutboxState.SENT)),
+    Kind.RESPONSE: (
+        OutboxState.ANSWERED,
+        (OutboxState.PENDING, OutboxState.SENT, OutboxState.RECEIPTED, OutboxState.UNDELIVERED),
+    ),
+}
+_ADVANCES[Kind.FAULT] = _ADVANCES[Kind.RESPONSE]
+
+
+class Inbound:
+    """Takes deliveries off the inbox; acks only once the outcome is durable."""
+
+    def __init__(
+        self,
+        context: NodeContext,
+        outbound: Outbound,
+        notify: Callable[[Notice], Awaitable[None]],
+        wake_worker: Callable[[], None],
+    ) -> None:
+        self.ctx = context
+        self.outbound = outbound
+        self._notify = notify
+        self._wake_worker = wake_worker
+
+    async def on_delivery(self, message: AbstractIncomingMessage) -> None:
+        """The AMQP consumer: handle, then ack; requeue if the outcome could not be stored."""
+        try:
+            await self.handle(message.body)
+        except Exception as exc:  # store down, broker gone mid-way: let the broker redeliver
+            self.ctx.log().error("inbound.requeued", error=str(exc), exc_type=type(exc).__name__)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def handle(self, raw: bytes) -> str:
+        """Process one delivery; return what became of it (for logs and tests)."""
+        try:
+            verified = unseal(
+                raw,
+                self.ctx.trust,
+                clock=self.ctx.clock,
+                max_size=self.ctx.config.max_envelope_bytes,
+            )
+        except ExchangeError as exc:
+            await self._quarantine(raw, exc)
+            return "quarantined"
+        envelope = verified.envelope
+        if envelope.recipient != self.ctx.party:
+            if envelope.kind is Kind.REQUEST:
+                return await self._refuse(
+                    verified, WrongRecipient(f"addressed to {envelope.recipient}, not to us")
+                )
+            return await self._ignore(verified, "addressed to another party")
+        if envelope.kind is Kind.REQUEST:
+            return await self._request(verified)
+        if envelope.kind is Kind.CANCEL:
+            return await self._cancel(verified)
+        return await self._answer(verified)
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def _request(self, verified: VerifiedEnvelope) -> str:
+        envelope = verified.envelope
+        if await self.ctx.store.get_inbox(envelope.message_id) is not None:
+            return await self._duplicate(verified)
+        if envelope.expires_at <= self.ctx.clock.now():
+            return await self._refuse(
+                verified, Expired(f"expired at {envelope.expires_at.isoformat()}")
+            )
+        try:
+            self.ctx.catalog.check_request(envelope)
+            self.ctx.catalog.check_payload(envelope, xml=verified.format is WireFormat.XML)
+        except PolicyError as exc:
+            return await self._refuse(verified, exc)
+        receipt = self.outbound.seal(
+            self.outbound.envelope(
+                Kind.RECEIPT,
+                service=envelope.service,
+                recipient=envelope.sender,
+                expires_at=self._answer_expiry(),
+                answering=(envelope.message_id, verified.digest),
+                case_id=envelope.case_id,
+            ),
+            verified.format,
+        )
+        try:
+            async with self.ctx.store.transaction() as tx:
+                tx.add_inbox(self._record(verified, InboxState.RECEIVED, receipt.wire))
+                tx.add_outbox(receipt)
+                tx.audit(audit_event("received", envelope, verified.digest, sender=envelope.sender))
+                tx.audit(
+                    AuditEvent(
+                        "receipt-sent",
+                        receipt.message_id,
+                        envelope.message_id,
+                        envelope.case_id,
+                        envelope.service.code,
+                        Kind.RECEIPT.value,
+                        receipt.digest,
+                        {"recipient": envelope.sender},
+                    )
+                )
+        except DuplicateMessage:
+            return await self._duplicate(verified)
+        self.ctx.log(envelope).info("request.received", sender=envelope.sender)
+        self._wake_worker()
+        await self.outbound.publish(receipt)
+        return "received"
+
+    async def _duplicate(self, verified: VerifiedEnvelope) -> str:
+        envelope = verified.envelope
+        async with self.ctx.store.transaction() as tx:
+            tx.audit(audit_event("duplicate", envelope, verified.digest, sender=envelope.sender))
+        # Whatever we answered before (receipt, statuses, response or fault) goes out again.
+        for record in await self.ctx.store.outbox_answering(envelope.message_id):
+            await self.outbound.republish(record)
+        self.ctx.log(envelope).info("request.duplicate")
+        return "duplicate"
+
+    async def _refuse(self, verified: VerifiedEnvelope, error: ExchangeError) -> str:
+        envelope = verified.envelope
+        fault = self.outbound.envelope(
+            Kind.FAULT,
+            service=envelope.service,
+            recipient=envelope.sender,
+            expires_at=self._answer_expiry(),
+            answering=(envelope.message_id, verified.digest),
+            case_id=envelope.case_id,
+            fault=Fault(code=error.code, text=error.message[:4096]),
+        )
+
+        def record_request(tx: object) -> None:
+            tx.add_inbox(self._record(verified, InboxState.REJECTED))  # type: ignore[attr-defined]
+            tx.audit(  # type: ignore[attr-defined]
+                audit_event(
+                    "rejected", envelope, verified.digest, code=error.code, reason=error.message
+                )
+            )
+
+        try:
+            await self.outbound.send(fault, verified.format, "fault-sent", also=record_request)
+        except DuplicateMessage:
+            return await self._duplicate(verified)
+        self.ctx.log(envelope).info("request.rejected", code=error.code, reason=error.message)
+        return f"rejected:{error.code}"
+
+    # --- cancels and answers to our own requests ------------------------------------------
+
+    async def _cancel(self, verified: VerifiedEnvelope) -> str:
+        envelope = verified.envelope
+        request = await self.ctx.store.get_inbox(envelope.correlation_id or "")
+        if (
+            request is None
+            or request.sender != envelope.sender
+            or request.digest != envelope.request_digest
+        ):
+            return await self._ignore(verified, "cancel of a request we did not receive from it")
+        try:
+            async with self.ctx.store.transaction() as tx:
+                tx.add_inbox(self._record(verified, InboxState.NOTED))
+                tx.set_inbox_state(
+                    request.message_id,
+                    InboxState.CANCELLED,
+                    only_from=(InboxState.RECEIVED, InboxState.WAITING),
+                )
+                tx.audit(audit_event("cancelled", envelope, verified.digest))
+        except DuplicateMessage:
+            return "duplicate"
+        except StateConflict:
+            return await self._ignore(verified, "cancel after the request was answered")
+        return "cancelled"
+
+    async def _answer(self, verified: VerifiedEnvelope) -> str:
+        envelope = verified.envelope
+        request = await self.ctx.store.get_outbox(envelope.correlation_id or "")
+        if (
+            request is None
+            or request.kind != Kind.REQUEST.value
+            or request.recipient != envelope.sender
+            or request.digest != envelope.request_digest
+        ):
+            return await self._ignore(verified, "answer not bound to a request of ours")
+        advance = _ADVANCES.get(envelope.kind)
+        event = f"{envelope.kind.value}-received"
+        try:
+            try:
+                await self._note(verified, event, advance)
+            except StateConflict:
+                await self._note(verified, event, None)
+        except DuplicateMessage:
+            return "duplicate"
+        self.ctx.log(envelope).info("answer.received", kind=envelope.kind.value)
+        await self._notify(Notice(envelope.kind.value, request.message_id, envelope))
+        return envelope.kind.value
+
+    async def _note(
+        self,
+        verified: VerifiedEnvelope,
+        event: str,
+        advance: tuple[OutboxState, tuple[OutboxState, ...]] | None,
+    ) -> None:
+        envelope = verified.envelope
+        async with self.ctx.store.transaction() as tx:
+            tx.add_inbox(self._record(verified, InboxState.NOTED))
+            if advance is not None:
+                tx.set_outbox_state(envelope.correlation_id or "", advance[0], only_from=advance[1])
+            detail = {"fault": envelope.fault.code} if envelope.fault else {}
+            tx.audit(audit_event(event, envelope, verified.digest, **detail))
+
+    # --- what is not processed ------------------------------------------------------------
+
+    async def _ignore(self, verified: VerifiedEnvelope, reason: str) -> str:
+        # Never a fault in reply to a non-request: two nodes must not ping-pong faults.
+        async with self.ctx.store.transaction() as tx:
+            tx.audit(audit_event("ignored", verified.envelope, verified.digest, reason=reason))
+        self.ctx.log(verified.envelope).warning("inbound.ignored", reason=reason)
+        return "ignored"
+
+    async def _quarantine(self, raw: bytes, error: ExchangeError) -> None:
+        digest = hashlib.sha256(raw).hexdigest()
+        await self.ctx.bus.publish(
+            self.ctx.names.bus,
+            self.ctx.names.quarantine,
+            raw,
+            content_type="application/octet-stream",
+            message_type=f"quarantined:{self.ctx.party}:{error.code}",
+        )
+        async with self.ctx.store.transaction() as tx:
+            tx.audit(
+                AuditEvent(
+                    "quarantined",
+                    digest=digest,
+                    detail={"code": error.code, "reason": error.message[:1000], "size": len(raw)},
+                )
+            )
+        self.ctx.log().warning("inbound.quarantined", code=error.code, digest=digest)
+
+    def _record(
+        self, verified: VerifiedEnvelope, state: InboxState, receipt_wire: bytes | None = None
+    ) -> InboxRecord:
+        envelope = verified.envelope
+        return InboxRecord(
+            message_id=envelope.message_id,
+            kind=envelope.kind.value,
+            sender=envelope.sender,
+            service=envelope.service.code,
+            correlation_id=envelope.correlation_id,
+            case_id=envelope.case_id,
+            wire=verified.raw,
+            digest=verified.digest,
+            received_at=self.ctx.clock.now(),
+            expires_at=envelope.expires_at,
+            state=state,
+            receipt_wire=receipt_wire,
+        )
+
+    def _answer_expiry(self) -> datetime:
+        return self.ctx.clock.now() + self.ctx.config.request_ttl

@@ -1,0 +1,289 @@
+"""A party's node: the public API departments use (SDK), and the loops that keep it going."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from exchange.envelope.model import Fault, Kind, ServiceRef
+from exchange.exceptions import AccessDenied, StateConflict, UnknownMessage
+from exchange.node.context import NodeContext, audit_event
+from exchange.node.handlers import Handler
+from exchange.node.inbound import Inbound
+from exchange.node.notices import Notice
+from exchange.node.outbound import Outbound
+from exchange.node.relay import Relay
+from exchange.node.store.base import InboxRecord, InboxState, OutboxRecord, Transaction
+from exchange.node.worker import Worker
+from exchange.signing import WireFormat, sniff_format
+from exchange.signing.stored import decode_stored
+from exchange.transport.topology import apply_topology
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractChannel
+
+Listener = Callable[[Notice], Awaitable[None] | None]
+_OPEN = (InboxState.RECEIVED, InboxState.WAITING)
+
+
+class Node:
+    """One party on the bus: sends requests, receives and answers them, never loses one."""
+
+    def __init__(self, context: NodeContext) -> None:
+        self.ctx = context
+        self.handlers: dict[str, Handler] = {}
+        self._listeners: list[Listener] = []
+        self._waiters: dict[str, list[asyncio.Future[Notice]]] = {}
+        self.outbound = Outbound(context, self._undelivered)
+        self.worker = Worker(context, self.handlers, self._respond_record, self._refuse_record)
+        self.inbound = Inbound(context, self.outbound, self._notify, self.worker.wake)
+        self.relay = Relay(context, self.outbound)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def party(self) -> str:
+        """The party this node speaks for."""
+        return self.ctx.party
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, connect, declare the topology, consume the inbox, start the loops.
+
+        Raises:
+            StoreUnavailable (store-unavailable), BrokerUnavailable (broker-unavailable).
+        """
+        await self.ctx.store.open()
+        parties = [party.id for party in self.ctx.catalog.parties]
+
+        async def declare(channel: AbstractChannel) -> None:
+            await apply_topology(channel, self.ctx.names, parties)
+
+        self.ctx.bus.on_connect(declare)
+        self.ctx.bus.subscribe(self.ctx.names.inbox(self.party), self.inbound.on_delivery)
+        await self.ctx.bus.start()
+        self._tasks = [
+            asyncio.create_task(self.relay.run(), name=f"{self.party}-relay"),
+            asyncio.create_task(self.worker.run(), name=f"{self.party}-worker"),
+        ]
+        self.ctx.log().info("node.started")
+
+    async def stop(self) -> None:
+        """Stop the loops, let running handlers finish, disconnect, close the store."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.worker.drain()
+        await self.ctx.bus.stop()
+        await self.ctx.store.close()
+        self.ctx.log().info("node.stopped")
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    # --- for senders ----------------------------------------------------------------------
+
+    async def request(
+        self,
+        service: str,
+        payload: dict[str, Any],
+        *,
+        case_id: str | None = None,
+        recipient: str | None = None,
+        version: str | None = None,
+        wire_format: WireFormat | None = None,
+        expires_in: timedelta | None = None,
+        test: bool = False,
+    ) -> str:
+        """Send a request to the service's provider; return its message_id once it is durable.
+
+        Raises:
+            UnknownService, AccessDenied, InvalidContent: refused locally, nothing sent.
+            Unroutable (unroutable): the broker has no inbox for the provider.
+        """
+        entry = self.ctx.catalog.service(service, version)
+        if recipient is not None and recipient != entry.provider:
+            raise AccessDenied(f"{service} is provided by {entry.provider}, not {recipient}")
+        envelope = self.outbound.envelope(
+            Kind.REQUEST,
+            service=ServiceRef(code=entry.code, version=entry.version),
+            recipient=entry.provider,
+            expires_at=self.ctx.clock.now() + (expires_in or self.ctx.config.request_ttl),
+            case_id=case_id,
+            payload=payload,
+            test=test,
+        )
+        wire_format = wire_format or self.ctx.config.wire_format
+        self.ctx.catalog.check_request(envelope)
+        self.ctx.catalog.check_payload(envelope, xml=wire_format is WireFormat.XML)
+        await self.outbound.send(envelope, wire_format, "created")
+        self.ctx.log(envelope).info("request.sent", recipient=entry.provider)
+        return envelope.message_id
+
+    async def cancel(self, request_id: str) -> None:
+        """Ask the provider to stop working on a request this party sent.
+
+        Raises:
+            UnknownMessage (unknown-message): no such request in this party's outbox.
+        """
+        request = await self._sent_request(request_id)
+        envelope = decode_stored(request.wire)
+        cancel = self.outbound.envelope(
+            Kind.CANCEL,
+            service=envelope.service,
+            recipient=request.recipient,
+            expires_at=self.ctx.clock.now() + self.ctx.config.request_ttl,
+            answering=(request.message_id, request.digest),
+            case_id=request.case_id,
+        )
+        await self.outbound.send(cancel, sniff_format(request.wire), "cancel-sent")
+
+    def on_notice(self, listener: Listener) -> None:
+        """Call ``listener`` for every receipt, status, response, fault and undelivered."""
+        self._listeners.append(listener)
+
+    async def wait_answer(self, request_id: str, timeout: float | None = None) -> Notice:
+        """Wait for a request's final notice: response, fault or undelivered."""
+        future: asyncio.Future[Notice] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(request_id, []).append(future)
+        try:
+            final = await self._final_from_store(request_id)
+            if final is not None:
+                return final
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            waiters = self._waiters.get(request_id, [])
+            if future in waiters:
+                waiters.remove(future)
+
+    # --- for providers --------------------------------------------------------------------
+
+    def handler(self, service: str) -> Callable[[Handler], Handler]:
+        """Register the handler of a service this party provides (decorator)."""
+        entry = self.ctx.catalog.service(service)
+        if entry.provider != self.party:
+            raise AccessDenied(f"{self.party} does not provide {service}")
+
+        def register(function: Handler) -> Handler:
+            self.handlers[entry.code] = function
+            self.worker.wake()
+            return function
+
+        return register
+
+    async def respond(self, request_id: str, payload: dict[str, Any]) -> str:
+        """Answer a received request (from any process of this party, days later).
+
+        Raises:
+            UnknownMessage (unknown-message): no such request received.
+            StateConflict (state-conflict): already answered, rejected or cancelled.
+            InvalidContent (invalid-content): the payload breaks the response schema.
+        """
+        return await self._respond_record(await self._received_request(request_id), payload)
+
+    async def reject(self, request_id: str, code: str, text: str) -> str:
+        """Refuse a received request with a signed fault."""
+        record = await self._received_request(request_id)
+        return await self._refuse_record(record, code, text, InboxState.REJECTED)
+
+    async def status(self, request_id: str, state: str, note: str | None = None) -> str:
+        """Tell the sender how a received request is getting on (it stays open)."""
+        record = await self._received_request(request_id)
+        if record.state not in _OPEN:
+            raise StateConflict(f"request {request_id} is already {record.state.value}")
+        payload = {"state": state, **({"note": note} if note else {})}
+        return await self._answer(record, Kind.STATUS, "status-sent", payload=payload)
+
+    # --- internals ------------------------------------------------------------------------
+
+    async def _respond_record(self, record: InboxRecord, payload: dict[str, Any]) -> str:
+        return await self._answer(
+            record, Kind.RESPONSE, "responded", payload=payload, close=InboxState.ANSWERED
+        )
+
+    async def _refuse_record(
+        self, record: InboxRecord, code: str, text: str, state: InboxState
+    ) -> str:
+        event = "dead-lettered" if state is InboxState.DEAD else "fault-sent"
+        return await self._answer(
+            record, Kind.FAULT, event, fault=Fault(code=code, text=text), close=state
+        )
+
+    async def _answer(
+        self,
+        record: InboxRecord,
+        kind: Kind,
+        event: str,
+        *,
+        payload: dict[str, Any] | None = None,
+        fault: Fault | None = None,
+        close: InboxState | None = None,
+    ) -> str:
+        request = decode_stored(record.wire)
+        wire_format = sniff_format(record.wire)
+        answer = self.outbound.envelope(
+            kind,
+            service=request.service,
+            recipient=record.sender,
+            expires_at=self.ctx.clock.now() + self.ctx.config.request_ttl,
+            answering=(record.message_id, record.digest),
+            case_id=record.case_id,
+            payload=payload,
+            fault=fault,
+        )
+        self.ctx.catalog.check_payload(answer, xml=wire_format is WireFormat.XML)
+
+        def close_request(tx: Transaction) -> None:
+            if close is not None:
+                tx.set_inbox_state(record.message_id, close, only_from=_OPEN)
+                tx.audit(audit_event(close.value, request, record.digest))
+
+        sent = await self.outbound.send(answer, wire_format, event, also=close_request)
+        self.ctx.log(request).info(f"request.{event}", answer=sent.message_id)
+        return sent.message_id
+
+    async def _received_request(self, request_id: str) -> InboxRecord:
+        record = await self.ctx.store.get_inbox(request_id)
+        if record is None or record.kind != Kind.REQUEST.value:
+            raise UnknownMessage(f"{self.party} has received no request {request_id}")
+        return record
+
+    async def _sent_request(self, request_id: str) -> OutboxRecord:
+        record = await self.ctx.store.get_outbox(request_id)
+        if record is None or record.kind != Kind.REQUEST.value:
+            raise UnknownMessage(f"{self.party} has sent no request {request_id}")
+        return record
+
+    async def _final_from_store(self, request_id: str) -> Notice | None:
+        for record in await self.ctx.store.inbox_for(request_id):
+            if record.kind in (Kind.RESPONSE.value, Kind.FAULT.value):
+                return Notice(record.kind, request_id, decode_stored(record.wire))
+        sent = await self.ctx.store.get_outbox(request_id)
+        if sent is not None and sent.state.value == "undelivered":
+            return Notice("undelivered", request_id)
+        return None
+
+    async def _notify(self, notice: Notice) -> None:
+        for listener in self._listeners:
+            try:
+                result = listener(notice)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as exc:  # a listener's bug must not stop the inbox
+                self.ctx.log().error("listener.failed", error=repr(exc))
+        if notice.final:
+            for future in self._waiters.pop(notice.request_id, []):
+                if not future.done():
+                    future.set_result(notice)
+
+    async def _undelivered(self, record: OutboxRecord) -> None:
+        await self._notify(Notice("undelivered", record.message_id))

@@ -1,0 +1,211 @@
+"""Outbound: sign, store with its audit event in one transaction, publish with confirms."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from exchange._ids import new_message_id
+from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
+from exchange.exceptions import (
+    BrokerUnavailable,
+    PublishNotConfirmed,
+    StateConflict,
+    Unroutable,
+)
+from exchange.node.context import NodeContext, audit_event
+from exchange.node.store.base import AuditEvent, OutboxRecord, OutboxState, Transaction
+from exchange.signing import WireFormat, digest, seal
+
+CONTENT_TYPES = {WireFormat.XML: "application/xml", WireFormat.JSON: "application/json"}
+
+Extra = Callable[[Transaction], None]
+
+
+class Outbound:
+    """Everything a node sends goes through here."""
+
+    def __init__(self, context: NodeContext, on_undelivered: Callable[[OutboxRecord], Any]) -> None:
+        self.ctx = context
+        self._on_undelivered = on_undelivered
+
+    def envelope(
+        self,
+        kind: Kind,
+        *,
+        service: ServiceRef,
+        recipient: str,
+        expires_at: datetime,
+        answering: tuple[str, str] | None = None,
+        case_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+        fault: Fault | None = None,
+        test: bool = False,
+    ) -> Envelope:
+        """A new envelope from this party; ``answering`` is (request id, request digest)."""
+        return Envelope(
+            message_id=new_message_id(),
+            kind=kind,
+            service=service,
+            sender=self.ctx.party,
+            recipient=recipient,
+            created_at=self.ctx.clock.now(),
+            expires_at=expires_at,
+            correlation_id=answering[0] if answering else None,
+            request_digest=answering[1] if answering else None,
+            case_id=case_id,
+            payload=payload,
+            fault=fault,
+            test=test,
+        )
+
+    def seal(self, envelope: Envelope, wire_format: WireFormat) -> OutboxRecord:
+        """Sign an envelope and make its outbox record."""
+        wire = seal(envelope, self.ctx.credentials, wire_format)
+        now = self.ctx.clock.now()
+        return OutboxRecord(
+            message_id=envelope.message_id,
+            kind=envelope.kind.value,
+            recipient=envelope.recipient,
+            service=envelope.service.code,
+            correlation_id=envelope.correlation_id,
+            case_id=envelope.case_id,
+            wire=wire,
+            digest=digest(wire),
+            created_at=now,
+            expires_at=envelope.expires_at,
+            next_attempt_at=now + _seconds(self.ctx.config.publish_grace),
+        )
+
+    async def send(
+        self, envelope: Envelope, wire_format: WireFormat, event: str, also: Extra | None = None
+    ) -> OutboxRecord:
+        """Sign, store (with ``also``'s changes, atomically) and publish one envelope.
+
+        A broker outage does not fail the call: the message is durable and the relay
+        publishes it later.
+
+        Raises:
+            Unroutable (unroutable): the broker has no queue for the recipient.
+            DuplicateMessage, StateConflict: ``also`` conflicted; nothing was stored.
+        """
+        record = self.seal(envelope, wire_format)
+        async with self.ctx.store.transaction() as tx:
+            tx.add_outbox(record)
+            tx.audit(audit_event(event, envelope, record.digest, recipient=envelope.recipient))
+            if also is not None:
+                also(tx)
+        await self.publish(record)
+        return record
+
+    async def publish(self, record: OutboxRecord, *, resend: bool = False) -> bool:
+        """Publish a stored message and record the broker's confirm; False if deferred.
+
+        Raises:
+            Unroutable (unroutable): refused by the broker; the record is now UNDELIVERED.
+        """
+        log = self.ctx.log(
+            message_id=record.message_id,
+            correlation_id=record.correlation_id,
+            case_id=record.case_id,
+        )
+        try:
+            await self.ctx.bus.publish(
+                self.ctx.names.bus,
+                record.recipient,
+                record.wire,
+                content_type=CONTENT_TYPES[_format_of(record.wire)],
+                message_type=record.kind,
+            )
+        except Unroutable as exc:
+            await self._undeliverable(record, exc)
+            raise
+        except (BrokerUnavailable, PublishNotConfirmed) as exc:
+            log.warning("publish.deferred", error=exc.message)
+            return False
+        now = self.ctx.clock.now()
+        is_request = record.kind == Kind.REQUEST.value
+        attempts = record.attempts + 1
+        try:
+            async with self.ctx.store.transaction() as tx:
+                tx.set_outbox_state(
+                    record.message_id,
+                    OutboxState.SENT if is_request else OutboxState.DONE,
+                    attempts=attempts,
+                    next_attempt_at=now + self.ctx.config.receipt_timeout(attempts)
+                    if is_request
+                    else None,
+                    only_from=(OutboxState.PENDING, OutboxState.SENT),
+                )
+                tx.audit(_record_event("resent" if resend else "confirmed", record))
+        except StateConflict:
+            pass  # a receipt or answer overtook the confirm: the record is already further on
+        log.debug("publish.confirmed", kind=record.kind, attempts=attempts)
+        return True
+
+    async def republish(self, record: OutboxRecord) -> None:
+        """Send a stored message again as it is (a sender asked again); no state change."""
+        try:
+            await self.ctx.bus.publish(
+                self.ctx.names.bus,
+                record.recipient,
+                record.wire,
+                content_type=CONTENT_TYPES[_format_of(record.wire)],
+                message_type=record.kind,
+            )
+        except (BrokerUnavailable, PublishNotConfirmed, Unroutable) as exc:
+            # The sender asks again if it still has no answer; nothing is lost here.
+            self.ctx.log(message_id=record.message_id).warning(
+                "republish.failed", error=exc.message
+            )
+
+    async def give_up(self, record: OutboxRecord, reason: str) -> None:
+        """Mark a request undelivered (no receipt before it expired) and report it."""
+        try:
+            async with self.ctx.store.transaction() as tx:
+                tx.set_outbox_state(
+                    record.message_id,
+                    OutboxState.UNDELIVERED,
+                    only_from=(OutboxState.PENDING, OutboxState.SENT),
+                )
+                tx.audit(_record_event("undelivered", record, reason=reason))
+        except StateConflict:
+            return
+        self.ctx.log(message_id=record.message_id).warning("request.undelivered", reason=reason)
+        await _maybe_await(self._on_undelivered(record))
+
+    async def _undeliverable(self, record: OutboxRecord, exc: Unroutable) -> None:
+        if record.kind == Kind.REQUEST.value:
+            await self.give_up(record, exc.message)
+            return
+        async with self.ctx.store.transaction() as tx:
+            tx.set_outbox_state(record.message_id, OutboxState.UNDELIVERED)
+            tx.audit(_record_event("undelivered", record, reason=exc.message))
+
+
+def _record_event(event: str, record: OutboxRecord, **detail: Any) -> AuditEvent:
+    return AuditEvent(
+        event=event,
+        message_id=record.message_id,
+        correlation_id=record.correlation_id,
+        case_id=record.case_id,
+        service=record.service,
+        kind=record.kind,
+        digest=record.digest,
+        detail={"recipient": record.recipient, **detail},
+    )
+
+
+def _format_of(wire: bytes) -> WireFormat:
+    return WireFormat.XML if wire[:1] == b"<" else WireFormat.JSON
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+async def _maybe_await(value: Any) -> None:
+    if inspect.isawaitable(value):
+        await value

@@ -1,0 +1,56 @@
+"""The relay: publishes what the broker never confirmed and resends requests without receipt.
+
+After a crash or a broker outage the outbox still holds every message; this loop finds the
+due ones. A request is resent as the same bytes (same message_id) until it has a receipt or
+expires; then it is ``undelivered``, finally, and the departmental system is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from exchange.exceptions import ExchangeError, Unroutable
+from exchange.node.context import NodeContext
+from exchange.node.outbound import Outbound
+from exchange.node.store.base import OutboxState
+
+
+class Relay:
+    """Keeps the outbox moving."""
+
+    def __init__(self, context: NodeContext, outbound: Outbound) -> None:
+        self.ctx = context
+        self.outbound = outbound
+
+    async def run(self) -> None:
+        """Loop until cancelled."""
+        while True:
+            try:
+                await self.tick()
+            except ExchangeError as exc:
+                self.ctx.log().error("relay.error", error=exc.message)
+            await asyncio.sleep(self.ctx.config.poll_interval)
+
+    async def tick(self) -> int:
+        """Handle every due outbox record once; return how many were published."""
+        if not self.ctx.bus.connected:
+            return 0
+        published = 0
+        now = self.ctx.clock.now()
+        for record in await self.ctx.store.due_outbox(now):
+            if record.kind == "request" and now >= record.expires_at:
+                reason = (
+                    "no receipt before it expired"
+                    if record.state is OutboxState.SENT
+                    else ("never reached the broker before it expired")
+                )
+                await self.outbound.give_up(record, reason)
+                continue
+            try:
+                if await self.outbound.publish(record, resend=record.attempts > 0):
+                    published += 1
+                else:
+                    break  # the broker is away again: try at the next tick
+            except Unroutable:
+                continue  # recorded as undelivered by publish()
+        return published

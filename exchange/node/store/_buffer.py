@@ -1,0 +1,107 @@
+"""The in-memory side of a store transaction: operations buffered until the block exits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from exchange.node.store.base import (
+    AuditEvent,
+    InboxRecord,
+    InboxState,
+    OutboxRecord,
+    OutboxState,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SetOutboxState:
+    """Move an outgoing message on; ``None`` leaves a field as it is."""
+
+    message_id: str
+    state: OutboxState
+    attempts: int | None
+    next_attempt_at: datetime | None
+    only_from: tuple[OutboxState, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetInboxState:
+    """Move a received message on; ``None`` leaves a field as it is."""
+
+    message_id: str
+    state: InboxState
+    attempts: int | None
+    next_attempt_at: datetime | None
+    only_from: tuple[InboxState, ...] | None
+
+
+Operation = OutboxRecord | InboxRecord | SetOutboxState | SetInboxState
+
+
+@dataclass(slots=True)
+class TransactionBuffer:
+    """Implements ``Transaction``: collects operations and audit events, in call order."""
+
+    operations: list[Operation] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list)
+    closed: bool = False
+
+    def add_outbox(self, record: OutboxRecord) -> None:
+        """Store a new outgoing message."""
+        self._check_open()
+        self.operations.append(record)
+
+    def set_outbox_state(
+        self,
+        message_id: str,
+        state: OutboxState,
+        *,
+        attempts: int | None = None,
+        next_attempt_at: datetime | None = None,
+        only_from: tuple[OutboxState, ...] | None = None,
+    ) -> None:
+        """Move an outgoing message on; ``None`` keeps a stored value.
+
+        With ``only_from``, the commit raises StateConflict unless it is in one of those states.
+        """
+        self._check_open()
+        self.operations.append(
+            SetOutboxState(message_id, state, attempts, next_attempt_at, only_from)
+        )
+
+    def add_inbox(self, record: InboxRecord) -> None:
+        """Store a received message; the commit raises DuplicateMessage if it is there."""
+        self._check_open()
+        self.operations.append(record)
+
+    def set_inbox_state(
+        self,
+        message_id: str,
+        state: InboxState,
+        *,
+        attempts: int | None = None,
+        next_attempt_at: datetime | None = None,
+        only_from: tuple[InboxState, ...] | None = None,
+    ) -> None:
+        """Move a received message on; ``None`` keeps a stored value.
+
+        With ``only_from``, the commit raises StateConflict unless it is in one of those states.
+        """
+        self._check_open()
+        self.operations.append(
+            SetInboxState(message_id, state, attempts, next_attempt_at, only_from)
+        )
+
+    def audit(self, event: AuditEvent) -> None:
+        """Append to this party's hash chain (seq, time and hash are set at commit)."""
+        self._check_open()
+        self.events.append(event)
+
+    def empty(self) -> bool:
+        """True when there is nothing to write."""
+        return not self.operations and not self.events
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("this transaction has already ended; open a new one")

@@ -1,0 +1,355 @@
+"""The SQLite store's writer thread: schema, group commit with savepoints, error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from exchange._clock import Clock
+from exchange.audit import chain as audit_chain
+from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
+from exchange.node.store import _rows
+from exchange.node.store._buffer import SetInboxState, SetOutboxState, TransactionBuffer
+from exchange.node.store.base import InboxRecord, OutboxRecord
+
+_SCHEMA = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    message_id TEXT PRIMARY KEY, kind TEXT NOT NULL, recipient TEXT NOT NULL,
+    service TEXT NOT NULL, correlation_id TEXT, case_id TEXT, wire BLOB NOT NULL,
+    digest TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, created_at);
+CREATE INDEX IF NOT EXISTS outbox_correlation ON outbox (correlation_id);
+CREATE TABLE IF NOT EXISTS inbox (
+    message_id TEXT PRIMARY KEY, kind TEXT NOT NULL, sender TEXT NOT NULL,
+    service TEXT NOT NULL, correlation_id TEXT, case_id TEXT, wire BLOB NOT NULL,
+    digest TEXT NOT NULL, received_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt_at TEXT, receipt_wire BLOB
+);
+CREATE INDEX IF NOT EXISTS inbox_state ON inbox (state, received_at);
+CREATE INDEX IF NOT EXISTS inbox_correlation ON inbox (correlation_id);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, party TEXT NOT NULL, event TEXT NOT NULL,
+    message_id TEXT, correlation_id TEXT, case_id TEXT, service TEXT, kind TEXT, digest TEXT,
+    detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_message ON audit (message_id);
+CREATE INDEX IF NOT EXISTS audit_case ON audit (case_id);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+COMMIT;
+"""
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+
+
+def _select(table: str, columns: Sequence[str]) -> str:
+    return f"SELECT {', '.join(columns)} FROM {table}"  # noqa: S608
+
+
+def _update_state(table: str) -> str:
+    return (
+        f"UPDATE {table} SET state = ?, attempts = COALESCE(?, attempts), "  # noqa: S608
+        "next_attempt_at = COALESCE(?, next_attempt_at) WHERE message_id = ?"
+    )
+
+
+_INSERT_OUTBOX = _insert("outbox", _rows.OUTBOX_COLUMNS)
+_INSERT_INBOX = _insert("inbox", _rows.INBOX_COLUMNS)
+_INSERT_AUDIT = _insert("audit", _rows.AUDIT_COLUMNS)
+_UPDATE_OUTBOX = _update_state("outbox")
+_UPDATE_INBOX = _update_state("inbox")
+SELECT_OUTBOX = _select("outbox", _rows.OUTBOX_COLUMNS)
+SELECT_INBOX = _select("inbox", _rows.INBOX_COLUMNS)
+SELECT_AUDIT = _select("audit", _rows.AUDIT_COLUMNS)
+
+
+def to_text(value: datetime | None) -> str | None:
+    """Times go into SQLite as fixed-width UTC ISO text, so text order is time order."""
+    return None if value is None else audit_chain.canonical_time(value)
+
+
+def _unavailable(path: Path, exc: sqlite3.Error) -> StoreUnavailable:
+    reason = str(exc)
+    if "full" in reason:
+        hint = "disk full — free space and restart the node"
+    elif "locked" in reason or "busy" in reason:
+        hint = f"{reason} — another process holds the database; stop it and restart the node"
+    else:
+        hint = f"{reason} — check the disk and the file's permissions, then restart the node"
+    return StoreUnavailable(f"cannot write the store at {path}: {hint}", path=str(path))
+
+
+def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+@dataclass(slots=True)
+class Pending:
+    """A transaction queued for the writer, and the future its caller awaits."""
+
+    buffer: TransactionBuffer
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+
+
+Outcome = tuple[asyncio.Future[None], BaseException | None]
+
+
+def _settle_group(group: list[Pending], errors: list[Exception | None]) -> None:
+    """Hand each caller its outcome: one wake-up per event loop, not one per transaction."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for pending, error in zip(group, errors, strict=True):
+        by_loop.setdefault(pending.loop, []).append((pending.future, error))
+    for loop, outcomes in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed
+            loop.call_soon_threadsafe(_settle, outcomes)
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    for future, error in outcomes:
+        if future.done():  # the caller was cancelled; the outcome stays in the store
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+class Writer:
+    """The one thread that writes: it owns the write connection and group-commits."""
+
+    def __init__(
+        self, path: Path, party: str, clock: Clock, max_batch: int, busy_timeout: float
+    ) -> None:
+        self._path = path
+        self._party = party
+        self._clock = clock
+        self._max_batch = max_batch
+        self._busy_timeout = busy_timeout
+        self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"store-writer-{party}")
+        self._thread.daemon = True
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    def start(self) -> None:
+        """Start the thread; block until its connection is open and the tables exist."""
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            self._thread.join()
+            raise self._startup_error
+
+    def submit(self, pending: Pending) -> None:
+        """Queue a transaction; the thread settles its future once written."""
+        if not self._thread.is_alive():
+            raise StoreUnavailable(f"the writer of the store at {self._path} has stopped")
+        self._queue.put(pending)
+
+    def stop(self) -> None:
+        """Write what is queued, then close the connection and end the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            conn = connect(self._path, self._busy_timeout)
+            _prepare(conn, self._path, self._party)
+        except sqlite3.Error as exc:
+            self._startup_error = _unavailable(self._path, exc)
+            self._ready.set()
+            return
+        except BaseException as exc:  # e.g. the store belongs to another party
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            stop = False
+            while not stop:
+                first = self._queue.get()
+                if first is None:
+                    break
+                group = [first]
+                while len(group) < self._max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    group.append(item)
+                _settle_group(group, self._write(conn, group))
+        finally:
+            conn.close()
+
+    def _write(self, conn: sqlite3.Connection, group: list[Pending]) -> list[Exception | None]:
+        """Write a group in one SQLite transaction; return each batch's error or None.
+
+        The fast path writes the whole group with batched statements. If any batch fails
+        (a duplicate, a state conflict), it starts over with one SAVEPOINT per batch, so that
+        only the failing batches are rolled back.
+        """
+        errors: list[Exception | None] = [None] * len(group)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, head = (row[0], row[1]) if row else (0, audit_chain.GENESIS_HASH)
+            at = self._clock.now()
+            try:
+                self._apply_group(conn, group, seq, head, at)
+            except (sqlite3.IntegrityError, StoreError, ValueError, TypeError):
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                for i, pending in enumerate(group):
+                    conn.execute("SAVEPOINT batch")
+                    try:
+                        seq, head = self._apply(conn, pending.buffer, seq, head, at)
+                    except (StoreError, ValueError, TypeError) as exc:
+                        conn.execute("ROLLBACK TO batch")
+                        errors[i] = exc
+                    conn.execute("RELEASE batch")
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:  # a bug, not the disk: say so
+            _rollback(conn)
+            return [e or StoreError(f"store write failed: {exc}") for e in errors]
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            return [e or _unavailable(self._path, exc) for e in errors]
+        except Exception as exc:
+            _rollback(conn)
+            return [e or StoreError(f"store write failed: {exc!r}") for e in errors]
+        return errors
+
+    def _apply_group(
+        self, conn: sqlite3.Connection, group: list[Pending], seq: int, head: str, at: datetime
+    ) -> None:
+        """Run every batch's statements, consecutive inserts into one table as one executemany."""
+        sql: str | None = None
+        rows: list[tuple[Any, ...]] = []
+        for pending in group:
+            for op in pending.buffer.operations:
+                if isinstance(op, OutboxRecord):
+                    next_sql, row = _INSERT_OUTBOX, _rows.outbox_values(op, to_text)
+                elif isinstance(op, InboxRecord):
+                    next_sql, row = _INSERT_INBOX, _rows.inbox_values(op, to_text)
+                else:
+                    if sql is not None:
+                        conn.executemany(sql, rows)
+                        sql, rows = None, []
+                    _set_state(conn, op)
+                    continue
+                if next_sql is not sql:
+                    if sql is not None:
+                        conn.executemany(sql, rows)
+                    sql, rows = next_sql, []
+                rows.append(row)
+        if sql is not None:
+            conn.executemany(sql, rows)
+        audit: list[tuple[Any, ...]] = []
+        for pending in group:
+            for event in pending.buffer.events:
+                seq += 1
+                record = audit_chain.link(seq, at, self._party, event, head)
+                audit.append(_rows.audit_values(record, to_text))
+                head = record.hash
+        conn.executemany(_INSERT_AUDIT, audit)
+
+    def _apply(
+        self, conn: sqlite3.Connection, buffer: TransactionBuffer, seq: int, head: str, at: datetime
+    ) -> tuple[int, str]:
+        """Run one transaction's statements; return the new chain head (seq, hash)."""
+        for op in buffer.operations:
+            if isinstance(op, OutboxRecord):
+                try:
+                    conn.execute(_INSERT_OUTBOX, _rows.outbox_values(op, to_text))
+                except sqlite3.IntegrityError as exc:
+                    raise StoreError(
+                        f"the outbox already holds message {op.message_id}: {exc}",
+                        message_id=op.message_id,
+                    ) from exc
+            elif isinstance(op, InboxRecord):
+                try:
+                    conn.execute(_INSERT_INBOX, _rows.inbox_values(op, to_text))
+                except sqlite3.IntegrityError as exc:
+                    raise DuplicateMessage(
+                        f"message {op.message_id} was already received",
+                        message_id=op.message_id,
+                    ) from exc
+            else:
+                _set_state(conn, op)
+        for event in buffer.events:
+            seq += 1
+            record = audit_chain.link(seq, at, self._party, event, head)
+            conn.execute(_INSERT_AUDIT, _rows.audit_values(record, to_text))
+            head = record.hash
+        return seq, head
+
+
+def _set_state(conn: sqlite3.Connection, op: SetOutboxState | SetInboxState) -> None:
+    """Move a record on, only from the allowed states if the operation names them."""
+    table = "outbox" if isinstance(op, SetOutboxState) else "inbox"
+    sql = _UPDATE_OUTBOX if isinstance(op, SetOutboxState) else _UPDATE_INBOX
+    params: list[Any] = [op.state.value, op.attempts, to_text(op.next_attempt_at), op.message_id]
+    if op.only_from is not None:
+        sql += f" AND state IN ({', '.join('?' * len(op.only_from))})"
+        params += [s.value for s in op.only_from]
+    if conn.execute(sql, params).rowcount == 1:
+        return
+    row = conn.execute(
+        f"SELECT state FROM {table} WHERE message_id = ?",  # noqa: S608
+        (op.message_id,),
+    ).fetchone()
+    if row is None:
+        raise StoreError(
+            f"no {table} message {op.message_id} to move to {op.state.value}",
+            message_id=op.message_id,
+        )
+    raise StateConflict(
+        f"{table} message {op.message_id} is {row[0]}, not "
+        f"{' or '.join(s.value for s in op.only_from or ())}: not moved to {op.state.value}",
+        message_id=op.message_id,
+        state=row[0],
+    )
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, party: str) -> None:
+    """Create the tables if needed and claim the file for ``party`` (or refuse another's)."""
+    conn.executescript(_SCHEMA)
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('party', ?)", (party,))
+    (owner,) = conn.execute("SELECT value FROM meta WHERE key = 'party'").fetchone()
+    if owner != party:
+        raise StoreError(
+            f"the store at {path} belongs to party {owner!r}, not {party!r}",
+            path=str(path),
+            party=owner,
+        )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")

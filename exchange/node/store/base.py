@@ -1,0 +1,197 @@
+"""The party's store: outbox, inbox (the dedupe set) and the hash-chained audit log.
+
+One interface, SQLite and PostgreSQL behind it. Every business change and its audit event
+commit in one transaction: a crash can never leave one without the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class OutboxState(StrEnum):
+    """Where a message this party sent stands."""
+
+    PENDING = "pending"  # stored; the broker has not confirmed it yet
+    SENT = "sent"  # confirmed by the broker; no receipt yet (requests only)
+    RECEIPTED = "receipted"  # the recipient's signed receipt arrived
+    ANSWERED = "answered"  # a response or fault closed it
+    UNDELIVERED = "undelivered"  # no receipt until it expired: final
+    DONE = "done"  # a non-request message (receipt, response, fault ...) the broker confirmed
+
+
+class InboxState(StrEnum):
+    """Where a request this party received stands."""
+
+    RECEIVED = "received"  # durable and receipted; waiting for (or between) handler runs
+    WAITING = "waiting"  # handed to the departmental system, which answers later
+    ANSWERED = "answered"  # a response or fault was committed
+    REJECTED = "rejected"  # refused (expired, access, schema) with a signed fault
+    DEAD = "dead"  # the handler failed past the retry limit; processing-failed sent
+    CANCELLED = "cancelled"  # the sender cancelled it before it was answered
+    EXPIRED = "expired"  # it expired before it was answered
+    NOTED = "noted"  # not a request (receipt, status, response ...): kept for the record
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """A message this party signed, exactly as it goes on the wire."""
+
+    message_id: str
+    kind: str
+    recipient: str
+    service: str
+    correlation_id: str | None
+    case_id: str | None
+    wire: bytes
+    digest: str
+    created_at: datetime
+    expires_at: datetime
+    state: OutboxState = OutboxState.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecord:
+    """A verified message this party received, exactly as it came off the wire."""
+
+    message_id: str
+    kind: str
+    sender: str
+    service: str
+    correlation_id: str | None
+    case_id: str | None
+    wire: bytes
+    digest: str
+    received_at: datetime
+    expires_at: datetime
+    state: InboxState = InboxState.RECEIVED
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    receipt_wire: bytes | None = None  # resent as-is when the same request arrives again
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One step of one message, as a node records it."""
+
+    event: str  # created, sent, confirmed, received, receipt, status, responded, rejected ...
+    message_id: str | None = None
+    correlation_id: str | None = None
+    case_id: str | None = None
+    service: str | None = None
+    kind: str | None = None
+    digest: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An audit event as stored: numbered, timed and chained to its predecessor."""
+
+    seq: int
+    at: datetime
+    party: str
+    event: AuditEvent
+    prev_hash: str
+    hash: str
+
+
+class Transaction(Protocol):
+    """Changes buffered in memory, written together when the ``async with`` block exits.
+
+    Buffering lets the SQLite store group many transactions into one commit (one fsync).
+    """
+
+    def add_outbox(self, record: OutboxRecord) -> None:
+        """Store a new outgoing message."""
+
+    def set_outbox_state(
+        self,
+        message_id: str,
+        state: OutboxState,
+        *,
+        attempts: int | None = None,
+        next_attempt_at: datetime | None = None,
+        only_from: tuple[OutboxState, ...] | None = None,
+    ) -> None:
+        """Move an outgoing message on (and reschedule it).
+
+        With ``only_from``, the commit raises StateConflict (and writes nothing) unless the
+        record is in one of those states: how answers stay effectively once.
+        """
+
+    def add_inbox(self, record: InboxRecord) -> None:
+        """Store a received message; the commit raises DuplicateMessage if it is there."""
+
+    def set_inbox_state(
+        self,
+        message_id: str,
+        state: InboxState,
+        *,
+        attempts: int | None = None,
+        next_attempt_at: datetime | None = None,
+        only_from: tuple[InboxState, ...] | None = None,
+    ) -> None:
+        """Move a received message on (and reschedule it).
+
+        With ``only_from``, the commit raises StateConflict (and writes nothing) unless the
+        record is in one of those states: how answers stay effectively once.
+        """
+
+    def audit(self, event: AuditEvent) -> None:
+        """Append to this party's hash chain (seq, time and hash are set at commit)."""
+
+
+class Store(Protocol):
+    """A party's durable state."""
+
+    party: str
+
+    async def open(self) -> None:
+        """Connect and create the tables if needed."""
+
+    async def close(self) -> None:
+        """Flush and disconnect."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction: written and committed on normal exit, dropped on an exception.
+
+        Raises (on exit):
+            DuplicateMessage (duplicate): an ``add_inbox`` message_id is already stored;
+                nothing of the transaction was written.
+            StoreUnavailable (store-unavailable): the store cannot be written.
+        """
+
+    async def get_outbox(self, message_id: str) -> OutboxRecord | None:
+        """One outgoing message, or None."""
+
+    async def get_inbox(self, message_id: str) -> InboxRecord | None:
+        """One received message, or None."""
+
+    async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
+        """PENDING messages, and SENT requests whose next_attempt_at has come, oldest first."""
+
+    async def due_inbox(self, now: datetime, limit: int = 100) -> Sequence[InboxRecord]:
+        """RECEIVED requests whose next_attempt_at is unset or has come, oldest first."""
+
+    async def inbox_for(self, correlation_id: str) -> Sequence[InboxRecord]:
+        """Messages received that refer to the request ``correlation_id`` (receipts, answers)."""
+
+    async def inbox_by_state(self, state: InboxState, limit: int = 1000) -> Sequence[InboxRecord]:
+        """Received messages in a state (e.g. DEAD for ``exchange dlq list``)."""
+
+    async def outbox_answering(self, correlation_id: str) -> Sequence[OutboxRecord]:
+        """Messages this party sent that answer the request ``correlation_id``."""
+
+    async def audit(self, since_seq: int = 0, limit: int = 10_000) -> Sequence[AuditRecord]:
+        """Audit records with seq > since_seq, in order."""
+
+    async def count_inbox(self, state: InboxState | None = None) -> int:
+        """How many received messages (in a state)."""

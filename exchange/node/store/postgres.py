@@ -1,0 +1,388 @@
+"""The PostgreSQL party store (asyncpg), for a party run as several processes.
+
+Each transaction is one PostgreSQL transaction. Audit appends take a transaction-scoped
+advisory lock keyed on the schema and the party, so every process of a party extends one
+chain: no gaps, no forks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from exchange._clock import Clock
+from exchange.audit import chain as audit_chain
+from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
+from exchange.node.store import _rows
+from exchange.node.store._buffer import SetInboxState, SetOutboxState, TransactionBuffer
+from exchange.node.store.base import (
+    AuditRecord,
+    InboxRecord,
+    InboxState,
+    OutboxRecord,
+    OutboxState,
+    Transaction,
+)
+
+if TYPE_CHECKING:
+    import asyncpg
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.outbox (
+    message_id text PRIMARY KEY, kind text NOT NULL, recipient text NOT NULL,
+    service text NOT NULL, correlation_id text, case_id text, wire bytea NOT NULL,
+    digest text NOT NULL, created_at timestamptz NOT NULL, expires_at timestamptz NOT NULL,
+    state text NOT NULL, attempts integer NOT NULL, next_attempt_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON {s}.outbox (state, created_at);
+CREATE INDEX IF NOT EXISTS outbox_correlation ON {s}.outbox (correlation_id);
+CREATE TABLE IF NOT EXISTS {s}.inbox (
+    message_id text PRIMARY KEY, kind text NOT NULL, sender text NOT NULL,
+    service text NOT NULL, correlation_id text, case_id text, wire bytea NOT NULL,
+    digest text NOT NULL, received_at timestamptz NOT NULL, expires_at timestamptz NOT NULL,
+    state text NOT NULL, attempts integer NOT NULL, next_attempt_at timestamptz,
+    receipt_wire bytea
+);
+CREATE INDEX IF NOT EXISTS inbox_state ON {s}.inbox (state, received_at);
+CREATE INDEX IF NOT EXISTS inbox_correlation ON {s}.inbox (correlation_id);
+CREATE TABLE IF NOT EXISTS {s}.audit (
+    seq bigint PRIMARY KEY, at timestamptz NOT NULL, party text NOT NULL, event text NOT NULL,
+    message_id text, correlation_id text, case_id text, service text, kind text, digest text,
+    detail jsonb NOT NULL, prev_hash text NOT NULL, hash text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_message ON {s}.audit (message_id);
+CREATE INDEX IF NOT EXISTS audit_case ON {s}.audit (case_id);
+CREATE OR REPLACE FUNCTION {s}.audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {s}.audit
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.audit_append_only();
+INSERT INTO {s}.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+"""
+
+
+def _insert(table: str, columns: Sequence[str], casts: dict[str, str] | None = None) -> str:
+    casts = casts or {}
+    marks = ", ".join(f"${i}{casts.get(c, '')}" for i, c in enumerate(columns, 1))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+
+
+def _select(table: str, columns: Sequence[str], casts: dict[str, str] | None = None) -> str:
+    casts = casts or {}
+    return f"SELECT {', '.join(c + casts.get(c, '') for c in columns)} FROM {table}"  # noqa: S608
+
+
+class PostgresStore:
+    """A party's store in one PostgreSQL schema, shared by all processes of that party."""
+
+    def __init__(
+        self,
+        dsn: str,
+        party: str,
+        clock: Clock,
+        schema: str = "exchange",
+        *,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        timeout: float = 10.0,
+    ) -> None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ValueError(f"schema {schema!r} must be a lower-case SQL identifier")
+        self.dsn = dsn
+        self.party = party
+        self.schema = schema
+        self._clock = clock
+        self._min = min_connections
+        self._max = max_connections
+        self._timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+        s = f'"{schema}"'
+        self._ddl = _DDL.format(s=s)
+        self._insert_outbox = _insert(f"{s}.outbox", _rows.OUTBOX_COLUMNS)
+        self._insert_inbox = _insert(f"{s}.inbox", _rows.INBOX_COLUMNS)
+        self._insert_audit = _insert(f"{s}.audit", _rows.AUDIT_COLUMNS, {"detail": "::jsonb"})
+        update = (
+            "UPDATE {t} SET state = $1, attempts = COALESCE($2, attempts), "
+            "next_attempt_at = COALESCE($3, next_attempt_at) "
+            "WHERE message_id = $4 AND ($5::text[] IS NULL OR state = ANY($5::text[]))"
+        )
+        self._update_outbox = update.format(t=f"{s}.outbox")
+        self._update_inbox = update.format(t=f"{s}.inbox")
+        self._state_outbox = f"SELECT state FROM {s}.outbox WHERE message_id = $1"  # noqa: S608
+        self._state_inbox = f"SELECT state FROM {s}.inbox WHERE message_id = $1"  # noqa: S608
+        self._outbox = _select(f"{s}.outbox", _rows.OUTBOX_COLUMNS)
+        self._inbox = _select(f"{s}.inbox", _rows.INBOX_COLUMNS)
+        self._audit = _select(f"{s}.audit", _rows.AUDIT_COLUMNS, {"detail": "::text"})
+        self._head = f"SELECT seq, hash FROM {s}.audit ORDER BY seq DESC LIMIT 1"  # noqa: S608
+        self._meta = s + ".meta"
+        self._count_inbox = f"SELECT count(*) FROM {s}.inbox"  # noqa: S608
+
+    def _where(self) -> str:
+        return f"{self.dsn.rsplit('@', 1)[-1]} (schema {self.schema})"
+
+    async def open(self) -> None:
+        """Connect a pool, create the schema and tables if needed, and claim them for the party.
+
+        Raises:
+            StoreUnavailable (store-unavailable): PostgreSQL cannot be reached.
+            StoreError (store-error): the schema belongs to another party.
+        """
+        if self._pool is not None:
+            return
+        try:
+            import asyncpg
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise ImportError(
+                "PostgresStore needs asyncpg: pip install 'kazan-exchange[postgres]'"
+            ) from exc
+        try:
+            pool = await asyncpg.create_pool(
+                self.dsn, min_size=self._min, max_size=self._max, timeout=self._timeout
+            )
+        except Exception as exc:
+            self._raise_unavailable(exc)
+            raise
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('exchange-ddl'))")
+                await conn.execute(self._ddl)
+                await conn.execute(
+                    f"INSERT INTO {self._meta} (key, value) VALUES ('party', $1) "  # noqa: S608
+                    "ON CONFLICT DO NOTHING",
+                    self.party,
+                )
+                owner = await conn.fetchval(
+                    f"SELECT value FROM {self._meta} WHERE key = 'party'"  # noqa: S608
+                )
+        except Exception as exc:
+            await pool.close()
+            self._raise_unavailable(exc)
+            raise
+        if owner != self.party:
+            await pool.close()
+            raise StoreError(
+                f"schema {self.schema} belongs to party {owner!r}, not {self.party!r}",
+                schema=self.schema,
+                party=owner,
+            )
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Close the pool (waiting for running transactions)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction, written as one PostgreSQL transaction when the block exits normally."""
+        return self._transaction()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Transaction]:
+        buffer = TransactionBuffer()
+        try:
+            yield buffer
+        finally:
+            buffer.closed = True
+        if buffer.empty():
+            return
+        pool = self._require_pool()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await self._apply(conn, buffer)
+        except StoreError:
+            raise
+        except Exception as exc:
+            self._raise_unavailable(exc)
+            raise
+
+    async def _apply(self, conn: asyncpg.Connection, buffer: TransactionBuffer) -> None:
+        import asyncpg
+
+        for op in buffer.operations:
+            if isinstance(op, OutboxRecord):
+                try:
+                    await conn.execute(
+                        self._insert_outbox, *_rows.outbox_values(op, _rows.identity)
+                    )
+                except asyncpg.UniqueViolationError as exc:
+                    raise StoreError(
+                        f"the outbox already holds message {op.message_id}",
+                        message_id=op.message_id,
+                    ) from exc
+            elif isinstance(op, InboxRecord):
+                try:
+                    await conn.execute(self._insert_inbox, *_rows.inbox_values(op, _rows.identity))
+                except asyncpg.UniqueViolationError as exc:
+                    raise DuplicateMessage(
+                        f"message {op.message_id} was already received",
+                        message_id=op.message_id,
+                    ) from exc
+            else:
+                await self._set_state(conn, op)
+        if not buffer.events:
+            return
+        # One chain per party, whichever process appends: hold the lock until commit.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", self.schema, self.party
+        )
+        head = await conn.fetchrow(self._head)
+        seq, prev = (head["seq"], head["hash"]) if head else (0, audit_chain.GENESIS_HASH)
+        at = self._clock.now()
+        rows = []
+        for event in buffer.events:
+            seq += 1
+            record = audit_chain.link(seq, at, self.party, event, prev)
+            rows.append(_rows.audit_values(record, _rows.identity))
+            prev = record.hash
+        await conn.executemany(self._insert_audit, rows)
+
+    async def _set_state(
+        self, conn: asyncpg.Connection, op: SetOutboxState | SetInboxState
+    ) -> None:
+        """Move a record on, only from the allowed states if the operation names them.
+
+        The row lock UPDATE takes makes the state check and the change one step, across
+        processes too.
+        """
+        outbox = isinstance(op, SetOutboxState)
+        table = "outbox" if outbox else "inbox"
+        allowed = None if op.only_from is None else [s.value for s in op.only_from]
+        status = await conn.execute(
+            self._update_outbox if outbox else self._update_inbox,
+            op.state.value,
+            op.attempts,
+            op.next_attempt_at,
+            op.message_id,
+            allowed,
+        )
+        if status == "UPDATE 1":
+            return
+        state = await conn.fetchval(
+            self._state_outbox if outbox else self._state_inbox, op.message_id
+        )
+        if state is None:
+            raise StoreError(
+                f"no {table} message {op.message_id} to move to {op.state.value}",
+                message_id=op.message_id,
+            )
+        raise StateConflict(
+            f"{table} message {op.message_id} is {state}, not "
+            f"{' or '.join(allowed or ())}: not moved to {op.state.value}",
+            message_id=op.message_id,
+            state=state,
+        )
+
+    async def get_outbox(self, message_id: str) -> OutboxRecord | None:
+        """One outgoing message, or None."""
+        rows = await self._fetch(f"{self._outbox} WHERE message_id = $1", message_id)
+        return _rows.outbox_record(rows[0], _rows.identity) if rows else None
+
+    async def get_inbox(self, message_id: str) -> InboxRecord | None:
+        """One received message, or None."""
+        rows = await self._fetch(f"{self._inbox} WHERE message_id = $1", message_id)
+        return _rows.inbox_record(rows[0], _rows.identity) if rows else None
+
+    async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
+        """PENDING messages, and SENT requests whose next_attempt_at has come, oldest first."""
+        rows = await self._fetch(
+            f"{self._outbox} WHERE state = $1 OR (state = $2 AND next_attempt_at <= $3) "
+            "ORDER BY created_at, message_id LIMIT $4",
+            OutboxState.PENDING.value,
+            OutboxState.SENT.value,
+            now,
+            limit,
+        )
+        return [_rows.outbox_record(r, _rows.identity) for r in rows]
+
+    async def due_inbox(self, now: datetime, limit: int = 100) -> Sequence[InboxRecord]:
+        """RECEIVED requests whose next_attempt_at is unset or has come, oldest first."""
+        rows = await self._fetch(
+            f"{self._inbox} WHERE state = $1 AND (next_attempt_at IS NULL OR next_attempt_at <= $2)"
+            " ORDER BY received_at, message_id LIMIT $3",
+            InboxState.RECEIVED.value,
+            now,
+            limit,
+        )
+        return [_rows.inbox_record(r, _rows.identity) for r in rows]
+
+    async def inbox_by_state(self, state: InboxState, limit: int = 1000) -> Sequence[InboxRecord]:
+        """Received messages in a state, oldest first."""
+        rows = await self._fetch(
+            f"{self._inbox} WHERE state = $1 ORDER BY received_at, message_id LIMIT $2",
+            state.value,
+            limit,
+        )
+        return [_rows.inbox_record(r, _rows.identity) for r in rows]
+
+    async def inbox_for(self, correlation_id: str) -> Sequence[InboxRecord]:
+        """Messages received that refer to the request ``correlation_id``, oldest first."""
+        rows = await self._fetch(
+            f"{self._inbox} WHERE correlation_id = $1 ORDER BY received_at, message_id",
+            correlation_id,
+        )
+        return [_rows.inbox_record(r, _rows.identity) for r in rows]
+
+    async def outbox_answering(self, correlation_id: str) -> Sequence[OutboxRecord]:
+        """Messages this party sent that answer the request ``correlation_id``, oldest first."""
+        rows = await self._fetch(
+            f"{self._outbox} WHERE correlation_id = $1 ORDER BY created_at, message_id",
+            correlation_id,
+        )
+        return [_rows.outbox_record(r, _rows.identity) for r in rows]
+
+    async def audit(self, since_seq: int = 0, limit: int = 10_000) -> Sequence[AuditRecord]:
+        """Audit records with seq > since_seq, in order."""
+        rows = await self._fetch(
+            f"{self._audit} WHERE seq > $1 ORDER BY seq LIMIT $2", since_seq, limit
+        )
+        return [_rows.audit_record(r, _rows.identity) for r in rows]
+
+    async def count_inbox(self, state: InboxState | None = None) -> int:
+        """How many received messages (in a state)."""
+        if state is None:
+            rows = await self._fetch(self._count_inbox)
+        else:
+            rows = await self._fetch(f"{self._count_inbox} WHERE state = $1", state.value)
+        return int(rows[0][0])
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        pool = self._require_pool()
+        try:
+            return list(await pool.fetch(sql, *args))
+        except Exception as exc:
+            self._raise_unavailable(exc)
+            raise
+
+    def _require_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError(f"the store at {self._where()} is not open")
+        return self._pool
+
+    def _raise_unavailable(self, exc: Exception) -> None:
+        """Raise StoreUnavailable for connection, disk and shutdown errors; return otherwise."""
+        import asyncpg
+
+        unavailable = (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.InsufficientResourcesError,  # disk full, out of memory, too many connections
+            asyncpg.OperatorInterventionError,  # shutting down, cannot connect now
+            asyncpg.PostgresSystemError,  # I/O error
+            asyncpg.InvalidCatalogNameError,  # no such database
+            asyncpg.InvalidAuthorizationSpecificationError,
+        )
+        if isinstance(exc, unavailable):
+            raise StoreUnavailable(
+                f"cannot reach the store at {self._where()}: {exc} — check that PostgreSQL "
+                "is running and reachable, then retry",
+                schema=self.schema,
+            ) from exc

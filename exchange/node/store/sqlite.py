@@ -1,0 +1,206 @@
+"""The SQLite party store: one writer thread group-commits transactions into a WAL database.
+
+Transactions buffer their changes in memory. On exit they queue them for the writer thread,
+which takes every batch already waiting and writes them in one SQLite transaction (one
+fsync of the WAL), each batch inside its own SAVEPOINT: a duplicate rolls back only its
+own batch. ``synchronous=NORMAL`` in WAL mode survives a killed process; reads use a second
+connection on a reader thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from exchange._clock import Clock
+from exchange.exceptions import StoreError, StoreUnavailable
+from exchange.node.store import _rows
+from exchange.node.store._buffer import TransactionBuffer
+from exchange.node.store._sqlite_writer import (
+    SELECT_AUDIT,
+    SELECT_INBOX,
+    SELECT_OUTBOX,
+    Pending,
+    Writer,
+    connect,
+    to_text,
+)
+from exchange.node.store.base import (
+    AuditRecord,
+    InboxRecord,
+    InboxState,
+    OutboxRecord,
+    OutboxState,
+    Transaction,
+)
+
+T = TypeVar("T")
+
+
+class SQLiteStore:
+    """A party's store in one SQLite file, for a party run as one process."""
+
+    def __init__(
+        self,
+        path: Path,
+        party: str,
+        clock: Clock,
+        *,
+        max_batch: int = 256,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self.party = party
+        self._clock = clock
+        self._max_batch = max_batch
+        self._busy_timeout = busy_timeout
+        self._writer: Writer | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._read_conn: sqlite3.Connection | None = None  # used on the reader thread only
+
+    async def open(self) -> None:
+        """Start the writer and reader threads; create the tables if needed.
+
+        Raises:
+            StoreUnavailable (store-unavailable): the file cannot be opened or written.
+            StoreError (store-error): the file belongs to another party.
+        """
+        if self._writer is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = Writer(self.path, self.party, self._clock, self._max_batch, self._busy_timeout)
+        await asyncio.to_thread(writer.start)
+        self._writer = writer
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-reader")
+        try:
+            await self._read(lambda conn: None)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Write every queued transaction, then stop both threads."""
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        if writer is not None:
+            await asyncio.to_thread(writer.stop)
+        if reader is not None:
+            await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
+            reader.shutdown(wait=True)
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction, group-committed by the writer when the block exits normally."""
+        return self._transaction()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Transaction]:
+        buffer = TransactionBuffer()
+        try:
+            yield buffer
+        finally:
+            buffer.closed = True
+        if buffer.empty():
+            return
+        if self._writer is None:
+            raise StoreError(f"the store at {self.path} is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._writer.submit(Pending(buffer, loop, future))
+        await future
+
+    async def get_outbox(self, message_id: str) -> OutboxRecord | None:
+        """One outgoing message, or None."""
+        rows = await self._fetch(f"{SELECT_OUTBOX} WHERE message_id = ?", (message_id,))
+        return _rows.outbox_record(rows[0], datetime.fromisoformat) if rows else None
+
+    async def get_inbox(self, message_id: str) -> InboxRecord | None:
+        """One received message, or None."""
+        rows = await self._fetch(f"{SELECT_INBOX} WHERE message_id = ?", (message_id,))
+        return _rows.inbox_record(rows[0], datetime.fromisoformat) if rows else None
+
+    async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
+        """PENDING messages, and SENT requests whose next_attempt_at has come, oldest first."""
+        rows = await self._fetch(
+            f"{SELECT_OUTBOX} WHERE state = ? OR (state = ? AND next_attempt_at <= ?) "
+            "ORDER BY created_at, message_id LIMIT ?",
+            (OutboxState.PENDING.value, OutboxState.SENT.value, to_text(now), limit),
+        )
+        return [_rows.outbox_record(r, datetime.fromisoformat) for r in rows]
+
+    async def due_inbox(self, now: datetime, limit: int = 100) -> Sequence[InboxRecord]:
+        """RECEIVED requests whose next_attempt_at is unset or has come, oldest first."""
+        rows = await self._fetch(
+            f"{SELECT_INBOX} WHERE state = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+            "ORDER BY received_at, message_id LIMIT ?",
+            (InboxState.RECEIVED.value, to_text(now), limit),
+        )
+        return [_rows.inbox_record(r, datetime.fromisoformat) for r in rows]
+
+    async def inbox_by_state(self, state: InboxState, limit: int = 1000) -> Sequence[InboxRecord]:
+        """Received messages in a state, oldest first."""
+        rows = await self._fetch(
+            f"{SELECT_INBOX} WHERE state = ? ORDER BY received_at, message_id LIMIT ?",
+            (state.value, limit),
+        )
+        return [_rows.inbox_record(r, datetime.fromisoformat) for r in rows]
+
+    async def inbox_for(self, correlation_id: str) -> Sequence[InboxRecord]:
+        """Messages received that refer to the request ``correlation_id``, oldest first."""
+        rows = await self._fetch(
+            f"{SELECT_INBOX} WHERE correlation_id = ? ORDER BY received_at, message_id",
+            (correlation_id,),
+        )
+        return [_rows.inbox_record(r, datetime.fromisoformat) for r in rows]
+
+    async def outbox_answering(self, correlation_id: str) -> Sequence[OutboxRecord]:
+        """Messages this party sent that answer the request ``correlation_id``, oldest first."""
+        rows = await self._fetch(
+            f"{SELECT_OUTBOX} WHERE correlation_id = ? ORDER BY created_at, message_id",
+            (correlation_id,),
+        )
+        return [_rows.outbox_record(r, datetime.fromisoformat) for r in rows]
+
+    async def audit(self, since_seq: int = 0, limit: int = 10_000) -> Sequence[AuditRecord]:
+        """Audit records with seq > since_seq, in order."""
+        rows = await self._fetch(
+            f"{SELECT_AUDIT} WHERE seq > ? ORDER BY seq LIMIT ?", (since_seq, limit)
+        )
+        return [_rows.audit_record(r, datetime.fromisoformat) for r in rows]
+
+    async def count_inbox(self, state: InboxState | None = None) -> int:
+        """How many received messages (in a state)."""
+        if state is None:
+            rows = await self._fetch("SELECT count(*) FROM inbox", ())
+        else:
+            rows = await self._fetch("SELECT count(*) FROM inbox WHERE state = ?", (state.value,))
+        return int(rows[0][0])
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self._read(lambda conn: conn.execute(sql, params).fetchall())
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None:
+            raise StoreError(f"the store at {self.path} is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._reader, self._run_read, query)
+
+    def _run_read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            if self._read_conn is None:
+                self._read_conn = connect(self.path, self._busy_timeout)
+                self._read_conn.execute("PRAGMA query_only = ON")
+            return query(self._read_conn)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"cannot read the store at {self.path}: {exc}", path=str(self.path)
+            ) from exc
+
+    def _close_reader(self) -> None:
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None

@@ -1,0 +1,7 @@
+"""RabbitMQ: the bus's names, its topology, and a supervised connection per party."""
+
+from exchange.transport.bus import Bus
+from exchange.transport.names import BusNames
+from exchange.transport.topology import apply_topology
+
+__all__ = ["Bus", "BusNames", "apply_topology"]

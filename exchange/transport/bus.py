@@ -1,0 +1,241 @@
+"""One party's connection to RabbitMQ: confirmed mandatory publishing and supervised consumers.
+
+A supervisor task owns the connection. When it drops (broker restart, network) it reconnects
+with back-off, applies the topology again and re-subscribes every consumer; it also
+re-subscribes a consumer the broker cancelled. Publishing while disconnected raises
+``BrokerUnavailable`` at once, so callers keep the message in their outbox and retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+)
+from aio_pika.exceptions import AMQPError, DeliveryError
+
+from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, Unroutable
+
+log = structlog.get_logger("exchange.transport")
+
+Callback = Callable[[AbstractIncomingMessage], Awaitable[None]]
+SetupHook = Callable[[AbstractChannel], Awaitable[None]]
+
+_WATCH_SECONDS = 1.0
+_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass
+class _Subscription:
+    queue: str
+    callback: Callback
+    tag: str | None = None
+
+
+class Bus:
+    """A supervised connection: publish with confirms, consume with manual acks."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefetch: int = 32,
+        publish_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.prefetch = prefetch
+        self.publish_timeout = publish_timeout
+        self._setup: list[SetupHook] = []
+        self._subscriptions: list[_Subscription] = []
+        self._connection: AbstractConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._consume_channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._supervisor: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._stopping = False
+        self.connects = 0
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection with open channels is up."""
+        return self._connected.is_set()
+
+    async def start(self, timeout: float = 15.0) -> None:
+        """Connect (and keep reconnecting in the background).
+
+        Raises:
+            BrokerUnavailable (broker-unavailable): no connection within ``timeout``.
+        """
+        self._stopping = False
+        self._supervisor = asyncio.create_task(self._supervise(), name="bus-supervisor")
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            await self.stop()
+            raise BrokerUnavailable(
+                f"cannot reach RabbitMQ at {_redacted(self.url)} within {timeout:.0f} s; "
+                "start it (`rabbitmq-server -detached`) or set EXCHANGE_AMQP_URL"
+            ) from None
+
+    async def stop(self) -> None:
+        """Close the connection and stop reconnecting."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+            self._supervisor = None
+        await self._close()
+
+    def on_connect(self, hook: SetupHook) -> None:
+        """Run ``hook`` (e.g. declare the topology) on every new connection, before consuming."""
+        self._setup.append(hook)
+
+    def subscribe(self, queue: str, callback: Callback) -> None:
+        """Consume ``queue`` with manual acks, now and after every reconnect."""
+        self._subscriptions.append(_Subscription(queue, callback))
+        if self._consume_channel is not None and not self._consume_channel.is_closed:
+            asyncio.get_running_loop().create_task(self._consume(self._subscriptions[-1]))
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until the connection is up."""
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        message_type: str = "",
+    ) -> None:
+        """Publish persistent and mandatory; return once the broker confirmed it.
+
+        Raises:
+            BrokerUnavailable (broker-unavailable): not connected, or the connection broke.
+            Unroutable (unroutable): no queue is bound for ``routing_key``.
+            PublishNotConfirmed (publish-not-confirmed): nacked, or no confirm in time.
+        """
+        channel = self._publish_channel
+        if not self._connected.is_set() or channel is None or channel.is_closed:
+            raise BrokerUnavailable("not connected to RabbitMQ; the message stays in the outbox")
+        target = self._exchanges.get(exchange)
+        if target is None:
+            try:
+                target = await channel.get_exchange(exchange, ensure=False)
+            except AMQPError as exc:
+                raise BrokerUnavailable(f"broker error: {exc}") from None
+            self._exchanges[exchange] = target
+        message = aio_pika.Message(
+            body,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type=content_type,
+            type=message_type,
+            # A fresh id per publish: aiormq matches returns by it (DESIGN.md pitfalls).
+            message_id=uuid.uuid4().hex,
+        )
+        try:
+            await target.publish(message, routing_key, mandatory=True, timeout=self.publish_timeout)
+        except DeliveryError as exc:
+            if exc.frame is not None and isinstance(exc.frame, aiormq.spec.Basic.Return):
+                raise Unroutable(
+                    f"no queue for {routing_key!r} on {exchange}: unknown recipient?",
+                    routing_key=routing_key,
+                ) from None
+            raise PublishNotConfirmed(f"the broker refused the message: {exc}") from None
+        except TimeoutError:
+            raise PublishNotConfirmed(
+                f"no confirm within {self.publish_timeout:.0f} s; the message stays in the outbox"
+            ) from None
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            raise BrokerUnavailable(
+                f"connection to RabbitMQ lost while publishing: {exc}"
+            ) from None
+
+    # --- supervision ----------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                await self._open()
+                failures = 0
+                await self._watch()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any broker trouble means: reconnect
+                log.warning("bus.disconnected", error=str(exc) or type(exc).__name__)
+            self._connected.clear()
+            await self._close()
+            if self._stopping:
+                break
+            await asyncio.sleep(_BACKOFF[min(failures, len(_BACKOFF) - 1)])
+            failures += 1
+
+    async def _open(self) -> None:
+        self._connection = await aio_pika.connect(self.url, timeout=5)
+        self._publish_channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        self._consume_channel = await self._connection.channel(publisher_confirms=False)
+        await self._consume_channel.set_qos(prefetch_count=self.prefetch)
+        self._exchanges = {}
+        for hook in self._setup:
+            await hook(self._publish_channel)
+        for subscription in self._subscriptions:
+            await self._consume(subscription)
+        self.connects += 1
+        self._connected.set()
+        log.info("bus.connected", url=_redacted(self.url), connects=self.connects)
+
+    async def _consume(self, subscription: _Subscription) -> None:
+        assert self._consume_channel is not None
+        queue = await self._consume_channel.get_queue(subscription.queue, ensure=True)
+        subscription.tag = await queue.consume(subscription.callback, no_ack=False)
+
+    async def _watch(self) -> None:
+        # Robust connections are known to lose consumers after an ungraceful broker loss or
+        # a server-sent basic.cancel, so watch both ourselves.
+        assert self._connection is not None
+        assert self._consume_channel is not None
+        while not self._stopping:
+            await asyncio.sleep(_WATCH_SECONDS)
+            if self._connection.is_closed or self._consume_channel.is_closed:
+                raise ConnectionError("connection or channel closed")
+            if self._publish_channel is None or self._publish_channel.is_closed:
+                raise ConnectionError("publish channel closed")
+            underlay = await self._consume_channel.get_underlay_channel()
+            consumers = underlay.consumers  # type: ignore[attr-defined]
+            for subscription in self._subscriptions:
+                if subscription.tag not in consumers:
+                    log.warning("bus.consumer_lost", queue=subscription.queue)
+                    await self._consume(subscription)
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        self._publish_channel = self._consume_channel = None
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), 5)
+
+
+def _redacted(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}"
+    return url

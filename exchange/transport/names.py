@@ -1,0 +1,40 @@
+"""Names of everything the exchange declares on the broker, under one per-deployment prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BusNames:
+    """Exchange and queue names; tests give each run its own prefix so runs never collide."""
+
+    prefix: str = "kzn."
+
+    @property
+    def bus(self) -> str:
+        """Direct exchange every envelope is published to, routed by recipient party id."""
+        return f"{self.prefix}bus"
+
+    @property
+    def dead_letter(self) -> str:
+        """Direct exchange that takes what an inbox dead-letters, routed by party id."""
+        return f"{self.prefix}dlx"
+
+    @property
+    def quarantine(self) -> str:
+        """Queue for what cannot be attributed to a sender (unverifiable)."""
+        return f"{self.prefix}quarantine"
+
+    @property
+    def audit(self) -> str:
+        """Durable queue the audit collector consumes."""
+        return f"{self.prefix}audit"
+
+    def inbox(self, party: str) -> str:
+        """A party's inbox queue."""
+        return f"{self.prefix}party.{party}.inbox"
+
+    def dead_letters(self, party: str) -> str:
+        """A party's dead-letter queue (deliveries that failed before they were stored)."""
+        return f"{self.prefix}party.{party}.dlq"

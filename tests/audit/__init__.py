@@ -1,0 +1,3 @@
+"""Tests of the audit log."""
+
+from __future__ import annotations

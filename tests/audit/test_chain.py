@@ -1,0 +1,171 @@
+"""The audit hash chain: its canonical encoding, and tampering each found at the right seq."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from exchange.audit import (
+    GENESIS_HASH,
+    canonical_bytes,
+    chain_hash,
+    link,
+    record_hash,
+    verify_chain,
+)
+from exchange.exceptions import AuditTampered
+from exchange.node.store import AuditEvent, AuditRecord
+
+T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+PARTY = "improvement"
+
+
+def make_chain(n: int = 10) -> list[AuditRecord]:
+    """A valid chain of ``n`` records, one minute apart."""
+    records: list[AuditRecord] = []
+    prev = GENESIS_HASH
+    for seq in range(1, n + 1):
+        event = AuditEvent("status", message_id=f"m{seq}", detail={"step": seq})
+        records.append(link(seq, T0 + timedelta(minutes=seq), PARTY, event, prev))
+        prev = records[-1].hash
+    return records
+
+
+def renumber(records: list[AuditRecord], start: int = 1) -> list[AuditRecord]:
+    """The same records with consecutive seq labels (hashes untouched), as a clumsy forger would."""
+    return [replace(r, seq=start + i) for i, r in enumerate(records)]
+
+
+def tampered_at(records: list[AuditRecord]) -> int:
+    """The seq verify_chain names, failing the test if it finds nothing."""
+    with pytest.raises(AuditTampered) as info:
+        verify_chain(records)
+    seq = info.value.data["seq"]
+    assert isinstance(seq, int)
+    return seq
+
+
+def test_known_answer() -> None:
+    """The hash is SHA-256 over sorted-key compact JSON with UTC microsecond times."""
+    event = AuditEvent("received", message_id="m1", detail={"b": 1, "a": "ё"})
+    text = (
+        '{"at":"2026-01-15T09:00:00.000000+00:00","case_id":null,"correlation_id":null,'
+        '"detail":{"a":"ё","b":1},"digest":null,"event":"received","kind":null,'
+        '"message_id":"m1","party":"improvement","prev_hash":"' + GENESIS_HASH + '",'
+        '"seq":1,"service":null}'
+    )
+    assert canonical_bytes(1, T0, PARTY, event, GENESIS_HASH) == text.encode()
+    expected = hashlib.sha256(text.encode()).hexdigest()
+    assert chain_hash(1, T0, PARTY, event, GENESIS_HASH) == expected
+    assert link(1, T0, PARTY, event, GENESIS_HASH).hash == expected
+
+
+def test_time_zone_does_not_change_the_hash() -> None:
+    """The same instant in another zone hashes the same; a naive time is refused."""
+    event = AuditEvent("sent")
+    moscow = T0.astimezone(timezone(timedelta(hours=3)))
+    assert chain_hash(1, moscow, PARTY, event, GENESIS_HASH) == chain_hash(
+        1, T0, PARTY, event, GENESIS_HASH
+    )
+    with pytest.raises(ValueError, match="timezone-aware"):
+        chain_hash(1, T0.replace(tzinfo=None), PARTY, event, GENESIS_HASH)
+
+
+def test_valid_chain_verifies() -> None:
+    """An untouched chain, an empty one and every record's own hash all check out."""
+    records = make_chain()
+    verify_chain(records)
+    verify_chain([])
+    assert all(record_hash(r) == r.hash for r in records)
+
+
+def test_edited_record() -> None:
+    """Editing a record's content is found at that record."""
+    records = make_chain()
+    event = replace(records[4].event, detail={"step": 500})
+    records[4] = replace(records[4], event=event)
+    assert tampered_at(records) == 5
+
+
+def test_edited_record_with_fresh_hash() -> None:
+    """Editing a record and recomputing its hash is found at the next record."""
+    records = make_chain()
+    edited = replace(records[4], party="architecture")
+    records[4] = replace(edited, hash=record_hash(edited))
+    assert tampered_at(records) == 6
+
+
+def test_edited_time() -> None:
+    """Moving a record's time is found at that record."""
+    records = make_chain()
+    records[6] = replace(records[6], at=records[6].at + timedelta(seconds=1))
+    assert tampered_at(records) == 7
+
+
+def test_deleted_record() -> None:
+    """Deleting a record leaves a gap at its seq."""
+    records = make_chain()
+    del records[4]
+    assert tampered_at(records) == 5
+
+
+def test_deleted_record_renumbered() -> None:
+    """Deleting a record and renumbering the rest is found where it was."""
+    records = make_chain()
+    del records[4]
+    assert tampered_at(renumber(records)) == 5
+
+
+def test_inserted_record() -> None:
+    """A well-formed record inserted after seq 4 (later ones renumbered) is found at seq 6."""
+    records = make_chain()
+    forged = link(5, records[3].at, PARTY, AuditEvent("responded"), records[3].hash)
+    assert tampered_at(renumber([*records[:4], forged, *records[4:]])) == 6
+
+
+def test_inserted_duplicate_seq() -> None:
+    """A record inserted with an existing seq is found at the seq after it."""
+    records = make_chain()
+    forged = link(5, records[3].at, PARTY, AuditEvent("responded"), records[3].hash)
+    assert tampered_at([*records[:4], forged, *records[4:]]) == 6
+
+
+def test_reordered_records() -> None:
+    """Swapping two records is found at the first of them."""
+    records = make_chain()
+    records[3], records[4] = records[4], records[3]
+    assert tampered_at(records) == 4
+
+
+def test_reordered_records_renumbered() -> None:
+    """Swapping two records and their seq labels is found at the first of them."""
+    records = make_chain()
+    records[3], records[4] = records[4], records[3]
+    assert tampered_at(renumber(records)) == 4
+
+
+def test_truncated_middle() -> None:
+    """Cutting seq 4 to 7 out is found at seq 4."""
+    records = make_chain()
+    assert tampered_at([*records[:3], *records[7:]]) == 4
+
+
+def test_truncated_head() -> None:
+    """A chain missing its start is refused, but verifies from a trusted earlier record."""
+    records = make_chain()
+    assert tampered_at(records[3:]) == 1
+    verify_chain(records[3:], start_seq=4, prev_hash=records[2].hash)
+    with pytest.raises(AuditTampered) as info:
+        verify_chain(records[3:], start_seq=4, prev_hash=records[1].hash)
+    assert info.value.data["seq"] == 4
+
+
+def test_forged_genesis() -> None:
+    """A first record that does not link to the genesis hash is found at seq 1."""
+    records = make_chain()
+    forged = replace(records[0], prev_hash="1" * 64)
+    records[0] = replace(forged, hash=record_hash(forged))
+    assert tampered_at(records) == 1

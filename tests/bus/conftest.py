@@ -1,0 +1,89 @@
+"""Fixtures for tests against the real RabbitMQ: a name prefix per session, live PKI, nodes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+
+from exchange._clock import SYSTEM_CLOCK
+from exchange.config import Settings
+from exchange.node import Node, NodeConfig, build_node
+from exchange.testing import ThrowawayPKI
+from exchange.transport.names import BusNames
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DATA = Path(__file__).resolve().parent.parent / "data"
+BUS_PARTIES = ("single-center", "improvement", "land-property")
+
+FAST = NodeConfig(
+    receipt_timeouts=(1.0, 2.0),
+    handler_retry_delays=(0.1, 0.2),
+    publish_grace=1.0,
+    poll_interval=0.05,
+)
+
+MakeNode = Callable[..., Awaitable[Node]]
+
+
+@pytest.fixture(scope="session")
+def live_pki(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayPKI:
+    """A PKI on the real clock (the broker tests run in real time)."""
+    return ThrowawayPKI.create(tmp_path_factory.mktemp("live-pki"), BUS_PARTIES, SYSTEM_CLOCK)
+
+
+@pytest.fixture(scope="session")
+def bus_prefix() -> Iterator[str]:
+    """A name prefix of this test session's own; its queues are deleted afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    yield prefix
+    import asyncio
+
+    asyncio.run(delete_topology(BusNames(prefix), BUS_PARTIES))
+
+
+async def delete_topology(names: BusNames, parties: tuple[str, ...]) -> None:
+    """Remove every queue and exchange under ``names``' prefix."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queues = [names.quarantine, names.audit]
+        for party in parties:
+            queues += [names.inbox(party), names.dead_letters(party)]
+        for queue in queues:
+            await channel.queue_delete(queue)
+        for exchange in (names.bus, names.dead_letter):
+            await channel.exchange_delete(exchange)
+
+
+@pytest.fixture
+def settings(live_pki: ThrowawayPKI, bus_prefix: str, tmp_path: Path) -> Settings:
+    """Settings for nodes of this test: test catalog, live PKI, own stores."""
+    return Settings(
+        certs_dir=live_pki.path,
+        schemas_dir=DATA / "schemas",
+        catalog=DATA / "catalog.toml",
+        amqp_url=AMQP_URL,
+        bus_prefix=bus_prefix,
+        store_dir=tmp_path / "stores",
+    )
+
+
+@pytest.fixture
+async def make_node(settings: Settings) -> AsyncIterator[MakeNode]:
+    """Start nodes on the real broker; every node started is stopped after the test."""
+    started: list[Node] = []
+
+    async def make(party: str, config: NodeConfig = FAST, **overrides: Any) -> Node:
+        node = build_node(party, settings, config=config, **overrides)
+        await node.start()
+        started.append(node)
+        return node
+
+    yield make
+    for node in reversed(started):
+        await node.stop()

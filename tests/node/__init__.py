@@ -1,0 +1,3 @@
+"""Tests of the party node."""
+
+from __future__ import annotations

@@ -1,0 +1,99 @@
+"""The PostgreSQL store against the contract, plus one chain shared by several processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from exchange._clock import FrozenClock
+from exchange.audit import verify_chain
+from exchange.exceptions import StoreUnavailable
+from exchange.node.store import AuditEvent, PostgresStore
+
+from .contract import PARTY, StoreContract, StoreFactory, outbox
+
+DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+pytestmark = pytest.mark.postgres
+
+
+async def _drop_schemas(prefix: str) -> None:
+    conn = await asyncpg.connect(DSN)
+    try:
+        names = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", prefix + "%"
+        )
+        for (name,) in names:
+            await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def schema_prefix() -> Iterator[str]:
+    """This session's schema name; every test's schema starts with it; all dropped at the end."""
+    prefix = f"t_{uuid4().hex[:10]}"
+    yield prefix
+    asyncio.run(_drop_schemas(prefix))
+
+
+@pytest.fixture
+async def schema(schema_prefix: str) -> AsyncIterator[str]:
+    """A schema of this test's own, dropped after it."""
+    name = f"{schema_prefix}_{uuid4().hex[:6]}"
+    yield name
+    await _drop_schemas(name)
+
+
+class TestPostgresStore(StoreContract):
+    """Every contract test, against a fresh schema in the test database."""
+
+    @pytest.fixture
+    def make_store(self, schema: str, clock: FrozenClock) -> StoreFactory:
+        """PostgreSQL stores in this test's schema."""
+
+        def make(party: str = PARTY) -> PostgresStore:
+            return PostgresStore(DSN, party, clock, schema=schema)
+
+        return make
+
+
+async def test_processes_share_one_chain(schema: str, clock: FrozenClock) -> None:
+    """Three stores of one party (as three processes) appending at once keep one gapless chain."""
+    stores = [PostgresStore(DSN, PARTY, clock, schema=schema) for _ in range(3)]
+    for store in stores:
+        await store.open()
+    try:
+
+        async def create(store: PostgresStore) -> None:
+            record = outbox(clock.now())
+            async with store.transaction() as tx:
+                tx.add_outbox(record)
+                tx.audit(AuditEvent("created", message_id=record.message_id))
+                tx.audit(AuditEvent("stored", message_id=record.message_id))
+
+        await asyncio.gather(*(create(stores[i % 3]) for i in range(150)))
+        records = await stores[0].audit()
+        assert [r.seq for r in records] == list(range(1, 301))
+        verify_chain(records)
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_unreachable_server(clock: FrozenClock) -> None:
+    """A server that does not answer raises StoreUnavailable without leaking the password."""
+    store = PostgresStore("postgresql://postgres:secret@127.0.0.1:1/test", PARTY, clock)
+    with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1/test") as info:
+        await store.open()
+    assert "secret" not in str(info.value)
+
+
+def test_schema_name_is_checked(clock: FrozenClock) -> None:
+    """A schema name that is not a plain identifier is refused before any SQL is built."""
+    with pytest.raises(ValueError, match="identifier"):
+        PostgresStore(DSN, PARTY, clock, schema='x"; DROP TABLE y; --')

@@ -1,0 +1,122 @@
+"""The SQLite store against the contract, plus group commit, disk full and a killed writer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from exchange._clock import FrozenClock
+from exchange.audit import verify_chain
+from exchange.exceptions import StoreUnavailable
+from exchange.node.store import AuditEvent, SQLiteStore, _sqlite_writer
+
+from .contract import PARTY, StoreContract, StoreFactory, outbox
+
+CHILD = Path(__file__).with_name("_child_writer.py")
+
+
+class TestSQLiteStore(StoreContract):
+    """Every contract test, against a fresh SQLite file."""
+
+    @pytest.fixture
+    def make_store(self, tmp_path: Path, clock: FrozenClock) -> StoreFactory:
+        """SQLite stores on this test's file."""
+
+        def make(party: str = PARTY) -> SQLiteStore:
+            return SQLiteStore(tmp_path / "party.db", party, clock)
+
+        return make
+
+
+async def test_open_reports_an_unusable_path(tmp_path: Path, clock: FrozenClock) -> None:
+    """A path SQLite cannot open raises StoreUnavailable naming the path."""
+    (tmp_path / "party.db").mkdir()
+    store = SQLiteStore(tmp_path / "party.db", PARTY, clock)
+    with pytest.raises(StoreUnavailable, match=r"party\.db"):
+        await store.open()
+
+
+@pytest.fixture
+def tiny_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writer connections whose database may not grow past 40 pages: a full disk."""
+    connect = _sqlite_writer.connect
+
+    def small(path: Path, busy_timeout: float) -> sqlite3.Connection:
+        conn = connect(path, busy_timeout)
+        conn.execute("PRAGMA max_page_count = 40")
+        return conn
+
+    monkeypatch.setattr(_sqlite_writer, "connect", small)
+
+
+@pytest.mark.usefixtures("tiny_disk")
+async def test_disk_full(tmp_path: Path, clock: FrozenClock) -> None:
+    """A full disk raises StoreUnavailable with a hint; smaller writes still go through after."""
+    store = SQLiteStore(tmp_path / "party.db", PARTY, clock)
+    await store.open()
+    try:
+        big = outbox(clock.now())
+
+        async def create_big() -> None:
+            async with store.transaction() as tx:
+                tx.add_outbox(replace(big, wire=b"x" * 400_000))
+                tx.audit(AuditEvent("created", message_id=big.message_id))
+
+        with pytest.raises(StoreUnavailable, match="disk full — free space"):
+            await create_big()
+        small = outbox(clock.now())
+        async with store.transaction() as tx:
+            tx.add_outbox(small)
+            tx.audit(AuditEvent("created", message_id=small.message_id))
+        assert await store.get_outbox(big.message_id) is None
+        assert await store.get_outbox(small.message_id) == small
+        assert [r.seq for r in await store.audit()] == [1]
+    finally:
+        await store.close()
+
+
+@pytest.mark.chaos
+async def test_sigkill_loses_nothing_committed(tmp_path: Path, clock: FrozenClock) -> None:
+    """Every transaction a killed process saw return is in the store, and the chain verifies."""
+    path = tmp_path / "party.db"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(CHILD),
+        str(path),
+        PARTY,
+        stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    printed: list[str] = []
+    try:
+        while len(printed) < 300:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+            assert line.endswith(b"\n"), "the writer stopped before it was killed"
+            printed.append(line.decode().strip())
+        os.kill(proc.pid, signal.SIGKILL)
+        assert await proc.wait() == -signal.SIGKILL
+        rest = (await proc.stdout.read()).decode()
+        printed += [line for line in rest.split("\n")[:-1] if line]
+    finally:
+        if proc.returncode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+    store = SQLiteStore(path, PARTY, clock)
+    await store.open()
+    try:
+        missing = [mid for mid in printed if await store.get_outbox(mid) is None]
+        assert missing == []
+        records = await store.audit(limit=1_000_000)
+        assert set(printed) <= {r.event.message_id for r in records}
+        verify_chain(records)
+    finally:
+        await store.close()
