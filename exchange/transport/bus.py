@@ -160,9 +160,9 @@ class Bus:
             raise PublishNotConfirmed(
                 f"no confirm within {self.publish_timeout:.0f} s; the message stays in the outbox"
             ) from None
-        except (AMQPError, ConnectionError, RuntimeError) as exc:
+        except Exception as exc:  # a connection lost mid-publish surfaces in many types
             raise BrokerUnavailable(
-                f"connection to RabbitMQ lost while publishing: {exc}"
+                f"connection to RabbitMQ lost while publishing: {exc!r}"
             ) from None
 
     # --- supervision ----------------------------------------------------------------------
