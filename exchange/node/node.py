@@ -73,6 +73,8 @@ class Node:
 
     async def stop(self) -> None:
         """Stop the loops, let running handlers finish, disconnect, close the store."""
+        if not self._tasks:
+            return
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -81,6 +83,7 @@ class Node:
         await self.worker.drain()
         await self.ctx.bus.stop()
         await self.ctx.store.close()
+        self._tasks = []
         self.ctx.log().info("node.stopped")
 
     async def __aenter__(self) -> Node:
@@ -156,10 +159,13 @@ class Node:
         future: asyncio.Future[Notice] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(request_id, []).append(future)
         try:
-            final = await self._final_from_store(request_id)
-            if final is not None:
+            async with asyncio.timeout(timeout):
+                # The store is looked at too: another process of this party may have
+                # consumed the answer.
+                while (final := await self._final_from_store(request_id)) is None:
+                    with contextlib.suppress(TimeoutError):
+                        return await asyncio.wait_for(asyncio.shield(future), 1.0)
                 return final
-            return await asyncio.wait_for(future, timeout)
         finally:
             waiters = self._waiters.get(request_id, [])
             if future in waiters:
