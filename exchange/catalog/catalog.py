@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from pydantic import ValidationError
 
 from exchange._hazmat.xml import XMLSchema, load_schema, schema_violation
 from exchange.catalog.model import CatalogData, Party, Service
+from exchange.catalog.typed import typed_value
 from exchange.codec.xml import payload_element
-from exchange.envelope.model import Envelope, Kind
+from exchange.envelope.model import Envelope, Kind, ServiceRef
 from exchange.exceptions import AccessDenied, CatalogError, InvalidContent, UnknownService
 
 SCHEMA_FILES = ("request.xsd", "request.schema.json", "response.xsd", "response.schema.json")
@@ -31,6 +33,7 @@ class Catalog:
 
     def __init__(self, data: CatalogData, schemas_dir: Path) -> None:
         self.data = data
+        self.schemas_dir = schemas_dir
         self._services = {service.key: service for service in data.services}
         self._parties = {party.id: party for party in data.parties}
         self._schemas = {
@@ -124,6 +127,44 @@ class Catalog:
                 where = ".".join(str(part) for part in error.absolute_path) or "(payload)"
                 raise InvalidContent(f"payload: {where}: {error.message}")
 
+    def schema_files(self, service: Service) -> dict[str, Path]:
+        """The four schema files of a service, by file name."""
+        folder = self.schemas_dir / service.schemas
+        return {name: folder / name for name in SCHEMA_FILES}
+
+    def schema_documents(self, service: Service) -> dict[Kind, dict[str, Any]]:
+        """The JSON Schema documents of a service's request and response."""
+        schemas = self._schemas[service.key]
+        return {kind: dict(validator.schema) for kind, validator in schemas.json.items()}
+
+    def typed_payload(
+        self, service: ServiceRef, kind: Kind, payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A request or response payload in its service's typed shape (its JSON Schema's).
+
+        XML-decoded strings become integers and booleans where the schema says so, a scalar
+        becomes a one-item list where it says array, and keys take the schema's order (the
+        XSD's sequence order). A payload already typed comes back equal, so a handler sees
+        the same dict whichever format carried it. Unknown services and other kinds are
+        returned as they are; nothing here validates (see ``check_payload``).
+        """
+        schemas = self._schemas.get((service.code, service.version))
+        if schemas is None or kind not in schemas.json:
+            return dict(payload)
+        document = schemas.json[kind].schema
+        shaped = typed_value(dict(payload), document, document)
+        return shaped if isinstance(shaped, dict) else dict(payload)
+
+    def typed(self, envelope: Envelope) -> Envelope:
+        """The envelope with its payload typed (``typed_payload``): what handlers and listeners get.
+
+        Only the decoded view changes; the signed wire bytes stay as they were received.
+        """
+        if envelope.payload is None or envelope.kind not in (Kind.REQUEST, Kind.RESPONSE):
+            return envelope
+        payload = self.typed_payload(envelope.service, envelope.kind, envelope.payload)
+        return envelope.model_copy(update={"payload": payload})
+
 
 def _xsd_field(path: str | None) -> str:
     # lxml gives "/s:request/s:trees[2]/s:count"; people want "trees[2].count".
@@ -145,7 +186,9 @@ def _load_schemas(schemas_dir: Path, service: Service) -> _Schemas:
         for kind in (Kind.REQUEST, Kind.RESPONSE):
             document: Any = json.loads((folder / f"{kind.value}.schema.json").read_text())
             Draft202012Validator.check_schema(document)
-            json_schemas[kind] = Draft202012Validator(document)
+            json_schemas[kind] = Draft202012Validator(
+                document, format_checker=Draft202012Validator.FORMAT_CHECKER
+            )
     except Exception as exc:  # a broken schema file must stop the node at start, clearly
         raise CatalogError(f"{service.code}: bad schema in {folder}: {exc}") from None
     return _Schemas(xsd, json_schemas)

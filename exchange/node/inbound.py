@@ -223,7 +223,8 @@ class Inbound:
         except DuplicateMessage:
             return "duplicate"
         self.ctx.log(envelope).info("answer.received", kind=envelope.kind.value)
-        await self._notify(Notice(envelope.kind.value, request.message_id, envelope))
+        typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
+        await self._notify(Notice(envelope.kind.value, request.message_id, typed))
         return envelope.kind.value
 
     async def _note(

@@ -64,7 +64,11 @@ class Node:
 
         self.ctx.bus.on_connect(declare)
         self.ctx.bus.subscribe(self.ctx.names.inbox(self.party), self.inbound.on_delivery)
-        await self.ctx.bus.start()
+        try:
+            await self.ctx.bus.start()
+        except BaseException:
+            await self.ctx.store.close()
+            raise
         self._tasks = [
             asyncio.create_task(self.relay.run(), name=f"{self.party}-relay"),
             asyncio.create_task(self.worker.run(), name=f"{self.party}-worker"),
@@ -125,6 +129,7 @@ class Node:
             payload=payload,
             test=test,
         )
+        envelope = self.ctx.catalog.typed(envelope)  # typed, keys in the XSD's order
         wire_format = wire_format or self.ctx.config.wire_format
         self.ctx.catalog.check_request(envelope)
         self.ctx.catalog.check_payload(envelope, xml=wire_format is WireFormat.XML)
@@ -246,11 +251,14 @@ class Node:
             payload=payload,
             fault=fault,
         )
+        answer = self.ctx.catalog.typed(answer)  # typed, keys in the XSD's order
         self.ctx.catalog.check_payload(answer, xml=wire_format is WireFormat.XML)
 
         def close_request(tx: Transaction) -> None:
             if close is not None:
-                tx.set_inbox_state(record.message_id, close, only_from=_OPEN)
+                tx.set_inbox_state(
+                    record.message_id, close, attempts=record.attempts, only_from=_OPEN
+                )
                 tx.audit(audit_event(close.value, request, record.digest))
 
         sent = await self.outbound.send(answer, wire_format, event, also=close_request)
@@ -272,7 +280,8 @@ class Node:
     async def _final_from_store(self, request_id: str) -> Notice | None:
         for record in await self.ctx.store.inbox_for(request_id):
             if record.kind in (Kind.RESPONSE.value, Kind.FAULT.value):
-                return Notice(record.kind, request_id, decode_stored(record.wire))
+                answer = self.ctx.catalog.typed(decode_stored(record.wire))
+                return Notice(record.kind, request_id, answer)
         sent = await self.ctx.store.get_outbox(request_id)
         if sent is not None and sent.state.value == "undelivered":
             return Notice("undelivered", request_id)

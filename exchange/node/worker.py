@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -90,7 +91,8 @@ class Worker:
         log = self.ctx.log(envelope)
         handler = self.handlers[record.service]
         try:
-            result = await handler(IncomingRequest(envelope, attempt=record.attempts + 1))
+            typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
+            result = await handler(IncomingRequest(typed, attempt=record.attempts + 1))
         except Reject as reject:
             await self._answer_safely(
                 self._reject(record, reject.code, reject.text, InboxState.REJECTED)
@@ -123,7 +125,9 @@ class Worker:
         if attempts > len(delays):
             text = f"the provider failed to process the request {attempts} times"
             await self._answer_safely(
-                self._reject(record, "processing-failed", text, InboxState.DEAD)
+                self._reject(
+                    replace(record, attempts=attempts), "processing-failed", text, InboxState.DEAD
+                )
             )
             return
         retry_at = self.ctx.clock.now() + timedelta(seconds=delays[attempts - 1])

@@ -1,0 +1,1 @@
+"""Tests of the service catalog: the loader, the city catalog, typed payloads."""

@@ -1,0 +1,162 @@
+"""The catalog loader refuses every broken catalog with catalog-invalid and says what is wrong."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from exchange.catalog import Catalog
+from exchange.exceptions import CatalogError
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+PARTIES = """
+version = "t-1"
+
+[[parties]]
+id = "single-center"
+name = "Single Center"
+
+[[parties]]
+id = "improvement"
+name = "Improvement"
+"""
+
+TREES = """
+[[services]]
+code = "tree-felling-permit"
+version = "1"
+title = "Tree felling"
+provider = "{provider}"
+callers = [{callers}]
+deadline = {{ days = {days}, working_days = false }}
+schemas = "services/tree-felling-permit/1"
+"""
+
+Write = Callable[..., Path]
+
+
+@pytest.fixture
+def schemas(tmp_path: Path) -> Path:
+    """A copy of the test schemas, free to break."""
+    target = tmp_path / "schemas"
+    shutil.copytree(DATA / "schemas", target)
+    return target
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Write:
+    """Write a catalog file from the parties and one tree-felling service per entry."""
+
+    def make(*services: dict[str, object], parties: str = PARTIES, extra: str = "") -> Path:
+        text = parties
+        for service in services or ({},):
+            values: dict[str, object] = {
+                "provider": "improvement",
+                "callers": '"single-center"',
+                "days": 14,
+                **service,
+            }
+            text += TREES.format(**values)
+        path = tmp_path / "catalog.toml"
+        path.write_text(text + extra)
+        return path
+
+    return make
+
+
+def refused(path: Path, schemas: Path) -> str:
+    """Load, expect catalog-invalid, return the message."""
+    with pytest.raises(CatalogError) as info:
+        Catalog.load(path, schemas)
+    assert info.value.code == "catalog-invalid"
+    return info.value.message
+
+
+def test_a_good_catalog_loads(write: Write, schemas: Path) -> None:
+    """The baseline the other tests break loads."""
+    catalog = Catalog.load(write(), schemas)
+    assert catalog.service("tree-felling-permit").provider == "improvement"
+
+
+def test_missing_file(tmp_path: Path, schemas: Path) -> None:
+    """No file: the message names the path and the variable to set."""
+    message = refused(tmp_path / "nowhere.toml", schemas)
+    assert "nowhere.toml" in message
+    assert "EXCHANGE_CATALOG" in message
+
+
+def test_not_toml(tmp_path: Path, schemas: Path) -> None:
+    """A syntax error is reported as such."""
+    path = tmp_path / "catalog.toml"
+    path.write_text('version = "1"\n[[parties]\n')
+    assert "not TOML" in refused(path, schemas)
+
+
+def test_unknown_caller(write: Write, schemas: Path) -> None:
+    """A caller that is not a party of the catalog."""
+    message = refused(write({"callers": '"single-center", "mayors-office"'}), schemas)
+    assert "mayors-office" in message
+
+
+def test_unknown_provider(write: Write, schemas: Path) -> None:
+    """A provider that is not a party of the catalog."""
+    assert "land-property" in refused(write({"provider": "land-property"}), schemas)
+
+
+def test_duplicate_service(write: Write, schemas: Path) -> None:
+    """The same code and version twice."""
+    assert "once" in refused(write({}, {}), schemas)
+
+
+def test_duplicate_party(write: Write, schemas: Path) -> None:
+    """The same party id twice."""
+    parties = PARTIES + '\n[[parties]]\nid = "improvement"\nname = "Again"\n'
+    assert "unique" in refused(write(parties=parties), schemas)
+
+
+def test_provider_among_callers(write: Write, schemas: Path) -> None:
+    """A provider may not call its own service."""
+    message = refused(write({"callers": '"single-center", "improvement"'}), schemas)
+    assert "provider cannot call its own service" in message
+
+
+def test_bad_deadline(write: Write, schemas: Path) -> None:
+    """A deadline of zero days is refused, naming the field."""
+    assert "deadline" in refused(write({"days": 0}), schemas)
+
+
+def test_unknown_key(write: Write, schemas: Path) -> None:
+    """A misspelt key is an error, not silently ignored."""
+    assert "colour" in refused(write(extra='colour = "blue"\n'), schemas)
+
+
+def test_missing_schema_file(write: Write, schemas: Path) -> None:
+    """A service whose folder lacks one of the four files."""
+    (schemas / "services/tree-felling-permit/1/response.xsd").unlink()
+    message = refused(write(), schemas)
+    assert "tree-felling-permit" in message
+    assert "response.xsd" in message
+
+
+def test_broken_json_schema(write: Write, schemas: Path) -> None:
+    """A JSON Schema that is not JSON stops the load."""
+    (schemas / "services/tree-felling-permit/1/request.schema.json").write_text("{")
+    assert "bad schema" in refused(write(), schemas)
+
+
+def test_invalid_json_schema(write: Write, schemas: Path) -> None:
+    """A JSON Schema that breaks the metaschema stops the load."""
+    (schemas / "services/tree-felling-permit/1/request.schema.json").write_text(
+        '{"type": "no-such-type"}'
+    )
+    assert "bad schema" in refused(write(), schemas)
+
+
+def test_broken_xsd(write: Write, schemas: Path) -> None:
+    """An XSD that does not compile stops the load."""
+    (schemas / "services/tree-felling-permit/1/request.xsd").write_text("<xs:schema/>")
+    assert "bad schema" in refused(write(), schemas)
