@@ -162,6 +162,18 @@ class AuditTampered(StoreError):
     code = "audit-tampered"
 
 
+class CheckpointInvalid(AuditTampered):
+    """A signed audit checkpoint does not verify, or does not match the chain it covers."""
+
+    code = "checkpoint-invalid"
+
+
+class BundleInvalid(AuditTampered):
+    """An evidence bundle is unreadable, incomplete, or does not verify."""
+
+    code = "bundle-invalid"
+
+
 # --- policy: a verified envelope that this party will not process ------------------------
 
 

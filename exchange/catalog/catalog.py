@@ -122,7 +122,10 @@ class Catalog:
             if violation is not None:
                 raise InvalidContent(f"payload: {_xsd_field(violation[0])}: {violation[1]}")
         else:
-            error = next(iter(schemas.json[envelope.kind].iter_errors(envelope.payload)), None)
+            validator = schemas.json[envelope.kind]
+            if validator.is_valid(envelope.payload):
+                return
+            error = next(iter(validator.iter_errors(envelope.payload)), None)
             if error is not None:
                 where = ".".join(str(part) for part in error.absolute_path) or "(payload)"
                 raise InvalidContent(f"payload: {where}: {error.message}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from exchange.cli import bus, certs, demo, envelopes, services
+from exchange.cli import audit, bus, certs, demo, envelopes, services
 
 __all__ = ["app", "main"]
 
@@ -22,6 +22,8 @@ app.add_typer(bus.topology_app, name="topology")
 app.add_typer(bus.node_app, name="node")
 app.add_typer(bus.dlq_app, name="dlq")
 app.command("send")(bus.send)
+app.add_typer(audit.app, name="audit")
+app.command("trace")(audit.trace_command)
 app.add_typer(services.app, name="services")
 
 

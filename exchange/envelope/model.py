@@ -103,12 +103,20 @@ PayloadObject = TypeAliasType(
 )
 
 
-def _depth(value: object) -> int:
-    if isinstance(value, dict):
-        return 1 + max(map(_depth, value.values()), default=0)
-    if isinstance(value, list):
-        return max(map(_depth, value), default=0)
-    return 0
+def _depth(payload: dict[str, object]) -> int:
+    # Breadth-first over object levels: cheap enough for every envelope verified.
+    depth, level = 0, [payload]
+    while level:
+        depth += 1
+        below: list[dict[str, object]] = []
+        for mapping in level:
+            for value in mapping.values():
+                if type(value) is dict:
+                    below.append(value)
+                elif type(value) is list:
+                    below.extend(item for item in value if type(item) is dict)
+        level = below
+    return depth
 
 
 def _shallow(payload: dict[str, object]) -> dict[str, object]:

@@ -31,10 +31,13 @@ class NodeContext:
     names: BusNames
     clock: Clock
     config: NodeConfig = field(default_factory=NodeConfig)
+    _logger: Any = field(default=None, init=False, repr=False)
 
     def log(self, envelope: Envelope | None = None, **extra: Any) -> Any:
         """A logger with the party and the envelope's ids bound."""
-        logger = structlog.get_logger("exchange.node").bind(party=self.party, **extra)
+        if self._logger is None:
+            self._logger = structlog.get_logger("exchange.node").bind(party=self.party)
+        logger = self._logger.bind(**extra) if extra else self._logger
         if envelope is not None:
             logger = logger.bind(
                 message_id=envelope.message_id,

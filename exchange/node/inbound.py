@@ -94,8 +94,7 @@ class Inbound:
 
     async def _request(self, verified: VerifiedEnvelope) -> str:
         envelope = verified.envelope
-        if await self.ctx.store.get_inbox(envelope.message_id) is not None:
-            return await self._duplicate(verified)
+        # No look-up for duplicates here: the inbox insert refuses them (DuplicateMessage).
         if envelope.expires_at <= self.ctx.clock.now():
             return await self._refuse(
                 verified, Expired(f"expired at {envelope.expires_at.isoformat()}")
@@ -205,13 +204,8 @@ class Inbound:
 
     async def _answer(self, verified: VerifiedEnvelope) -> str:
         envelope = verified.envelope
-        request = await self.ctx.store.get_outbox(envelope.correlation_id or "")
-        if (
-            request is None
-            or request.kind != Kind.REQUEST.value
-            or request.recipient != envelope.sender
-            or request.digest != envelope.request_digest
-        ):
+        request = await self.outbound.sent_request(envelope.correlation_id or "")
+        if request is None or request != (envelope.sender, envelope.request_digest):
             return await self._ignore(verified, "answer not bound to a request of ours")
         advance = _ADVANCES.get(envelope.kind)
         event = f"{envelope.kind.value}-received"
@@ -224,7 +218,7 @@ class Inbound:
             return "duplicate"
         self.ctx.log(envelope).info("answer.received", kind=envelope.kind.value)
         typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
-        await self._notify(Notice(envelope.kind.value, request.message_id, typed))
+        await self._notify(Notice(envelope.kind.value, envelope.correlation_id or "", typed))
         return envelope.kind.value
 
     async def _note(

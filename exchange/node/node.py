@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from exchange.audit.shipper import Shipper
 from exchange.envelope.model import Fault, Kind, ServiceRef
 from exchange.exceptions import AccessDenied, StateConflict, UnknownMessage
 from exchange.node.context import NodeContext, audit_event
@@ -72,6 +73,7 @@ class Node:
         self._tasks = [
             asyncio.create_task(self.relay.run(), name=f"{self.party}-relay"),
             asyncio.create_task(self.worker.run(), name=f"{self.party}-worker"),
+            asyncio.create_task(Shipper(self.ctx).run(), name=f"{self.party}-audit-shipper"),
         ]
         self.ctx.log().info("node.started")
 
@@ -85,6 +87,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.worker.drain()
+        await self.outbound.drain()
         await self.ctx.bus.stop()
         await self.ctx.store.close()
         self._tasks = []

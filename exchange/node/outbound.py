@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +13,7 @@ from exchange._ids import new_message_id
 from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import (
     BrokerUnavailable,
+    ExchangeError,
     PublishNotConfirmed,
     StateConflict,
     Unroutable,
@@ -19,6 +22,7 @@ from exchange.node.context import NodeContext, audit_event
 from exchange.node.store.base import AuditEvent, OutboxRecord, OutboxState, Transaction
 from exchange.signing import WireFormat, digest, seal
 
+_SENT_CACHE = 100_000
 CONTENT_TYPES = {WireFormat.XML: "application/xml", WireFormat.JSON: "application/json"}
 
 Extra = Callable[[Transaction], None]
@@ -30,6 +34,10 @@ class Outbound:
     def __init__(self, context: NodeContext, on_undelivered: Callable[[OutboxRecord], Any]) -> None:
         self.ctx = context
         self._on_undelivered = on_undelivered
+        # Requests this node sent: answers are checked against them on every receipt.
+        self._sent: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._confirmed: list[OutboxRecord] = []
+        self._flushing: asyncio.Task[None] | None = None
 
     def envelope(
         self,
@@ -97,8 +105,25 @@ class Outbound:
             tx.audit(audit_event(event, envelope, record.digest, recipient=envelope.recipient))
             if also is not None:
                 also(tx)
+        if envelope.kind is Kind.REQUEST:
+            self._remember(record)
         await self.publish(record)
         return record
+
+    def _remember(self, record: OutboxRecord) -> None:
+        self._sent[record.message_id] = (record.recipient, record.digest)
+        if len(self._sent) > _SENT_CACHE:
+            self._sent.popitem(last=False)
+
+    async def sent_request(self, message_id: str) -> tuple[str, str] | None:
+        """(recipient, digest) of a request this node sent, or None."""
+        known = self._sent.get(message_id)
+        if known is not None:
+            return known
+        record = await self.ctx.store.get_outbox(message_id)
+        if record is None or record.kind != Kind.REQUEST.value:
+            return None
+        return (record.recipient, record.digest)
 
     async def publish(self, record: OutboxRecord, *, resend: bool = False) -> bool:
         """Publish a stored message and record the broker's confirm; False if deferred.
@@ -125,18 +150,18 @@ class Outbound:
         except (BrokerUnavailable, PublishNotConfirmed) as exc:
             log.warning("publish.deferred", error=exc.message)
             return False
-        now = self.ctx.clock.now()
-        is_request = record.kind == Kind.REQUEST.value
         attempts = record.attempts + 1
+        if record.kind != Kind.REQUEST.value:
+            self._confirm_later(record)
+            return True
         try:
             async with self.ctx.store.transaction() as tx:
                 tx.set_outbox_state(
                     record.message_id,
-                    OutboxState.SENT if is_request else OutboxState.DONE,
+                    OutboxState.SENT,
                     attempts=attempts,
-                    next_attempt_at=now + self.ctx.config.receipt_timeout(attempts)
-                    if is_request
-                    else None,
+                    next_attempt_at=self.ctx.clock.now()
+                    + self.ctx.config.receipt_timeout(attempts),
                     only_from=(OutboxState.PENDING, OutboxState.SENT),
                 )
                 tx.audit(_record_event("resent" if resend else "confirmed", record))
@@ -144,6 +169,32 @@ class Outbound:
             pass  # a receipt or answer overtook the confirm: the record is already further on
         log.debug("publish.confirmed", kind=record.kind, attempts=attempts)
         return True
+
+    def _confirm_later(self, record: OutboxRecord) -> None:
+        # Receipts, answers and faults: nothing waits on their confirm, so confirms are
+        # written in batches. If the node dies first, the relay publishes them again and
+        # the recipient drops the duplicate.
+        self._confirmed.append(record)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_confirms())
+
+    async def _flush_confirms(self) -> None:
+        while self._confirmed:
+            batch, self._confirmed = self._confirmed, []
+            try:
+                async with self.ctx.store.transaction() as tx:
+                    for record in batch:
+                        tx.set_outbox_state(
+                            record.message_id, OutboxState.DONE, attempts=record.attempts + 1
+                        )
+                        tx.audit(_record_event("confirmed", record))
+            except ExchangeError as exc:
+                self.ctx.log().warning("confirm.deferred", error=exc.message, count=len(batch))
+
+    async def drain(self) -> None:
+        """Write the confirms still waiting (at shutdown)."""
+        if self._flushing is not None:
+            await self._flushing
 
     async def republish(self, record: OutboxRecord) -> None:
         """Send a stored message again as it is (a sender asked again); no state change."""

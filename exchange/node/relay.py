@@ -12,7 +12,10 @@ import asyncio
 from exchange.exceptions import ExchangeError, Unroutable
 from exchange.node.context import NodeContext
 from exchange.node.outbound import Outbound
-from exchange.node.store.base import OutboxState
+from exchange.node.store.base import OutboxRecord, OutboxState
+
+_BATCH = 500
+_WINDOW = 64
 
 
 class Relay:
@@ -35,22 +38,24 @@ class Relay:
         """Handle every due outbox record once; return how many were published."""
         if not self.ctx.bus.connected:
             return 0
-        published = 0
         now = self.ctx.clock.now()
-        for record in await self.ctx.store.due_outbox(now):
+        due = await self.ctx.store.due_outbox(now, limit=_BATCH)
+        window = asyncio.Semaphore(_WINDOW)
+
+        async def one(record: OutboxRecord) -> bool:
             if record.kind == "request" and now >= record.expires_at:
                 reason = (
                     "no receipt before it expired"
                     if record.state is OutboxState.SENT
-                    else ("never reached the broker before it expired")
+                    else "never reached the broker before it expired"
                 )
                 await self.outbound.give_up(record, reason)
-                continue
-            try:
-                if await self.outbound.publish(record, resend=record.attempts > 0):
-                    published += 1
-                else:
-                    break  # the broker is away again: try at the next tick
-            except Unroutable:
-                continue  # recorded as undelivered by publish()
-        return published
+                return False
+            async with window:
+                try:
+                    return await self.outbound.publish(record, resend=record.attempts > 0)
+                except Unroutable:
+                    return False  # recorded as undelivered by publish()
+
+        # Confirms are awaited side by side, not one after another.
+        return sum(await asyncio.gather(*(one(record) for record in due)))

@@ -195,7 +195,9 @@ class TrustStore:
             raise RevocationUnknown("no readable CRL in the trust store; run `exchange certs crl`")
         if not self._crl_signed:
             raise RevocationUnknown("the CRL is not signed by the root CA")
-        if self._crl_window is None or not self._crl_window[0] <= at <= self._crl_window[1]:
+        # A CRL issued after ``at`` still answers for ``at`` (it lists every revocation up to
+        # its issue, with dates): what a signature from the past is judged with, offline.
+        if self._crl_window is None or at > self._crl_window[1]:
             raise RevocationUnknown(
                 "the CRL does not cover this time; an admin must run `exchange certs crl`"
             )

@@ -36,7 +36,23 @@ class SetInboxState:
     only_from: tuple[InboxState, ...] | None
 
 
-Operation = OutboxRecord | InboxRecord | SetOutboxState | SetInboxState
+@dataclass(frozen=True, slots=True)
+class PutMeta:
+    """Set a key of the store's meta table (e.g. the audit shipper's cursor)."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutCheckpoint:
+    """Keep a signed audit checkpoint at ``seq``; a second one at the same seq is ignored."""
+
+    seq: int
+    body: bytes
+
+
+Operation = OutboxRecord | InboxRecord | SetOutboxState | SetInboxState | PutMeta | PutCheckpoint
 
 
 @dataclass(slots=True)
@@ -97,6 +113,16 @@ class TransactionBuffer:
         """Append to this party's hash chain (seq, time and hash are set at commit)."""
         self._check_open()
         self.events.append(event)
+
+    def put_meta(self, key: str, value: str) -> None:
+        """Set a meta key (not part of the Transaction protocol: the store's own use)."""
+        self._check_open()
+        self.operations.append(PutMeta(key, value))
+
+    def put_checkpoint(self, seq: int, body: bytes) -> None:
+        """Keep a signed checkpoint (not part of the Transaction protocol)."""
+        self._check_open()
+        self.operations.append(PutCheckpoint(seq, body))
 
     def empty(self) -> bool:
         """True when there is nothing to write."""

@@ -17,7 +17,13 @@ from exchange._clock import Clock
 from exchange.audit import chain as audit_chain
 from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
 from exchange.node.store import _rows
-from exchange.node.store._buffer import SetInboxState, SetOutboxState, TransactionBuffer
+from exchange.node.store._buffer import (
+    PutCheckpoint,
+    PutMeta,
+    SetInboxState,
+    SetOutboxState,
+    TransactionBuffer,
+)
 from exchange.node.store.base import InboxRecord, OutboxRecord
 
 _SCHEMA = """
@@ -50,6 +56,7 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 COMMIT;
 """
@@ -309,8 +316,18 @@ class Writer:
         return seq, head
 
 
-def _set_state(conn: sqlite3.Connection, op: SetOutboxState | SetInboxState) -> None:
+def _set_state(
+    conn: sqlite3.Connection, op: SetOutboxState | SetInboxState | PutMeta | PutCheckpoint
+) -> None:
     """Move a record on, only from the allowed states if the operation names them."""
+    if isinstance(op, PutMeta):
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (op.key, op.value))
+        return
+    if isinstance(op, PutCheckpoint):
+        conn.execute(
+            "INSERT OR IGNORE INTO checkpoints (seq, body) VALUES (?, ?)", (op.seq, op.body)
+        )
+        return
     table = "outbox" if isinstance(op, SetOutboxState) else "inbox"
     sql = _UPDATE_OUTBOX if isinstance(op, SetOutboxState) else _UPDATE_INBOX
     params: list[Any] = [op.state.value, op.attempts, to_text(op.next_attempt_at), op.message_id]

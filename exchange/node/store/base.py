@@ -176,7 +176,11 @@ class Store(Protocol):
         """One received message, or None."""
 
     async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
-        """PENDING messages, and SENT requests whose next_attempt_at has come, oldest first."""
+        """PENDING and SENT messages whose next_attempt_at is unset or has come, oldest first.
+
+        A new message's next_attempt_at is its publish grace: the relay leaves it alone
+        while its first publish may still be in flight.
+        """
 
     async def due_inbox(self, now: datetime, limit: int = 100) -> Sequence[InboxRecord]:
         """RECEIVED requests whose next_attempt_at is unset or has come, oldest first."""
@@ -195,3 +199,17 @@ class Store(Protocol):
 
     async def count_inbox(self, state: InboxState | None = None) -> int:
         """How many received messages (in a state)."""
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value of the store's meta table (e.g. the audit shipper's cursor), or None."""
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a meta value durably (committed when this returns)."""
+
+    async def add_checkpoint(self, seq: int, body: bytes) -> None:
+        """Keep a signed audit checkpoint at ``seq`` durably; an existing one at seq is kept."""
+
+    async def checkpoints(
+        self, since_seq: int = 0, limit: int = 1000
+    ) -> Sequence[tuple[int, bytes]]:
+        """Signed checkpoints (seq, body) with seq > since_seq, in seq order."""

@@ -17,7 +17,13 @@ from exchange._clock import Clock
 from exchange.audit import chain as audit_chain
 from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
 from exchange.node.store import _rows
-from exchange.node.store._buffer import SetInboxState, SetOutboxState, TransactionBuffer
+from exchange.node.store._buffer import (
+    PutCheckpoint,
+    PutMeta,
+    SetInboxState,
+    SetOutboxState,
+    TransactionBuffer,
+)
 from exchange.node.store.base import (
     AuditRecord,
     InboxRecord,
@@ -63,6 +69,7 @@ CREATE OR REPLACE FUNCTION {s}.audit_append_only() RETURNS trigger LANGUAGE plpg
     $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
 CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {s}.audit
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.audit_append_only();
+CREATE TABLE IF NOT EXISTS {s}.checkpoints (seq bigint PRIMARY KEY, body bytea NOT NULL);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
 """
 
@@ -122,6 +129,15 @@ class PostgresStore:
         self._head = f"SELECT seq, hash FROM {s}.audit ORDER BY seq DESC LIMIT 1"  # noqa: S608
         self._meta = s + ".meta"
         self._count_inbox = f"SELECT count(*) FROM {s}.inbox"  # noqa: S608
+        self._put_meta = (
+            f"INSERT INTO {s}.meta (key, value) VALUES ($1, $2) "  # noqa: S608
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        )
+        self._put_checkpoint = (
+            f"INSERT INTO {s}.checkpoints (seq, body) VALUES ($1, $2) "  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
+        self._checkpoints = f"SELECT seq, body FROM {s}.checkpoints"  # noqa: S608
 
     def _where(self) -> str:
         return f"{self.dsn.rsplit('@', 1)[-1]} (schema {self.schema})"
@@ -244,13 +260,19 @@ class PostgresStore:
         await conn.executemany(self._insert_audit, rows)
 
     async def _set_state(
-        self, conn: asyncpg.Connection, op: SetOutboxState | SetInboxState
+        self, conn: asyncpg.Connection, op: SetOutboxState | SetInboxState | PutMeta | PutCheckpoint
     ) -> None:
         """Move a record on, only from the allowed states if the operation names them.
 
         The row lock UPDATE takes makes the state check and the change one step, across
         processes too.
         """
+        if isinstance(op, PutMeta):
+            await conn.execute(self._put_meta, op.key, op.value)
+            return
+        if isinstance(op, PutCheckpoint):
+            await conn.execute(self._put_checkpoint, op.seq, op.body)
+            return
         outbox = isinstance(op, SetOutboxState)
         table = "outbox" if outbox else "inbox"
         allowed = None if op.only_from is None else [s.value for s in op.only_from]
@@ -290,9 +312,10 @@ class PostgresStore:
         return _rows.inbox_record(rows[0], _rows.identity) if rows else None
 
     async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
-        """PENDING messages, and SENT requests whose next_attempt_at has come, oldest first."""
+        """PENDING and SENT messages whose next_attempt_at has come, oldest first."""
         rows = await self._fetch(
-            f"{self._outbox} WHERE state = $1 OR (state = $2 AND next_attempt_at <= $3) "
+            f"{self._outbox} WHERE state IN ($1, $2) "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= $3) "
             "ORDER BY created_at, message_id LIMIT $4",
             OutboxState.PENDING.value,
             OutboxState.SENT.value,
@@ -351,6 +374,28 @@ class PostgresStore:
         else:
             rows = await self._fetch(f"{self._count_inbox} WHERE state = $1", state.value)
         return int(rows[0][0])
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value of the meta table, or None."""
+        rows = await self._fetch(f"SELECT value FROM {self._meta} WHERE key = $1", key)  # noqa: S608
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a meta value (committed when this returns)."""
+        await self._fetch(self._put_meta, key, value)
+
+    async def add_checkpoint(self, seq: int, body: bytes) -> None:
+        """Keep a signed audit checkpoint (an existing one at ``seq`` is kept)."""
+        await self._fetch(self._put_checkpoint, seq, body)
+
+    async def checkpoints(
+        self, since_seq: int = 0, limit: int = 1000
+    ) -> Sequence[tuple[int, bytes]]:
+        """Signed checkpoints (seq, body) with seq > since_seq, in seq order."""
+        rows = await self._fetch(
+            f"{self._checkpoints} WHERE seq > $1 ORDER BY seq LIMIT $2", since_seq, limit
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         pool = self._require_pool()

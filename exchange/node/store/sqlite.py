@@ -125,9 +125,10 @@ class SQLiteStore:
         return _rows.inbox_record(rows[0], datetime.fromisoformat) if rows else None
 
     async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
-        """PENDING messages, and SENT requests whose next_attempt_at has come, oldest first."""
+        """PENDING and SENT messages whose next_attempt_at has come, oldest first."""
         rows = await self._fetch(
-            f"{SELECT_OUTBOX} WHERE state = ? OR (state = ? AND next_attempt_at <= ?) "
+            f"{SELECT_OUTBOX} WHERE state IN (?, ?) "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
             "ORDER BY created_at, message_id LIMIT ?",
             (OutboxState.PENDING.value, OutboxState.SENT.value, to_text(now), limit),
         )
@@ -180,6 +181,40 @@ class SQLiteStore:
         else:
             rows = await self._fetch("SELECT count(*) FROM inbox WHERE state = ?", (state.value,))
         return int(rows[0][0])
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value of the meta table, or None."""
+        rows = await self._fetch("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a meta value through the writer (committed when this returns)."""
+        await self._submit(lambda buffer: buffer.put_meta(key, value))
+
+    async def add_checkpoint(self, seq: int, body: bytes) -> None:
+        """Keep a signed audit checkpoint (an existing one at ``seq`` is kept)."""
+        await self._submit(lambda buffer: buffer.put_checkpoint(seq, body))
+
+    async def checkpoints(
+        self, since_seq: int = 0, limit: int = 1000
+    ) -> Sequence[tuple[int, bytes]]:
+        """Signed checkpoints (seq, body) with seq > since_seq, in seq order."""
+        rows = await self._fetch(
+            "SELECT seq, body FROM checkpoints WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since_seq, limit),
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    async def _submit(self, fill: Callable[[TransactionBuffer], None]) -> None:
+        buffer = TransactionBuffer()
+        fill(buffer)
+        buffer.closed = True
+        if self._writer is None:
+            raise StoreError(f"the store at {self.path} is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._writer.submit(Pending(buffer, loop, future))
+        await future
 
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return await self._read(lambda conn: conn.execute(sql, params).fetchall())

@@ -168,13 +168,13 @@ class StoreContract:
         assert await store.audit() == []
 
     async def test_due_outbox(self, store: Store, clock: FrozenClock) -> None:
-        """Due: PENDING, and SENT whose next attempt has come; oldest first; the rest is not."""
+        """Due: PENDING or SENT whose next attempt is unset or has come; oldest first."""
         t0 = clock.now()
         now = t0 + 10 * HOUR
         records = {
             "pending-new": outbox(t0 + 5 * HOUR),
             "sent-due": outbox(t0 + 2 * HOUR, state=OutboxState.SENT, next_attempt_at=now),
-            "pending-old": outbox(t0, next_attempt_at=now + HOUR),
+            "pending-in-grace": outbox(t0, next_attempt_at=now + HOUR),
             "sent-later": outbox(t0 + HOUR, state=OutboxState.SENT, next_attempt_at=now + HOUR),
             "sent-unscheduled": outbox(t0 + HOUR, state=OutboxState.SENT),
             "receipted": outbox(t0, state=OutboxState.RECEIPTED, next_attempt_at=t0),
@@ -186,7 +186,7 @@ class StoreContract:
             for record in records.values():
                 tx.add_outbox(record)
         due = await store.due_outbox(now)
-        expected = [records[k].message_id for k in ("pending-old", "sent-due", "pending-new")]
+        expected = [records[k].message_id for k in ("sent-unscheduled", "sent-due", "pending-new")]
         assert [r.message_id for r in due] == expected
         assert [r.message_id for r in await store.due_outbox(now, limit=2)] == expected[:2]
 

@@ -1,0 +1,426 @@
+"""Our full bus path beside raw aio-pika, on the same broker, in one run.
+
+Raw baseline: a quorum queue, persistent mandatory messages of the size of our signed request,
+publisher confirms with ``W`` publishes in flight, manual acks; messages/s from the first
+publish until the consumer acked the last.
+
+Ours: two nodes (``single-center`` -> ``improvement``) with SQLite stores; ``N`` requests with
+``W`` in flight through ``Node.request``; envelopes/s (each request and each receipt is one
+envelope: signed, stored with its audit event, published with a confirm, verified, stored
+and audited on the other side) from the first request until the sender has every receipt.
+Then request-to-receipt latency at a steady pace of half our measured rate.
+
+Prints the numbers and the ratio; no assertion (timings are noisy here). Run with
+``.venv/bin/python benchmarks/bench_bus.py [N] [W]`` or ``make bench``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from exchange._clock import SystemClock
+from exchange._logging import configure_logging
+from exchange.config import Settings
+from exchange.envelope.model import Kind, ServiceRef
+from exchange.node import IncomingRequest, Node, NodeConfig, Notice, build_node
+from exchange.signing import WireFormat
+from exchange.testing import ThrowawayPKI
+from exchange.transport.names import BusNames
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+PARTIES = ("single-center", "improvement", "land-property")  # every party of the test catalog
+SERVICE = "tree-felling-permit"
+TARGET_REQUEST_BYTES = 2560  # a signed XML request of about 2.5 KiB
+PREFETCH = 32  # what exchange.transport.Bus uses
+RATIO_TARGET = 0.40
+P99_TARGET_MS = 25.0
+LATENCY_SECONDS = 4.0
+RUN_PREFIXES: list[str] = []  # every bus prefix this process declared, deleted at the end
+
+# Fast polling like the bus tests; receipt time-outs long enough that no request is resent
+# merely because the benchmark keeps the nodes busy.
+CONFIG = NodeConfig(
+    receipt_timeouts=(30.0, 60.0),
+    handler_retry_delays=(0.1, 0.2),
+    publish_grace=5.0,
+    poll_interval=0.05,
+)
+
+
+def _payload(reason_chars: int, wire_format: WireFormat) -> dict[str, Any]:
+    count: int | str = "2" if wire_format is WireFormat.XML else 2  # XML carries no numbers
+    return {
+        "applicant": {"name": "Gulnara Safina", "phone": "+7 843 000-00-00"},
+        "address": "Kazan, ul. Pushkina 12",
+        "trees": [{"species": "birch", "count": count}],
+        "reason": ("Emergency birch over a playground; two lindens replanted. " * 64)[
+            :reason_chars
+        ],
+    }
+
+
+@dataclass
+class Sizes:
+    """Wire sizes of our envelopes, and the payload length that gives the target size."""
+
+    reason_chars: int
+    request: dict[WireFormat, int]
+    receipt: dict[WireFormat, int]
+
+
+def _measure_sizes(node: Node) -> Sizes:
+    """Size the payload so a signed XML request is about TARGET_REQUEST_BYTES."""
+
+    def signed(kind: Kind, wire_format: WireFormat, reason_chars: int) -> int:
+        entry = node.ctx.catalog.service(SERVICE)
+        envelope = node.outbound.envelope(
+            kind,
+            service=ServiceRef(code=entry.code, version=entry.version),
+            recipient=entry.provider,
+            expires_at=node.ctx.clock.now() + CONFIG.request_ttl,
+            case_id="KZN-BENCH-000001",
+            payload=_payload(reason_chars, wire_format) if kind is Kind.REQUEST else None,
+            answering=None if kind is Kind.REQUEST else ("0" * 32, "0" * 64),
+        )
+        return len(node.outbound.seal(envelope, wire_format).wire)
+
+    base = signed(Kind.REQUEST, WireFormat.XML, 0)
+    reason = max(0, TARGET_REQUEST_BYTES - base)
+    return Sizes(
+        reason,
+        {f: signed(Kind.REQUEST, f, reason) for f in WireFormat},
+        {f: signed(Kind.RECEIPT, f, 0) for f in WireFormat},
+    )
+
+
+# --- raw aio-pika --------------------------------------------------------------------------
+
+
+async def raw_baseline(prefix: str, count: int, window: int, size: int) -> float:
+    """Messages/s of plain aio-pika: confirmed, persistent, mandatory, manual ack."""
+    exchange_name, queue_name = f"{prefix}raw", f"{prefix}raw.queue"
+    publisher = await aio_pika.connect(AMQP_URL)
+    consumer = await aio_pika.connect(AMQP_URL)
+    try:
+        pub_channel = await publisher.channel(publisher_confirms=True, on_return_raises=True)
+        con_channel = await consumer.channel(publisher_confirms=False)
+        await con_channel.set_qos(prefetch_count=PREFETCH)
+        exchange = await pub_channel.declare_exchange(
+            exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        queue = await con_channel.declare_queue(
+            queue_name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await queue.bind(exchange_name, routing_key="raw")
+        body = b"x" * size
+        acked = 0
+        done = asyncio.Event()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            nonlocal acked
+            await message.ack()
+            acked += 1
+            if acked == count:
+                done.set()
+
+        await queue.consume(on_message, no_ack=False)
+        slots = asyncio.Semaphore(window)
+
+        async def publish() -> None:
+            async with slots:
+                message = aio_pika.Message(
+                    body,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    content_type="application/xml",
+                    type="request",
+                    message_id=uuid.uuid4().hex,
+                )
+                await exchange.publish(message, "raw", mandatory=True, timeout=10)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(publish() for _ in range(count)))
+        await asyncio.wait_for(done.wait(), 120)
+        elapsed = time.perf_counter() - start
+        return count / elapsed
+    finally:
+        await consumer.close()
+        await publisher.close()
+
+
+# --- our path ------------------------------------------------------------------------------
+
+
+@dataclass
+class Pair:
+    """A sender and a provider node on fresh stores."""
+
+    sender: Node
+    provider: Node
+    store_dir: Path
+
+    async def stop(self) -> None:
+        """Stop both nodes."""
+        await self.sender.stop()
+        await self.provider.stop()
+
+    def audit_counts(self) -> dict[str, int]:
+        """Audit events by name, both stores together (e.g. resends and duplicates)."""
+        counts: dict[str, int] = {}
+        for party in ("single-center", "improvement"):
+            with contextlib.closing(sqlite3.connect(self.store_dir / f"{party}.db")) as conn:
+                for event, n in conn.execute("SELECT event, count(*) FROM audit GROUP BY event"):
+                    counts[event] = counts.get(event, 0) + int(n)
+        return counts
+
+
+async def start_pair(settings: Settings, run: str) -> Pair:
+    """Start both nodes on stores and broker names of ``run``'s own.
+
+    Each run gets its own names, so nothing a previous run left in flight (e.g. receipts of
+    duplicates) reaches it.
+    """
+    store_dir = settings.store_dir / run
+    prefix = f"{settings.bus_prefix}{run}."
+    run_settings = settings.model_copy(update={"store_dir": store_dir, "bus_prefix": prefix})
+    RUN_PREFIXES.append(prefix)
+    provider = build_node("improvement", run_settings, config=CONFIG)
+    await provider.start()
+    sender = build_node("single-center", run_settings, config=CONFIG)
+    await sender.start()
+    return Pair(sender, provider, store_dir)
+
+
+class Arrivals:
+    """When each request's notice of ``kind`` arrived; a waiter for the first ``n`` of them."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.at: dict[str, float] = {}
+        self._target = 0
+        self._done = asyncio.Event()
+
+    def expect(self, n: int) -> None:
+        """Wait for ``n`` notices from now on."""
+        self.at.clear()
+        self._target = n
+        self._done.clear()
+
+    def __call__(self, notice: Notice) -> None:
+        if notice.kind == self.kind and notice.request_id not in self.at:
+            self.at[notice.request_id] = time.perf_counter()
+            if len(self.at) >= self._target:
+                self._done.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Wait until every expected notice arrived."""
+        await asyncio.wait_for(self._done.wait(), timeout)
+
+
+async def ours(
+    settings: Settings,
+    wire_format: WireFormat,
+    count: int,
+    window: int,
+    reason_chars: int,
+    *,
+    handler: bool = False,
+) -> tuple[float, dict[str, int]]:
+    """Envelopes/s through two nodes; with ``handler`` a trivial response is counted too."""
+    pair = await start_pair(settings, f"{wire_format.value}-{'handler' if handler else 'plain'}")
+    try:
+        if handler:
+
+            @pair.provider.handler(SERVICE)
+            async def grant(request: IncomingRequest) -> dict[str, Any]:
+                return {"decision": "granted", "permit_number": "TF-1"}
+
+        arrivals = Arrivals("response" if handler else "receipt")
+        pair.sender.on_notice(arrivals)
+        payload = _payload(reason_chars, wire_format)
+        await _warm_up(pair, arrivals, payload, wire_format)
+        arrivals.expect(count)
+        slots = asyncio.Semaphore(window)
+
+        async def send() -> None:
+            async with slots:
+                await pair.sender.request(SERVICE, payload, wire_format=wire_format)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(send() for _ in range(count)))
+        await arrivals.wait(120)
+        elapsed = max(arrivals.at.values()) - start
+        envelopes = count * (3 if handler else 2)
+        return envelopes / elapsed, pair.audit_counts()
+    finally:
+        await pair.stop()
+
+
+async def _warm_up(
+    pair: Pair, arrivals: Arrivals, payload: dict[str, Any], wire_format: WireFormat
+) -> None:
+    """A few requests first: connections, caches and schemas are warm before timing."""
+    arrivals.expect(8)
+    await asyncio.gather(
+        *(pair.sender.request(SERVICE, payload, wire_format=wire_format) for _ in range(8))
+    )
+    await arrivals.wait(30)
+
+
+async def latency(
+    settings: Settings,
+    wire_format: WireFormat,
+    rate: float,
+    reason_chars: int,
+) -> list[float]:
+    """Request-to-receipt latencies (ms) of requests sent at a fixed ``rate`` per second."""
+    pair = await start_pair(settings, f"{wire_format.value}-latency")
+    try:
+        arrivals = Arrivals("receipt")
+        pair.sender.on_notice(arrivals)
+        payload = _payload(reason_chars, wire_format)
+        await _warm_up(pair, arrivals, payload, wire_format)
+        count = max(50, int(rate * LATENCY_SECONDS))
+        arrivals.expect(count)
+        started: dict[str, float] = {}
+        tasks: list[asyncio.Task[None]] = []
+
+        async def send() -> None:
+            t0 = time.perf_counter()
+            request_id = await pair.sender.request(SERVICE, payload, wire_format=wire_format)
+            started[request_id] = t0
+
+        begin = time.perf_counter()
+        for i in range(count):
+            delay = begin + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send()))
+        await asyncio.gather(*tasks)
+        await arrivals.wait(60)
+        return sorted((arrivals.at[m] - t0) * 1000 for m, t0 in started.items())
+    finally:
+        await pair.stop()
+
+
+def _percentile(sorted_values: list[float], p: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+async def delete_topology(prefix: str) -> None:
+    """Remove every queue and exchange this run declared."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(f"{prefix}raw.queue")
+        await channel.exchange_delete(f"{prefix}raw")
+        for run_prefix in RUN_PREFIXES:
+            names = BusNames(run_prefix)
+            queues = [names.quarantine, names.audit]
+            for party in PARTIES:
+                queues += [names.inbox(party), names.dead_letters(party)]
+            for queue in queues:
+                await channel.queue_delete(queue)
+            for exchange in (names.bus, names.dead_letter):
+                await channel.exchange_delete(exchange)
+
+
+async def main(count: int, window: int) -> None:
+    """Run everything against one broker under a prefix of this run's own."""
+    configure_logging("WARNING")
+    began = time.perf_counter()
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    work = Path(tempfile.mkdtemp(prefix="bench-bus-"))
+    try:
+        pki = ThrowawayPKI.create(work / "pki", PARTIES[:2], SystemClock())
+        settings = Settings(
+            certs_dir=pki.path,
+            schemas_dir=DATA / "schemas",
+            catalog=DATA / "catalog.toml",
+            amqp_url=AMQP_URL,
+            bus_prefix=prefix,
+            store_dir=work / "stores",
+            store_dsn=None,
+        )
+        sizes = _measure_sizes(build_node("single-center", settings, config=CONFIG))
+        xml, json = WireFormat.XML, WireFormat.JSON
+        print(f"N={count} requests, W={window} in flight, prefetch {PREFETCH}, prefix {prefix}")
+        print(
+            f"signed envelope bytes: request XML {sizes.request[xml]} / JSON "
+            f"{sizes.request[json]}, receipt XML {sizes.receipt[xml]} / JSON {sizes.receipt[json]}"
+        )
+
+        raw_size = sizes.request[xml]
+        raw_count = 2 * count  # as many messages as our runs carry envelopes
+        # Raw runs are short, so one hiccup of the shared broker skews them: run it before,
+        # between and after our runs, and divide by the best (the conservative ratio).
+        raws = [await raw_baseline(prefix, raw_count, window, raw_size)]
+        rates: dict[WireFormat, float] = {}
+        counts: dict[WireFormat, dict[str, int]] = {}
+        for wire_format in (xml, json):
+            rates[wire_format], counts[wire_format] = await ours(
+                settings, wire_format, count, window, sizes.reason_chars
+            )
+        raws.append(await raw_baseline(prefix, raw_count, window, raw_size))
+        handled, handled_counts = await ours(
+            settings, xml, count, window, sizes.reason_chars, handler=True
+        )
+        raws.append(await raw_baseline(prefix, raw_count, window, raw_size))
+        raw = max(raws)
+        print(
+            f"raw aio-pika ({raw_count} msgs of {raw_size} B; quorum, persistent, confirms, "
+            f"mandatory, manual ack): {raw:6.0f} msgs/s  "
+            f"(best of {' / '.join(f'{r:.0f}' for r in raws)})"
+        )
+        for wire_format in (xml, json):
+            rate = rates[wire_format]
+            print(
+                f"ours {wire_format.value.upper():<4} request+receipt: {rate:6.0f} envelopes/s "
+                f"({rate / 2:.0f} requests/s)  ratio ours/raw {rate / raw:.2f} "
+                f"(target >= {RATIO_TARGET:.2f})  {_extra(counts[wire_format])}"
+            )
+        print(
+            f"ours XML  request+receipt+response (trivial handler): {handled:6.0f} envelopes/s "
+            f"({handled / 3:.0f} requests/s)  ratio ours/raw {handled / raw:.2f}  "
+            f"{_extra(handled_counts)}"
+        )
+        for wire_format in (xml, json):
+            pace = rates[wire_format] / 2 / 2  # half our max rate, in requests/s
+            samples = await latency(settings, wire_format, pace, sizes.reason_chars)
+            p50, p99 = _percentile(samples, 50), _percentile(samples, 99)
+            print(
+                f"latency {wire_format.value.upper():<4} request->receipt at {pace:.0f} req/s "
+                f"({len(samples)} requests): p50 {p50:5.1f} ms  p99 {p99:5.1f} ms  "
+                f"max {samples[-1]:5.1f} ms  mean {statistics.fmean(samples):5.1f} ms  "
+                f"(target p99 < {P99_TARGET_MS:.0f} ms)"
+            )
+    finally:
+        await delete_topology(prefix)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"total {time.perf_counter() - began:.0f} s")
+
+
+def _extra(counts: dict[str, int]) -> str:
+    """Work beyond the one request and one receipt per request, from the audit logs."""
+    return f"[audit: {counts.get('resent', 0)} resent, {counts.get('duplicate', 0)} duplicates]"
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    w = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+    asyncio.run(main(n, w))

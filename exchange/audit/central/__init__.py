@@ -1,0 +1,9 @@
+"""The central audit store: every party's chain as the collector received it."""
+
+from __future__ import annotations
+
+from exchange.audit.central.base import CentralStore, Finding, IngestOutcome
+from exchange.audit.central.factory import open_central
+from exchange.audit.central.sqlite import SQLiteCentralStore
+
+__all__ = ["CentralStore", "Finding", "IngestOutcome", "SQLiteCentralStore", "open_central"]

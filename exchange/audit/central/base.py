@@ -1,0 +1,83 @@
+"""The central audit store's interface: every party's chain, as the collector received it.
+
+SQLite and PostgreSQL implement it; ``ingest`` checks each chain on arrival (see
+``_plan``), ignores redelivered records and records what does not hold as findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from exchange.audit.batch import Batch
+from exchange.node.store.base import AuditRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something the collector noticed about a party's chain on arrival."""
+
+    party: str
+    seq: int
+    kind: str  # gap, broken, checkpoint-invalid, checkpoint-mismatch
+    detail: str
+    found_at: datetime
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    """What one batch did to the central store."""
+
+    stored: int = 0
+    duplicates: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+
+class CentralStore(Protocol):
+    """Where the collector keeps every party's audit records and checkpoints."""
+
+    async def open(self) -> None:
+        """Connect and create the tables if needed."""
+
+    async def close(self) -> None:
+        """Disconnect."""
+
+    async def ingest(
+        self, batch: Batch, at: datetime, rejected: Sequence[Finding] = ()
+    ) -> IngestOutcome:
+        """Store a batch in one transaction (checked, idempotent by (party, seq)).
+
+        ``batch.checkpoints`` must be verified already; ``rejected`` are findings about the
+        checkpoints that were not, stored in the same transaction.
+
+        Raises:
+            StoreUnavailable (store-unavailable): nothing was stored.
+        """
+
+    async def load(self, records: Sequence[AuditRecord]) -> None:
+        """Append records without checks (benchmarks and tests); moves the parties' heads."""
+
+    async def parties(self) -> Sequence[str]:
+        """Every party with records or a head, sorted."""
+
+    async def head(self, party: str) -> tuple[int, str] | None:
+        """The highest (seq, hash) the collector received from ``party``."""
+
+    async def records(
+        self, party: str, since_seq: int = 0, limit: int = 10_000
+    ) -> Sequence[AuditRecord]:
+        """A party's records with seq > since_seq, in seq order."""
+
+    async def checkpoints(self, party: str) -> Sequence[bytes]:
+        """A party's stored checkpoint documents, in seq order."""
+
+    async def related(self, ids: Sequence[str]) -> Sequence[AuditRecord]:
+        """Records whose message_id or correlation_id is one of ``ids``."""
+
+    async def by_case(self, case_id: str) -> Sequence[AuditRecord]:
+        """Every record of a case."""
+
+    async def findings(self, party: str | None = None) -> Sequence[Finding]:
+        """What was found on arrival (gaps, broken links, bad checkpoints), oldest first."""

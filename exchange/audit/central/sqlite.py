@@ -1,0 +1,223 @@
+"""The central audit store in one SQLite file (the embedded default)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from exchange.audit.batch import Batch
+from exchange.audit.central._plan import plan_ingest
+from exchange.audit.central.base import Finding, IngestOutcome
+from exchange.audit.checkpoint import parse_checkpoint
+from exchange.exceptions import StoreError, StoreUnavailable
+from exchange.node.store import _rows
+from exchange.node.store._sqlite_writer import to_text
+from exchange.node.store.base import AuditRecord
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER NOT NULL, at TEXT NOT NULL, party TEXT NOT NULL, event TEXT NOT NULL,
+    message_id TEXT, correlation_id TEXT, case_id TEXT, service TEXT, kind TEXT, digest TEXT,
+    detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+    PRIMARY KEY (party, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_message ON records (message_id);
+CREATE INDEX IF NOT EXISTS records_correlation ON records (correlation_id);
+CREATE INDEX IF NOT EXISTS records_case ON records (case_id);
+CREATE TABLE IF NOT EXISTS heads (party TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    party TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (party, seq)
+);
+CREATE TABLE IF NOT EXISTS findings (
+    id INTEGER PRIMARY KEY, party TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+    detail TEXT NOT NULL, found_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+_COLUMNS = ", ".join(_rows.AUDIT_COLUMNS)
+_SELECT = f"SELECT {_COLUMNS} FROM records"  # noqa: S608
+_INSERT = f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * len(_rows.AUDIT_COLUMNS))})"  # noqa: S608
+_INSERT_LATE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
+_SET_HEAD = "INSERT OR REPLACE INTO heads (party, seq, hash) VALUES (?, ?, ?)"
+
+
+class SQLiteCentralStore:
+    """Every party's audit chain in one SQLite file; one thread does all the I/O."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        """Open the file (WAL) and create the tables.
+
+        Raises:
+            StoreUnavailable (store-unavailable): the file cannot be opened.
+        """
+        if self._executor is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-central")
+        try:
+            await self._run(self._connect)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _connect(self, _: sqlite3.Connection | None) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.executescript(_SCHEMA)
+        self._conn = conn
+
+    async def close(self) -> None:
+        """Close the connection and the thread."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        executor.shutdown(wait=True)
+
+    async def ingest(
+        self, batch: Batch, at: datetime, rejected: Sequence[Finding] = ()
+    ) -> IngestOutcome:
+        """Store a batch in one transaction (checked, idempotent by (party, seq))."""
+        return await self._run(lambda conn: self._ingest(self._need(conn), batch, at, rejected))
+
+    def _ingest(
+        self, conn: sqlite3.Connection, batch: Batch, at: datetime, rejected: Sequence[Finding]
+    ) -> IngestOutcome:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT seq, hash FROM heads WHERE party = ?", (batch.party,))
+            head = row.fetchone()
+            plan = plan_ingest(batch.party, (head[0], head[1]) if head else None, batch.records, at)
+            outcome = IngestOutcome(findings=[*plan.findings, *rejected])
+            conn.executemany(_INSERT, [_rows.audit_values(r, to_text) for r in plan.fresh])
+            outcome.stored = len(plan.fresh)
+            for record in plan.late:
+                cur = conn.execute(_INSERT_LATE, _rows.audit_values(record, to_text))
+                outcome.stored += cur.rowcount
+                outcome.duplicates += 1 - cur.rowcount
+            if plan.head is not None:
+                conn.execute(_SET_HEAD, (batch.party, *plan.head))
+            for body in batch.checkpoints:
+                seq = parse_checkpoint(body).seq
+                conn.execute(
+                    "INSERT OR IGNORE INTO checkpoints (party, seq, body) VALUES (?, ?, ?)",
+                    (batch.party, seq, body),
+                )
+            conn.executemany(
+                "INSERT INTO findings (party, seq, kind, detail, found_at) VALUES (?, ?, ?, ?, ?)",
+                [(f.party, f.seq, f.kind, f.detail, to_text(f.found_at)) for f in outcome.findings],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return outcome
+
+    async def load(self, records: Sequence[AuditRecord]) -> None:
+        """Append records without checks; moves the parties' heads."""
+
+        def load(conn: sqlite3.Connection | None) -> None:
+            conn = self._need(conn)
+            heads: dict[str, tuple[int, str]] = {}
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_INSERT, [_rows.audit_values(r, to_text) for r in records])
+            for r in records:
+                if r.seq > heads.get(r.party, (0, ""))[0]:
+                    heads[r.party] = (r.seq, r.hash)
+            conn.executemany(_SET_HEAD, [(p, s, h) for p, (s, h) in heads.items()])
+            conn.execute("COMMIT")
+
+        await self._run(load)
+
+    async def parties(self) -> Sequence[str]:
+        """Every party with a head, sorted."""
+        rows = await self._fetch("SELECT party FROM heads ORDER BY party", ())
+        return [str(r[0]) for r in rows]
+
+    async def head(self, party: str) -> tuple[int, str] | None:
+        """The highest (seq, hash) received from ``party``."""
+        rows = await self._fetch("SELECT seq, hash FROM heads WHERE party = ?", (party,))
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    async def records(
+        self, party: str, since_seq: int = 0, limit: int = 10_000
+    ) -> Sequence[AuditRecord]:
+        """A party's records with seq > since_seq, in seq order."""
+        rows = await self._fetch(
+            f"{_SELECT} WHERE party = ? AND seq > ? ORDER BY seq LIMIT ?", (party, since_seq, limit)
+        )
+        return [_rows.audit_record(r, datetime.fromisoformat) for r in rows]
+
+    async def checkpoints(self, party: str) -> Sequence[bytes]:
+        """A party's checkpoint documents, in seq order."""
+        rows = await self._fetch(
+            "SELECT body FROM checkpoints WHERE party = ? ORDER BY seq", (party,)
+        )
+        return [bytes(r[0]) for r in rows]
+
+    async def related(self, ids: Sequence[str]) -> Sequence[AuditRecord]:
+        """Records whose message_id or correlation_id is one of ``ids``."""
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        rows = await self._fetch(
+            f"{_SELECT} WHERE message_id IN ({marks}) OR correlation_id IN ({marks})",
+            (*ids, *ids),
+        )
+        return [_rows.audit_record(r, datetime.fromisoformat) for r in rows]
+
+    async def by_case(self, case_id: str) -> Sequence[AuditRecord]:
+        """Every record of a case."""
+        rows = await self._fetch(f"{_SELECT} WHERE case_id = ?", (case_id,))
+        return [_rows.audit_record(r, datetime.fromisoformat) for r in rows]
+
+    async def findings(self, party: str | None = None) -> Sequence[Finding]:
+        """Findings on arrival, oldest first."""
+        sql = "SELECT party, seq, kind, detail, found_at FROM findings"
+        rows = await self._fetch(
+            sql + (" WHERE party = ? ORDER BY id" if party else " ORDER BY id"),
+            (party,) if party else (),
+        )
+        return [Finding(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4])) for r in rows]
+
+    def _need(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
+        if conn is None:
+            raise StoreError(f"the central audit store at {self.path} is not open")
+        return conn
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self._run(lambda conn: self._need(conn).execute(sql, params).fetchall())
+
+    async def _run(self, work: Callable[[sqlite3.Connection | None], T]) -> T:
+        if self._executor is None:
+            raise StoreError(f"the central audit store at {self.path} is not open")
+
+        def call() -> T:
+            try:
+                return work(self._conn)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(
+                    f"cannot use the central audit store at {self.path}: {exc}",
+                    path=str(self.path),
+                ) from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)

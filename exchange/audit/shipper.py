@@ -1,0 +1,128 @@
+"""The node side of the collector handoff: ship the local audit log, checkpoint it.
+
+A node loop reads its store's audit records past the shipped cursor, signs a checkpoint
+at every N-th seq, publishes them in one batch to the durable audit queue with a
+publisher confirm, and only then moves the cursor (kept in the store). A broker or
+collector outage only delays shipping: the records stay in the store until confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from exchange.audit.config import AuditSettings
+from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, StoreError, Unroutable
+
+if TYPE_CHECKING:
+    from exchange.node.context import NodeContext
+    from exchange.node.store.base import AuditRecord
+
+# exchange.node imports this module while exchange.audit.chain may still be loading (chain
+# needs exchange.node.store.base): what needs the chain is imported when first used.
+
+SHIPPED = "audit.shipped_seq"
+SHIPPED_CHECKPOINT = "audit.shipped_checkpoint_seq"
+CHECKPOINTED = "audit.checkpoint_seq"
+_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+_SHUTDOWN_SECONDS = 3.0
+
+
+class Shipper:
+    """Ships one party's audit records and checkpoints to the collector's queue."""
+
+    def __init__(self, context: NodeContext, settings: AuditSettings | None = None) -> None:
+        self.ctx = context
+        self.settings = settings or AuditSettings()
+        self._failures = 0
+
+    async def run(self) -> None:
+        """Ship until cancelled; on cancellation, checkpoint the head and ship what it can."""
+        try:
+            while True:
+                try:
+                    shipped = await self.ship_once()
+                except StoreError as exc:
+                    self.ctx.log().warning("audit.ship_store_error", error=exc.message)
+                    shipped = -1
+                if shipped > 0:
+                    continue
+                delay = self.settings.ship_interval
+                if shipped < 0:
+                    delay = _BACKOFF[min(self._failures, len(_BACKOFF) - 1)]
+                    self._failures += 1
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.shutdown(), _SHUTDOWN_SECONDS)
+            raise
+
+    async def ship_once(self) -> int:
+        """Ship one batch; return the records shipped, 0 if nothing new, -1 if it must wait.
+
+        Raises:
+            StoreError: the store cannot be read or written.
+        """
+        from exchange.audit.batch import Batch, encode_batch
+
+        store = self.ctx.store
+        cursor = int(await store.get_meta(SHIPPED) or 0)
+        records = await store.audit(since_seq=cursor, limit=self.settings.batch_size)
+        every = self.settings.checkpoint_every
+        for record in records:
+            if every > 0 and record.seq % every == 0:
+                await self._checkpoint(record)
+        shipped_cp = int(await store.get_meta(SHIPPED_CHECKPOINT) or 0)
+        checkpoints = await store.checkpoints(since_seq=shipped_cp)
+        if not records and not checkpoints:
+            return 0
+        body = encode_batch(Batch(self.ctx.party, records, [body for _, body in checkpoints]))
+        try:
+            await self.ctx.bus.publish(
+                self.ctx.names.bus,
+                self.ctx.names.audit,
+                body,
+                content_type="application/json",
+                message_type="audit",
+            )
+        except (BrokerUnavailable, PublishNotConfirmed, Unroutable) as exc:
+            self.ctx.log().info("audit.ship_deferred", error=exc.message, pending=len(records))
+            return -1
+        self._failures = 0
+        if records:
+            await store.set_meta(SHIPPED, str(records[-1].seq))
+        if checkpoints:
+            await store.set_meta(SHIPPED_CHECKPOINT, str(checkpoints[-1][0]))
+        return max(len(records), 1)
+
+    async def shutdown(self) -> None:
+        """Sign a checkpoint at the head of the chain, then try to ship what is left."""
+        head = await self._head()
+        if head is not None:
+            await self._checkpoint(head)
+        while await self.ship_once() > 0:
+            pass
+
+    async def _head(self) -> AuditRecord | None:
+        store = self.ctx.store
+        since = int(await store.get_meta(SHIPPED) or 0)
+        last: AuditRecord | None = None
+        while page := await store.audit(since_seq=since, limit=10_000):
+            last, since = page[-1], page[-1].seq
+        if last is None and since > 0:
+            page = await store.audit(since_seq=since - 1, limit=1)
+            last = page[0] if page else None
+        return last
+
+    async def _checkpoint(self, record: AuditRecord) -> None:
+        from exchange.audit.checkpoint import make_checkpoint
+
+        store = self.ctx.store
+        if int(await store.get_meta(CHECKPOINTED) or 0) >= record.seq:
+            return
+        checkpoint = make_checkpoint(
+            self.ctx.credentials, record.seq, record.hash, self.ctx.clock.now()
+        )
+        await store.add_checkpoint(record.seq, checkpoint.dumps())
+        await store.set_meta(CHECKPOINTED, str(record.seq))

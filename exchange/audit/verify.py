@@ -1,0 +1,136 @@
+"""Walking a party's chain and checkpoints: every problem located at its seq.
+
+Works on any source of records in seq order: the central store (``audit verify``) or a
+party's own store. Deleted, inserted, edited, reordered records break a link or a hash;
+a chain cut short ends before the head the collector received or before a checkpoint; a
+forged checkpoint fails its signature, its certificate or its match with the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+from exchange.audit.chain import GENESIS_HASH, record_hash
+from exchange.audit.checkpoint import Checkpoint, parse_checkpoint, verify_checkpoint
+from exchange.exceptions import AuditTampered, CheckpointInvalid
+from exchange.node.store.base import AuditRecord
+from exchange.pki.trust import TrustStore
+
+Fetch = Callable[[int, int], Awaitable[Sequence[AuditRecord]]]
+"""``fetch(since_seq, limit)``: the next page of a party's records, in seq order."""
+
+PAGE = 20_000
+MAX_PROBLEMS = 100
+
+
+@dataclass(slots=True)
+class PartyReport:
+    """The outcome of walking one party's chain."""
+
+    party: str
+    records: int = 0
+    last_seq: int = 0
+    checkpoints: int = 0
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # never received (first, last)
+    problems: list[AuditTampered] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was tampered with (known gaps are reported, not tampering)."""
+        return not self.problems
+
+    @property
+    def first_problem(self) -> AuditTampered | None:
+        """The problem at the lowest seq: the first bad record."""
+        return min(self.problems, key=_seq_of) if self.problems else None
+
+
+def _seq_of(problem: AuditTampered) -> int:
+    seq = problem.data.get("seq", 0)
+    return seq if isinstance(seq, int) else 0
+
+
+async def verify_party(
+    party: str,
+    fetch: Fetch,
+    checkpoint_docs: Sequence[bytes],
+    trust: TrustStore | None,
+    *,
+    head: tuple[int, str] | None = None,
+    known_gaps: Collection[int] = (),
+    page: int = PAGE,
+) -> PartyReport:
+    """Walk a party's chain from seq 1; collect every problem (up to 100), each with its seq.
+
+    ``head`` is the highest (seq, hash) the collector received; ``known_gaps`` the first
+    seqs of gaps it recorded on arrival (reported as gaps, not as deletions). Without a
+    ``trust`` store the checkpoints' signatures are not checked, only their match.
+    """
+    report = PartyReport(party)
+    checkpoints = _checkpoints(party, checkpoint_docs, trust, report)
+    expected, prev, since = 1, GENESIS_HASH, 0
+    while len(report.problems) < MAX_PROBLEMS:
+        records = await fetch(since, page)
+        if not records:
+            break
+        for record in records:
+            if record.seq != expected:
+                if expected in known_gaps:
+                    report.gaps.append((expected, record.seq - 1))
+                    prev = record.prev_hash  # nothing to link to across a gap
+                else:
+                    _problem(report, expected, f"records {expected}..{record.seq - 1} are missing")
+            if record.prev_hash != prev:
+                _problem(report, record.seq, "does not link to its predecessor")
+            if record_hash(record) != record.hash:
+                _problem(report, record.seq, "its content does not match its hash")
+            checkpoint = checkpoints.get(record.seq)
+            if checkpoint is not None and checkpoint.hash != record.hash:
+                report.problems.append(
+                    CheckpointInvalid(
+                        f"{party} seq {record.seq}: differs from the record its checkpoint signed",
+                        seq=record.seq,
+                        party=party,
+                    )
+                )
+            report.records += 1
+            expected, prev = record.seq + 1, record.hash
+        since = records[-1].seq
+    report.last_seq = expected - 1
+    last_signed = max(checkpoints, default=0)
+    top = max(last_signed, head[0] if head else 0)
+    if top > report.last_seq:
+        _problem(report, report.last_seq + 1, f"the chain is cut short: it ends before seq {top}")
+    elif head is not None and head[0] == report.last_seq and head[1] != prev:
+        _problem(report, head[0], "the last record differs from the head the collector received")
+    return report
+
+
+def _checkpoints(
+    party: str, docs: Sequence[bytes], trust: TrustStore | None, report: PartyReport
+) -> dict[int, Checkpoint]:
+    """The checkpoints that verify, by seq; the rest become problems."""
+    good: dict[int, Checkpoint] = {}
+    for doc in docs:
+        try:
+            checkpoint = parse_checkpoint(doc)
+            if trust is not None:
+                verify_checkpoint(checkpoint, trust, party)
+            elif checkpoint.party != party:
+                raise CheckpointInvalid(
+                    f"checkpoint at seq {checkpoint.seq} names {checkpoint.party}",
+                    seq=checkpoint.seq,
+                )
+        except CheckpointInvalid as exc:
+            report.problems.append(exc)
+            continue
+        good[checkpoint.seq] = checkpoint
+    report.checkpoints = len(good)
+    return good
+
+
+def _problem(report: PartyReport, seq: int, what: str) -> None:
+    report.problems.append(
+        AuditTampered(f"{report.party} seq {seq}: {what}", seq=seq, party=report.party)
+    )

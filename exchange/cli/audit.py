@@ -1,0 +1,279 @@
+"""``exchange audit`` (collect, verify, export, check-bundle) and ``exchange trace``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from exchange._clock import SYSTEM_CLOCK
+from exchange._logging import configure_logging
+from exchange.audit.bundle import check_bundle, export_bundle
+from exchange.audit.central import CentralStore, open_central
+from exchange.audit.collector import Collector
+from exchange.audit.config import AuditSettings
+from exchange.audit.trace import TraceFilter, trace
+from exchange.audit.verify import PartyReport, verify_party
+from exchange.cli._output import certs_dir, console, print_json, user_errors
+from exchange.config import Settings
+from exchange.node.factory import open_store
+from exchange.node.store.base import Store
+from exchange.pki.trust import TrustStore
+from exchange.transport.bus import Bus
+from exchange.transport.names import BusNames
+
+app = typer.Typer(help="The audit log: collect, verify, export evidence.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+CertsOpt = Annotated[
+    Path | None, typer.Option(help="Trust store directory (default EXCHANGE_CERTS_DIR).")
+]
+
+
+@app.command("collect")
+def collect() -> None:
+    """Run the central collector until SIGTERM or Ctrl-C; prints `ready collector`."""
+    configure_logging()
+    settings = Settings()
+    with user_errors():
+        trust = TrustStore.from_dir(settings.certs_dir)
+        collector = Collector(
+            Bus(settings.amqp_url),
+            BusNames(settings.bus_prefix),
+            open_central(),
+            trust,
+            SYSTEM_CLOCK,
+        )
+        asyncio.run(_collect(collector))
+
+
+async def _collect(collector: Collector) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await collector.start()
+    print("ready collector", flush=True)  # the readiness signal scripts and tests wait for
+    await stop.wait()
+    await collector.stop()
+
+
+@app.command("verify")
+def verify(
+    party: Annotated[str | None, typer.Option(help="Only this party's chain.")] = None,
+    local: Annotated[
+        bool, typer.Option(help="Verify the party's own store instead of the central one.")
+    ] = False,
+    certs: CertsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk the chains and checkpoints; name the first bad record of each party (exit 1)."""
+    with user_errors():
+        trust = TrustStore.from_dir(certs_dir(certs))
+        if local:
+            if party is None:
+                raise typer.BadParameter("--local needs --party")
+            reports = [asyncio.run(_verify_local(party, trust))]
+        else:
+            reports = asyncio.run(_verify_central(open_central(), party, trust))
+    rows = [_report_json(r) for r in reports]
+    if as_json:
+        print_json(rows)
+    else:
+        table = Table(title="Audit chains")
+        for column in ("party", "records", "last seq", "checkpoints", "gaps", "result"):
+            table.add_column(column)
+        for row in rows:
+            gaps = ", ".join(f"{a}..{b}" for a, b in row["gaps"]) or "-"
+            result = "ok" if row["ok"] else f"TAMPERED: {row['first_problem']['message']}"
+            table.add_row(
+                row["party"],
+                str(row["records"]),
+                str(row["last_seq"]),
+                str(row["checkpoints"]),
+                gaps,
+                result,
+            )
+        console(min_width=120).print(table)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(code=1)
+
+
+def _report_json(report: PartyReport) -> dict[str, Any]:
+    first = report.first_problem
+    return {
+        "party": report.party,
+        "ok": report.ok,
+        "records": report.records,
+        "last_seq": report.last_seq,
+        "checkpoints": report.checkpoints,
+        "gaps": [list(g) for g in report.gaps],
+        "first_problem": None
+        if first is None
+        else {"code": first.code, "seq": first.data.get("seq"), "message": first.message},
+        "problems": [
+            {"code": p.code, "seq": p.data.get("seq"), "message": p.message}
+            for p in report.problems
+        ],
+    }
+
+
+async def _verify_central(
+    store: CentralStore, party: str | None, trust: TrustStore
+) -> list[PartyReport]:
+    await store.open()
+    try:
+        parties = [party] if party else list(await store.parties())
+        reports = []
+        for name in parties:
+            gaps = {f.seq for f in await store.findings(name) if f.kind == "gap"}
+
+            async def fetch(since: int, limit: int, name: str = name) -> Any:
+                return await store.records(name, since, limit)
+
+            reports.append(
+                await verify_party(
+                    name,
+                    fetch,
+                    await store.checkpoints(name),
+                    trust,
+                    head=await store.head(name),
+                    known_gaps=gaps,
+                )
+            )
+        return reports
+    finally:
+        await store.close()
+
+
+async def _verify_local(party: str, trust: TrustStore) -> PartyReport:
+    store = open_store(party, Settings(), SYSTEM_CLOCK)
+    await store.open()
+    try:
+
+        async def fetch(since: int, limit: int) -> Any:
+            return await store.audit(since, limit)
+
+        bodies = [body for _, body in await store.checkpoints(limit=1_000_000)]
+        return await verify_party(party, fetch, bodies, trust)
+    finally:
+        await store.close()
+
+
+@app.command("export")
+def export(
+    ident: Annotated[str, typer.Argument(help="A message id or a case id.")],
+    out: Annotated[Path, typer.Option(help="Where to write the bundle (JSON).")],
+) -> None:
+    """Write the evidence bundle of a message or case: envelopes, records, chain proof."""
+    with user_errors():
+        bundle = asyncio.run(_export(ident))
+        out.write_text(json.dumps(bundle, indent=1, ensure_ascii=False), encoding="utf-8")
+    console().print(
+        f"wrote {out}: {len(bundle['envelopes'])} envelope(s), "
+        f"chains of {', '.join(bundle['chains'])}"
+    )
+
+
+async def _export(ident: str) -> dict[str, Any]:
+    settings = Settings()
+    central = open_central()
+    await central.open()
+    stores: dict[str, Store] = {}
+    try:
+        for party in await central.parties():
+            if settings.store_dsn or (settings.store_dir / f"{party}.db").exists():
+                store = open_store(party, settings, SYSTEM_CLOCK)
+                await store.open()
+                stores[party] = store
+        return await export_bundle(central, ident, stores, SYSTEM_CLOCK.now())
+    finally:
+        for store in stores.values():
+            await store.close()
+        await central.close()
+
+
+@app.command("check-bundle")
+def check_bundle_command(
+    bundle: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A bundle file.")],
+    certs: CertsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify an evidence bundle offline with only the trust store."""
+    with user_errors():
+        report = check_bundle(bundle.read_bytes(), TrustStore.from_dir(certs_dir(certs)))
+    result = {
+        "ok": True,
+        "query": report.query,
+        "envelopes": report.envelopes,
+        "records": report.records,
+        "parties": report.parties,
+        "not_yet_checkpointed": report.unanchored,
+    }
+    if as_json:
+        print_json(result)
+        return
+    console().print(
+        f"bundle ok: {report.envelopes} envelope(s) verified, {report.records} record(s) of "
+        f"{', '.join(report.parties)} chained"
+        + (f"; not yet checkpointed: {', '.join(report.unanchored)}" if report.unanchored else "")
+    )
+
+
+def trace_command(
+    ident: Annotated[str, typer.Argument(help="A message id or a case id.")],
+    party: Annotated[str | None, typer.Option(help="Only steps of this party.")] = None,
+    service: Annotated[str | None, typer.Option(help="Only steps of this service.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this event (e.g. received).")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Only steps at or after (ISO).")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Only steps at or before (ISO).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A timeline across all parties of a message or a case, with time waited per department."""
+    filters = TraceFilter(party, service, status, _aware(since), _aware(until))
+    with user_errors():
+        timeline = asyncio.run(_trace(ident, filters))
+    doc = timeline.to_json()
+    if as_json:
+        print_json(doc)
+        return
+    table = Table(title=f"Trace of {ident}")
+    for column in ("time", "party", "event", "kind", "message", "service"):
+        table.add_column(column)
+    for step in doc["steps"]:
+        table.add_row(
+            step["at"], step["party"], step["event"], step["kind"] or "",
+            step["message_id"] or "", step["service"] or "",
+        )  # fmt: skip
+    out = console(min_width=160)
+    out.print(table)
+    for wait in doc["waiting"]:
+        state = "still open" if wait["open"] else "answered"
+        out.print(
+            f"waiting on {wait['party']}: {wait['seconds']:.3f} s "
+            f"({wait['service']}, request {wait['request_id']}, {state})"
+        )
+
+
+async def _trace(ident: str, filters: TraceFilter) -> Any:
+    store = open_central()
+    await store.open()
+    try:
+        return await trace(store, ident, SYSTEM_CLOCK.now(), filters)
+    finally:
+        await store.close()
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.astimezone()
+
+
+__all__ = ["AuditSettings", "app", "trace_command"]

@@ -1,0 +1,83 @@
+"""The SQLite central audit store against the contract."""
+
+# ruff: noqa: S608 (the tampering helpers build SQL from this test's own names)
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exchange.audit.central import CentralStore, SQLiteCentralStore
+from exchange.node.store import _rows
+from exchange.node.store._sqlite_writer import to_text
+from exchange.node.store.base import AuditRecord
+
+from .contract import CentralContract, Tamper
+
+
+class SQLiteTamper:
+    """Writes straight into the file with the append-only triggers dropped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> None:
+        conn = sqlite3.connect(self.path)
+        try:
+            conn.execute("DROP TRIGGER IF EXISTS records_no_update")
+            conn.execute("DROP TRIGGER IF EXISTS records_no_delete")
+            conn.execute(sql, params)
+            conn.commit()
+        finally:
+            conn.close()
+
+    async def set_column(self, party: str, seq: int, column: str, value: Any) -> None:
+        """Overwrite one column of one record."""
+        self._run(
+            f"UPDATE records SET {column} = ? WHERE party = ? AND seq = ?", (value, party, seq)
+        )
+
+    async def delete(self, party: str, seq: int) -> None:
+        """Remove one record."""
+        self._run("DELETE FROM records WHERE party = ? AND seq = ?", (party, seq))
+
+    async def delete_from(self, party: str, seq: int) -> None:
+        """Remove every record from ``seq`` on."""
+        self._run("DELETE FROM records WHERE party = ? AND seq >= ?", (party, seq))
+
+    async def insert(self, record: AuditRecord) -> None:
+        """Add a record as it is."""
+        marks = ", ".join("?" * len(_rows.AUDIT_COLUMNS))
+        self._run(
+            f"INSERT INTO records ({', '.join(_rows.AUDIT_COLUMNS)}) VALUES ({marks})",
+            _rows.audit_values(record, to_text),
+        )
+
+    async def renumber(self, party: str, old: int, new: int) -> None:
+        """Change a record's seq label."""
+        self._run("UPDATE records SET seq = ? WHERE party = ? AND seq = ?", (new, party, old))
+
+    async def replace_checkpoint(self, party: str, seq: int, body: bytes) -> None:
+        """Overwrite a stored checkpoint."""
+        self._run("UPDATE checkpoints SET body = ? WHERE party = ? AND seq = ?", (body, party, seq))
+
+
+class TestSQLiteCentral(CentralContract):
+    """Every contract test against a fresh SQLite file."""
+
+    @pytest.fixture
+    async def central(self, tmp_path: Path) -> AsyncIterator[CentralStore]:
+        """An open central store in this test's directory."""
+        store = SQLiteCentralStore(tmp_path / "central.db")
+        await store.open()
+        yield store
+        await store.close()
+
+    @pytest.fixture
+    def tamper(self, central: CentralStore, tmp_path: Path) -> Tamper:
+        """Direct SQL on the file."""
+        return SQLiteTamper(tmp_path / "central.db")

@@ -1,0 +1,105 @@
+"""The node's shipper against a bus that is down, then up (unit test with a fake bus)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from exchange._clock import FrozenClock
+from exchange.audit.batch import decode_batch
+from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
+from exchange.audit.config import AuditSettings
+from exchange.audit.shipper import SHIPPED, Shipper
+from exchange.exceptions import BrokerUnavailable
+from exchange.node.store import AuditEvent, SQLiteStore
+from exchange.pki.credentials import Credentials
+from exchange.pki.trust import TrustStore
+from exchange.testing import ThrowawayPKI
+from exchange.transport.names import BusNames
+
+
+@dataclass
+class FakeBus:
+    """Refuses while ``down``; otherwise records what was published."""
+
+    down: bool = True
+    published: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+    async def publish(self, exchange: str, key: str, body: bytes, **_: Any) -> None:
+        """Publish, or raise BrokerUnavailable while down."""
+        if self.down:
+            raise BrokerUnavailable("down")
+        self.published.append((exchange, key, body))
+
+
+@dataclass
+class Context:
+    """The parts of a NodeContext the shipper uses."""
+
+    party: str
+    store: SQLiteStore
+    bus: FakeBus
+    names: BusNames
+    credentials: Credentials
+    clock: FrozenClock
+
+    def log(self) -> Any:
+        """A logger."""
+        return structlog.get_logger("test")
+
+
+@pytest.fixture
+async def ctx(tmp_path: Path, pki: ThrowawayPKI, clock: FrozenClock) -> AsyncIterator[Context]:
+    """A context with an open store holding 25 audit records."""
+    store = SQLiteStore(tmp_path / "p.db", "improvement", clock)
+    await store.open()
+    for i in range(25):
+        async with store.transaction() as tx:
+            tx.audit(AuditEvent("status", message_id=f"m{i}"))
+    yield Context(
+        "improvement", store, FakeBus(), BusNames("t."), pki.credentials("improvement"), clock
+    )
+    await store.close()
+
+
+def shipper(ctx: Context) -> Shipper:
+    """A shipper of 10 records per batch, a checkpoint every 10 records."""
+    return Shipper(ctx, AuditSettings(batch_size=10, checkpoint_every=10))  # type: ignore[arg-type]
+
+
+async def test_nothing_moves_while_the_broker_is_down(ctx: Context) -> None:
+    """While publishing fails, the cursor stays and the records stay in the store."""
+    assert await shipper(ctx).ship_once() == -1
+    assert await ctx.store.get_meta(SHIPPED) is None
+    assert len(await ctx.store.audit()) == 25
+
+
+async def test_ships_in_batches_with_checkpoints(ctx: Context, trust: TrustStore) -> None:
+    """Once up, batches go in seq order to the audit queue, with signed checkpoints."""
+    ctx.bus.down = False
+    ship = shipper(ctx)
+    while await ship.ship_once() > 0:
+        pass
+    batches = [decode_batch(body) for _, key, body in ctx.bus.published]
+    assert {key for _, key, _ in ctx.bus.published} == {"t.audit"}
+    assert [r.seq for b in batches for r in b.records] == list(range(1, 26))
+    checkpoints = [parse_checkpoint(c) for b in batches for c in b.checkpoints]
+    assert [c.seq for c in checkpoints] == [10, 20]
+    for checkpoint in checkpoints:
+        verify_checkpoint(checkpoint, trust, "improvement")
+    assert await ctx.store.get_meta(SHIPPED) == "25"
+
+
+async def test_shutdown_checkpoints_the_head(ctx: Context) -> None:
+    """On shutdown the head is checkpointed even when the broker is down, and kept."""
+    await shipper(ctx).shutdown()
+    stored = await ctx.store.checkpoints()
+    assert [seq for seq, _ in stored] == [25]
+    head = (await ctx.store.audit())[-1]
+    assert json.loads(stored[0][1])["hash"] == head.hash
