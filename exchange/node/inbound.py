@@ -25,7 +25,13 @@ from exchange.exceptions import (
 from exchange.node.context import NodeContext, audit_event
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
-from exchange.node.store.base import AuditEvent, InboxRecord, InboxState, OutboxState
+from exchange.node.store.base import (
+    AuditEvent,
+    InboxRecord,
+    InboxState,
+    OutboxState,
+    Transaction,
+)
 from exchange.signing import VerifiedEnvelope, WireFormat, unseal
 
 # What an answer to a request does to the request's outbox record.
@@ -161,9 +167,9 @@ class Inbound:
             fault=Fault(code=error.code, text=error.message[:4096]),
         )
 
-        def record_request(tx: object) -> None:
-            tx.add_inbox(self._record(verified, InboxState.REJECTED))  # type: ignore[attr-defined]
-            tx.audit(  # type: ignore[attr-defined]
+        def record_request(tx: Transaction) -> None:
+            tx.add_inbox(self._record(verified, InboxState.REJECTED))
+            tx.audit(
                 audit_event(
                     "rejected", envelope, verified.digest, code=error.code, reason=error.message
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,7 +37,8 @@ class Outbound:
         self._on_undelivered = on_undelivered
         # Requests this node sent: answers are checked against them on every receipt.
         self._sent: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self._confirmed: list[OutboxRecord] = []
+        self._confirmed: list[tuple[OutboxRecord, bool]] = []
+        self._in_flight: set[str] = set()  # confirmed by the broker, not yet in the store
         self._flushing: asyncio.Task[None] | None = None
 
     def envelope(
@@ -51,10 +53,14 @@ class Outbound:
         payload: dict[str, Any] | None = None,
         fault: Fault | None = None,
         test: bool = False,
+        message_id: str | None = None,
     ) -> Envelope:
-        """A new envelope from this party; ``answering`` is (request id, request digest)."""
+        """A new envelope from this party; ``answering`` is (request id, request digest).
+
+        ``message_id`` is a fresh random id unless the caller derives one (idempotent senders).
+        """
         return Envelope(
-            message_id=new_message_id(),
+            message_id=message_id or new_message_id(),
             kind=kind,
             service=service,
             sender=self.ctx.party,
@@ -137,59 +143,59 @@ class Outbound:
             case_id=record.case_id,
         )
         try:
-            await self.ctx.bus.publish(
-                self.ctx.names.bus,
-                record.recipient,
-                record.wire,
-                content_type=CONTENT_TYPES[_format_of(record.wire)],
-                message_type=record.kind,
-            )
+            await self._put_on_bus(record)
         except Unroutable as exc:
             await self._undeliverable(record, exc)
             raise
         except (BrokerUnavailable, PublishNotConfirmed) as exc:
             log.warning("publish.deferred", error=exc.message)
             return False
-        attempts = record.attempts + 1
-        if record.kind != Kind.REQUEST.value:
-            self._confirm_later(record)
-            return True
-        try:
-            async with self.ctx.store.transaction() as tx:
-                tx.set_outbox_state(
-                    record.message_id,
-                    OutboxState.SENT,
-                    attempts=attempts,
-                    next_attempt_at=self.ctx.clock.now()
-                    + self.ctx.config.receipt_timeout(attempts),
-                    only_from=(OutboxState.PENDING, OutboxState.SENT),
-                )
-                tx.audit(_record_event("resent" if resend else "confirmed", record))
-        except StateConflict:
-            pass  # a receipt or answer overtook the confirm: the record is already further on
-        log.debug("publish.confirmed", kind=record.kind, attempts=attempts)
-        return True
-
-    def _confirm_later(self, record: OutboxRecord) -> None:
-        # Receipts, answers and faults: nothing waits on their confirm, so confirms are
-        # written in batches. If the node dies first, the relay publishes them again and
-        # the recipient drops the duplicate.
-        self._confirmed.append(record)
+        self._confirmed.append((record, resend))
+        self._in_flight.add(record.message_id)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush_confirms())
+        log.debug("publish.confirmed", kind=record.kind, attempts=record.attempts + 1)
+        return True
 
     async def _flush_confirms(self) -> None:
+        # Nothing waits on a confirm being written, so confirms are written in batches,
+        # one commit for many. If the node dies first, the relay publishes those messages
+        # again and their recipients drop the duplicates.
         while self._confirmed:
             batch, self._confirmed = self._confirmed, []
             try:
-                async with self.ctx.store.transaction() as tx:
-                    for record in batch:
-                        tx.set_outbox_state(
-                            record.message_id, OutboxState.DONE, attempts=record.attempts + 1
-                        )
-                        tx.audit(_record_event("confirmed", record))
+                try:
+                    async with self.ctx.store.transaction() as tx:
+                        for record, resend in batch:
+                            self._write_confirm(tx, record, resend)
+                except StateConflict:
+                    # A receipt overtook some request's confirm: write them one by one.
+                    for record, resend in batch:
+                        with contextlib.suppress(StateConflict):
+                            async with self.ctx.store.transaction() as tx:
+                                self._write_confirm(tx, record, resend)
             except ExchangeError as exc:
                 self.ctx.log().warning("confirm.deferred", error=exc.message, count=len(batch))
+            finally:
+                self._in_flight.difference_update(record.message_id for record, _ in batch)
+
+    def confirm_pending(self, message_id: str) -> bool:
+        """True while the broker's confirm of ``message_id`` is not written yet."""
+        return message_id in self._in_flight
+
+    def _write_confirm(self, tx: Transaction, record: OutboxRecord, resend: bool) -> None:
+        attempts = record.attempts + 1
+        if record.kind == Kind.REQUEST.value:
+            tx.set_outbox_state(
+                record.message_id,
+                OutboxState.SENT,
+                attempts=attempts,
+                next_attempt_at=self.ctx.clock.now() + self.ctx.config.receipt_timeout(attempts),
+                only_from=(OutboxState.PENDING, OutboxState.SENT),
+            )
+        else:
+            tx.set_outbox_state(record.message_id, OutboxState.DONE, attempts=attempts)
+        tx.audit(_record_event("resent" if resend else "confirmed", record))
 
     async def drain(self) -> None:
         """Write the confirms still waiting (at shutdown)."""
@@ -199,18 +205,21 @@ class Outbound:
     async def republish(self, record: OutboxRecord) -> None:
         """Send a stored message again as it is (a sender asked again); no state change."""
         try:
-            await self.ctx.bus.publish(
-                self.ctx.names.bus,
-                record.recipient,
-                record.wire,
-                content_type=CONTENT_TYPES[_format_of(record.wire)],
-                message_type=record.kind,
-            )
+            await self._put_on_bus(record)
         except (BrokerUnavailable, PublishNotConfirmed, Unroutable) as exc:
             # The sender asks again if it still has no answer; nothing is lost here.
             self.ctx.log(message_id=record.message_id).warning(
                 "republish.failed", error=exc.message
             )
+
+    async def _put_on_bus(self, record: OutboxRecord) -> None:
+        await self.ctx.bus.publish(
+            self.ctx.names.bus,
+            record.recipient,
+            record.wire,
+            content_type=CONTENT_TYPES[_format_of(record.wire)],
+            message_type=record.kind,
+        )
 
     async def give_up(self, record: OutboxRecord, reason: str) -> None:
         """Mark a request undelivered (no receipt before it expired) and report it."""

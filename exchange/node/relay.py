@@ -39,7 +39,11 @@ class Relay:
         if not self.ctx.bus.connected:
             return 0
         now = self.ctx.clock.now()
-        due = await self.ctx.store.due_outbox(now, limit=_BATCH)
+        due = [
+            record
+            for record in await self.ctx.store.due_outbox(now, limit=_BATCH)
+            if not self.outbound.confirm_pending(record.message_id)
+        ]
         window = asyncio.Semaphore(_WINDOW)
 
         async def one(record: OutboxRecord) -> bool:
