@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parent.parent
+ENVELOPE_XSD = _REPO / "schemas" / "envelope.xsd"
 
 
 class Settings(BaseSettings):
@@ -22,3 +24,12 @@ class Settings(BaseSettings):
     bus_prefix: str = "kzn."
     store_dir: Path = _REPO / "var"
     store_dsn: str | None = None  # postgresql://... to share a party's state between processes
+    # Message content (wire bytes) of finished messages; the audit chain is always kept whole.
+    message_retention_days: int | None = Field(default=None, ge=0)  # None: keep content forever
+    metadata_only: bool = False  # keep no content once a message is finished
+
+    @field_validator("message_retention_days", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """An empty EXCHANGE_MESSAGE_RETENTION_DAYS means keep forever, as unset does."""
+        return None if value == "" else value

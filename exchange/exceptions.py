@@ -129,6 +129,12 @@ class UnknownParty(PKIError):
     code = "unknown-party"
 
 
+class ContentPruned(ExchangeError):
+    """The message is known, but its content was pruned (retention or metadata-only)."""
+
+    code = "content-pruned"
+
+
 class UnknownMessage(ExchangeError):
     """No such message in this party's store."""
 

@@ -2,7 +2,9 @@
 
 ``export_bundle`` gathers, for a trace, every signed envelope the parties' message logs
 hold (requests, receipts, statuses, answers), the audit records, and per party the chain
-segment from the first of those records to the next signed checkpoint. ``check_bundle``
+segment from the first of those records to the next signed checkpoint. Messages whose
+content every holder pruned (retention, metadata-only parties) are listed as ``pruned``
+with their digests: the audit records still prove what was sent, not what it said. ``check_bundle``
 verifies it offline with only the trust store: each envelope's signature with its
 certificate judged at the signing time the audit log recorded, each digest against the
 records, each segment's links, and each checkpoint's signature and match.
@@ -25,7 +27,7 @@ from exchange.audit.chain import canonical_time, verify_chain
 from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from exchange.audit.trace import trace
 from exchange.exceptions import AuditTampered, BundleInvalid, ExchangeError
-from exchange.node.store.base import AuditRecord, Store
+from exchange.node.store.base import PRUNED, AuditRecord, InboxRecord, OutboxRecord, Store
 from exchange.pki.trust import TrustStore
 from exchange.signing import unseal
 
@@ -48,9 +50,18 @@ async def export_bundle(
         raise BundleInvalid(f"the audit log knows no message or case {ident!r}")
     ids = sorted({r.event.message_id for r in timeline.steps if r.event.message_id})
     envelopes: dict[tuple[str, str], dict[str, Any]] = {}
+    pruned: dict[str, dict[str, Any]] = {}
     for party, store in sorted(party_stores.items()):
         for message_id in ids:
-            for wire in await _wires(store, message_id):
+            for copy in await _copies(store, message_id):
+                if copy.wire == PRUNED:
+                    entry = pruned.setdefault(
+                        message_id,
+                        {"message_id": message_id, "digest": copy.digest, "kind": copy.kind},
+                    )
+                    entry.setdefault("pruned_by", []).append(party)
+                    continue
+                wire = copy.wire
                 digest = hashlib.sha256(wire).hexdigest()
                 envelopes.setdefault(
                     (message_id, digest),
@@ -67,23 +78,27 @@ async def export_bundle(
         by_party.setdefault(record.party, []).append(record)
     for party, records in sorted(by_party.items()):
         chains[party] = await _chain_proof(central, party, records)
+    kept = {message_id for message_id, _ in envelopes}
     return {
         "version": BUNDLE_VERSION,
         "query": ident,
         "created_at": canonical_time(now),
         "envelopes": list(envelopes.values()),
+        # Content no party kept: named, so a missing envelope is explained, not suspicious.
+        "pruned": [entry for mid, entry in sorted(pruned.items()) if mid not in kept],
         "chains": chains,
     }
 
 
-async def _wires(store: Store, message_id: str) -> list[bytes]:
-    found: list[bytes] = []
+async def _copies(store: Store, message_id: str) -> list[OutboxRecord | InboxRecord]:
+    """The party's sent and received copies of a message (pruned ones included)."""
+    found: list[OutboxRecord | InboxRecord] = []
     sent = await store.get_outbox(message_id)
-    if sent is not None and sent.wire:
-        found.append(sent.wire)
+    if sent is not None:
+        found.append(sent)
     received = await store.get_inbox(message_id)
-    if received is not None and received.wire:
-        found.append(received.wire)
+    if received is not None:
+        found.append(received)
     return found
 
 
@@ -116,6 +131,7 @@ class BundleReport:
     records: int = 0
     parties: list[str] = field(default_factory=list)
     unanchored: list[str] = field(default_factory=list)  # parties with no checkpoint yet
+    pruned: list[str] = field(default_factory=list)  # messages whose content was not kept
 
 
 def check_bundle(raw: bytes, trust: TrustStore) -> BundleReport:
@@ -140,11 +156,12 @@ def check_bundle(raw: bytes, trust: TrustStore) -> BundleReport:
             (str(e["message_id"]), str(e["digest"]), base64.b64decode(e["wire"], validate=True))
             for e in doc["envelopes"]
         ]
+        pruned = sorted(str(e["message_id"]) for e in doc.get("pruned", []))
     except BundleInvalid:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BundleInvalid(f"not an evidence bundle: {exc!r}") from None
-    report = BundleReport(query)
+    report = BundleReport(query, pruned=pruned)
     signed_at: dict[str, datetime] = {}
     digests: set[str] = set()
     for party, (records, checkpoint_doc) in sorted(chains.items()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from exchange.cli import audit, bus, certs, demo, envelopes, services
+from exchange.cli import audit, bridges, bus, certs, demo, envelopes, services, sla
 
 __all__ = ["app", "main"]
 
@@ -25,6 +25,8 @@ app.command("send")(bus.send)
 app.add_typer(audit.app, name="audit")
 app.command("trace")(audit.trace_command)
 app.add_typer(services.app, name="services")
+app.command("sla")(sla.sla)
+app.add_typer(bridges.app, name="bridge")
 
 
 def main() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
@@ -20,7 +21,7 @@ from exchange.audit.collector import Collector
 from exchange.audit.config import AuditSettings
 from exchange.audit.trace import TraceFilter, trace
 from exchange.audit.verify import PartyReport, verify_party
-from exchange.cli._output import certs_dir, console, print_json, user_errors
+from exchange.cli._output import certs_dir, console, fail, print_json, user_errors
 from exchange.config import Settings
 from exchange.node.factory import open_store
 from exchange.node.store.base import Store
@@ -175,9 +176,11 @@ def export(
     with user_errors():
         bundle = asyncio.run(_export(ident))
         out.write_text(json.dumps(bundle, indent=1, ensure_ascii=False), encoding="utf-8")
+    pruned = [p["message_id"] for p in bundle["pruned"]]
     console().print(
         f"wrote {out}: {len(bundle['envelopes'])} envelope(s), "
         f"chains of {', '.join(bundle['chains'])}"
+        + (f"; content pruned (not in the bundle): {', '.join(pruned)}" if pruned else "")
     )
 
 
@@ -215,6 +218,7 @@ def check_bundle_command(
         "records": report.records,
         "parties": report.parties,
         "not_yet_checkpointed": report.unanchored,
+        "content_pruned": report.pruned,
     }
     if as_json:
         print_json(result)
@@ -223,7 +227,55 @@ def check_bundle_command(
         f"bundle ok: {report.envelopes} envelope(s) verified, {report.records} record(s) of "
         f"{', '.join(report.parties)} chained"
         + (f"; not yet checkpointed: {', '.join(report.unanchored)}" if report.unanchored else "")
+        + (f"; content pruned: {', '.join(report.pruned)}" if report.pruned else "")
     )
+
+
+@app.command("prune")
+def prune(
+    party: Annotated[str, typer.Argument(help="The party whose message log to prune.")],
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Prune finished messages older than N days (default: 0 with "
+            "EXCHANGE_METADATA_ONLY, else EXCHANGE_MESSAGE_RETENTION_DAYS).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Empty the content (wire bytes) of finished messages; digests and audit chain stay."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise fail("config-error", f"bad EXCHANGE_* setting {where}: {error['msg']}") from None
+    if days is None:
+        days = 0 if settings.metadata_only else settings.message_retention_days
+    if days is None:
+        raise typer.BadParameter("give --days N or set EXCHANGE_MESSAGE_RETENTION_DAYS")
+    if not settings.store_dsn and not (settings.store_dir / f"{party}.db").exists():
+        raise typer.BadParameter(f"{party} has no store in {settings.store_dir}")
+    older_than = SYSTEM_CLOCK.now() - timedelta(days=days)
+    with user_errors():
+        pruned = asyncio.run(_prune(party, settings, older_than))
+    if as_json:
+        print_json({"party": party, "older_than": older_than.isoformat(), "pruned": pruned})
+        return
+    console().print(
+        f"{party}: content of {pruned} finished message(s) older than {days} day(s) pruned; "
+        "digests and the audit chain kept"
+    )
+
+
+async def _prune(party: str, settings: Settings, older_than: datetime) -> int:
+    store = open_store(party, settings, SYSTEM_CLOCK)
+    await store.open()
+    try:
+        return await store.prune_messages(older_than)
+    finally:
+        await store.close()
 
 
 def trace_command(
@@ -243,7 +295,12 @@ def trace_command(
     if as_json:
         print_json(doc)
         return
-    table = Table(title=f"Trace of {ident}")
+    print_timeline(doc, f"Trace of {ident}")
+
+
+def print_timeline(doc: dict[str, Any], title: str) -> None:
+    """Print a trace (``Timeline.to_json()``) as ``exchange trace`` shows it: steps, waits."""
+    table = Table(title=title)
     for column in ("time", "party", "event", "kind", "message", "service"):
         table.add_column(column)
     for step in doc["steps"]:
@@ -276,4 +333,4 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.astimezone()
 
 
-__all__ = ["AuditSettings", "app", "trace_command"]
+__all__ = ["AuditSettings", "app", "print_timeline", "trace_command"]

@@ -1,26 +1,37 @@
-"""``exchange demo``: a citizen's request signed, verified and answered with a bound receipt.
+"""``exchange demo``: the city at work, five departments on the real bus, in under a minute.
 
-Until the bus exists this is the signing round trip the bus will carry: it creates the demo
-PKI if missing, then shows each step a department's node will take.
+It checks that RabbitMQ answers, creates the demo PKI if missing, starts every party's node
+in this process with its adapter's simulated departmental system (``adapters/``) and the
+central audit collector, files a stream of citizens' applications for the five services
+at the Single Center, waits for every answer, then prints the trace of a case that crossed
+three departments and the deadline report. Runs are isolated by a bus prefix of their own,
+so the demo can run again at once.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
-from exchange._ids import new_message_id
-from exchange.cli._output import certs_dir, console, user_errors
-from exchange.envelope.model import Envelope, Kind, ServiceRef
-from exchange.exceptions import ExchangeError
+from exchange._logging import configure_logging
+from exchange.cli._demo_city import CityRun, check_broker, run_city, service_rows
+from exchange.cli._output import certs_dir, console, fail, user_errors
+from exchange.config import Settings
 from exchange.pki.authority import CertificateAuthority
-from exchange.pki.trust import ROOT_FILE, TrustStore
-from exchange.signing import WireFormat, seal, unseal
+from exchange.pki.trust import ROOT_FILE
+
+if TYPE_CHECKING:
+    from exchange.deadlines import SlaReport
 
 DEMO_PARTIES = ("single-center", "land-property", "architecture", "improvement", "urban-permits")
 
@@ -47,76 +58,154 @@ def demo(
     certs: Annotated[
         Path | None, typer.Option("--certs-dir", help="Trust store directory.")
     ] = None,
+    applications: Annotated[
+        int, typer.Option(min=5, max=500, help="Citizens' applications to file.")
+    ] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the stream of applications.")] = 2026,
+    timeout: Annotated[
+        float, typer.Option(min=1.0, help="Seconds to wait for every answer.")
+    ] = 40.0,
 ) -> None:
-    """Sign a tree-felling request, verify it as the provider, answer with a signed receipt."""
-    out = console()
+    """Run the city: five departments answer a stream of citizens' applications."""
+    started = time.monotonic()
+    configure_logging("WARNING")  # the nodes' JSON logs go to stderr, warnings only
+    out = console(min_width=120)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise fail("config-error", f"bad EXCHANGE_* setting: {exc.errors()[0]['msg']}") from None
+    try:
+        asyncio.run(check_broker(settings.amqp_url))
+    except Exception as exc:
+        raise fail(
+            "broker-unavailable",
+            f"cannot reach RabbitMQ at {_redacted(settings.amqp_url)}: {exc or type(exc).__name__}",
+            "start it with `rabbitmq-server -detached`, or point EXCHANGE_AMQP_URL at a "
+            "running broker, then run the demo again",
+        ) from None
     with user_errors():
         authority = CertificateAuthority(certs_dir(certs), SYSTEM_CLOCK)
         for line in ensure_demo_pki(authority):
             out.print(f"[dim]pki:[/dim] {line}")
-        trust = TrustStore.from_dir(authority.path)
-        now = SYSTEM_CLOCK.now()
-        request = Envelope(
-            message_id=new_message_id(),
-            kind=Kind.REQUEST,
-            service=ServiceRef(code="tree-felling-permit", version="1"),
-            sender="single-center",
-            recipient="improvement",
-            created_at=now,
-            expires_at=now + timedelta(days=14),
-            case_id="KZN-2026-000042",
-            payload={
-                "applicant": {"name": "Gulnara Safina", "phone": "+7 843 555-01-02"},
-                "address": "Kazan, ul. Pushkina 12",
-                "trees": [{"species": "birch", "count": "2"}, {"species": "poplar", "count": "1"}],
-                "reason": "emergency: trunk cracked after the storm",
-            },
-        )
-        table = Table(title="One request, end to end", show_lines=False)
-        for column in ("step", "party", "format", "bytes", "result"):
-            table.add_column(column)
-        wire = seal(request, authority.credentials("single-center"), WireFormat.XML)
-        table.add_row("sign request", "single-center", "XML-DSig", str(len(wire)), "signed")
-        verified = unseal(wire, trust)
-        table.add_row(
-            "verify request",
-            "improvement",
-            "XML-DSig",
-            str(len(wire)),
-            f"ok, signer {verified.signer.party}",
-        )
-        receipt = Envelope(
-            message_id=new_message_id(),
-            kind=Kind.RECEIPT,
-            service=request.service,
-            sender="improvement",
-            recipient="single-center",
-            created_at=SYSTEM_CLOCK.now(),
-            expires_at=request.expires_at,
-            correlation_id=request.message_id,
-            case_id=request.case_id,
-            request_digest=verified.digest,
-        )
-        receipt_wire = seal(receipt, authority.credentials("improvement"), WireFormat.JSON)
-        table.add_row("sign receipt", "improvement", "JWS", str(len(receipt_wire)), "signed")
-        bound = unseal(receipt_wire, trust).envelope
-        binds = bound.request_digest == verified.digest
-        table.add_row(
-            "verify receipt",
-            "single-center",
-            "JWS",
-            str(len(receipt_wire)),
-            "ok, binds the request digest" if binds else "DIGEST MISMATCH",
-        )
-        forged = wire.replace(b"<s:count>2</s:count>", b"<s:count>20</s:count>")
+        settings = settings.model_copy(update={"certs_dir": authority.path})
         try:
-            unseal(forged, trust)
-            outcome = "ACCEPTED (bug)"
-        except ExchangeError as exc:
-            outcome = f"refused: {exc.code}"
-        table.add_row("tampered copy", "improvement", "XML-DSig", str(len(forged)), outcome)
-        out.print(table)
-        out.print(f"case {request.case_id}: request {request.message_id}")
-        out.print(f"request digest (sha256 of the wire bytes): {verified.digest}")
-        if not binds or outcome.startswith("ACCEPTED"):
-            raise typer.Exit(code=1)
+            from adapters.single_center.applications import applications as make_stream
+        except ImportError as exc:
+            raise fail(
+                "config-error",
+                f"the demo needs the departments' adapters (the `adapters` package): {exc}",
+                "run `make demo`, or `pip install -e .` in the repository",
+            ) from None
+        stream = make_stream(applications, today=SYSTEM_CLOCK.now().date(), seed=seed)
+        out.print(
+            f"Filing {len(stream)} citizens' applications at the Single Center "
+            f"(five services, XML and JSON envelopes) ..."
+        )
+        progress = Progress(
+            TextColumn("{task.description:<30}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=out,
+        )
+        with progress:
+            run = asyncio.run(run_city(settings, stream, timeout, progress))
+    _print_outcomes(out, run)
+    _print_trace(out, run)
+    _print_deadlines(run.sla)
+    out.print(
+        f"\nbus prefix {run.names.prefix} removed; stores and the central audit log are in "
+        f"{run.run_dir}"
+    )
+    if run.traced_case:
+        out.print(
+            f"trace it again: EXCHANGE_AUDIT_PATH={run.central_path} "
+            f"exchange trace {run.traced_case}"
+        )
+    out.print(f"demo finished in {time.monotonic() - started:.1f} s")
+    if run.unanswered or run.timeline is None or not run.caught_up:
+        if run.unanswered:
+            typer.echo(
+                f"error demo-incomplete: {len(run.unanswered)} application(s) got no answer "
+                f"within {timeout:.0f} s",
+                err=True,
+            )
+        if not run.caught_up:
+            typer.echo("error demo-incomplete: the audit collector did not catch up", err=True)
+        if run.timeline is None:
+            typer.echo("error demo-incomplete: no case crossed three departments", err=True)
+        raise typer.Exit(code=1)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _print_outcomes(out: Console, run: CityRun) -> None:
+    table = Table(title="Applications by service (the Single Center's view)")
+    for column in ("service", "filed", "decisions", "faults", "unanswered", "median s", "max s"):
+        table.add_column(column)
+    for row in service_rows(run.outcomes):
+        table.add_row(
+            row["service"],
+            str(row["filed"]),
+            row["decisions"],
+            str(row["faults"]),
+            str(row["unanswered"]),
+            _seconds(row["median_s"]),
+            _seconds(row["max_s"]),
+        )
+    out.print(table)
+
+
+def _print_trace(out: Console, run: CityRun) -> None:
+    from exchange.cli.audit import print_timeline
+
+    if run.timeline is None or run.traced_case is None:
+        out.print("[yellow]no answered case crossed three departments[/yellow]")
+        return
+    parties: list[str] = []
+    for step in run.timeline.steps:
+        if step.party not in parties:
+            parties.append(step.party)
+    route = " -> ".join(parties)
+    out.print(f"\nCase {run.traced_case} crossed {len(parties)} departments: {route}")
+    print_timeline(run.timeline.to_json(), f"Trace of {run.traced_case}")
+
+
+def _print_deadlines(report: SlaReport | None) -> None:
+    from exchange.cli.services import deadline_text
+
+    if report is None:
+        return
+    table = Table(
+        title="Deadline report: turnaround per service against its regulated deadline",
+        caption="days in the deadline's unit, by exchange.deadlines from the providers' stores",
+    )
+    for column in ("provider", "service", "deadline", "answered", "median days", "p90 days"):
+        table.add_column(column)
+    for column in ("on time", "open", "overdue"):
+        table.add_column(column)
+    for row in report.turnaround:
+        share = row.on_time_share
+        table.add_row(
+            row.party,
+            row.service,
+            deadline_text(row.deadline),
+            str(row.answered),
+            "—" if row.median_days is None else f"{row.median_days:.1f}",
+            "—" if row.p90_days is None else f"{row.p90_days:.1f}",
+            "—" if share is None else f"{share:.0%}",
+            str(row.open),
+            str(row.overdue),
+        )
+    console(min_width=160).print(table)

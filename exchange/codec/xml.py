@@ -22,7 +22,7 @@ from exchange._hazmat.xml import (
     schema_violation,
     sub_element,
 )
-from exchange.config import Settings
+from exchange.config import ENVELOPE_XSD
 from exchange.envelope.model import Envelope, Kind
 from exchange.exceptions import Malformed
 
@@ -37,7 +37,8 @@ def service_namespace(code: str, version: str) -> str:
 
 @cache
 def _schema() -> XMLSchema:
-    return load_schema(Settings().schemas_dir / "envelope.xsd")
+    # The envelope's own schema ships with the code; EXCHANGE_SCHEMAS_DIR is the catalog's.
+    return load_schema(ENVELOPE_XSD)
 
 
 def _timestamp(value: datetime) -> str:

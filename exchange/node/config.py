@@ -20,6 +20,9 @@ class NodeConfig:
     poll_interval: float = 0.25  # how often relay and worker look at the store
     handler_concurrency: int = 16
     max_envelope_bytes: int = 1024 * 1024
+    message_retention: timedelta | None = None  # prune finished messages' content after this
+    metadata_only: bool = False  # prune a finished message's content at the next look
+    prune_interval: float = 5.0  # how often the pruner looks (when either is set)
 
     def receipt_timeout(self, attempt: int) -> timedelta:
         """Time to wait for a receipt after the ``attempt``-th send (1-based)."""

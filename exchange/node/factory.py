@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from exchange._clock import SYSTEM_CLOCK, Clock
 from exchange.catalog import Catalog
 from exchange.config import Settings
@@ -26,6 +28,16 @@ def open_store(party: str, settings: Settings, clock: Clock) -> Store:
 
     settings.store_dir.mkdir(parents=True, exist_ok=True)
     return SQLiteStore(settings.store_dir / f"{party}.db", party, clock)
+
+
+def node_config(settings: Settings) -> NodeConfig:
+    """A node's tunables from settings (the rest keep NodeConfig's defaults)."""
+    days = settings.message_retention_days
+    return NodeConfig(
+        max_envelope_bytes=settings.max_envelope_bytes,
+        message_retention=None if days is None else timedelta(days=days),
+        metadata_only=settings.metadata_only,
+    )
 
 
 def _schema_name(settings: Settings, party: str) -> str:
@@ -61,6 +73,6 @@ def build_node(
         bus=Bus(settings.amqp_url),
         names=BusNames(settings.bus_prefix),
         clock=clock,
-        config=config or NodeConfig(max_envelope_bytes=settings.max_envelope_bytes),
+        config=config or node_config(settings),
     )
     return Node(context)

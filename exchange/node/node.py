@@ -17,7 +17,8 @@ from exchange.node.inbound import Inbound
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
 from exchange.node.relay import Relay
-from exchange.node.store.base import InboxRecord, InboxState, OutboxRecord, Transaction
+from exchange.node.retention import Pruner
+from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord, Transaction
 from exchange.node.worker import Worker
 from exchange.signing import WireFormat, sniff_format
 from exchange.signing.stored import decode_stored
@@ -74,6 +75,7 @@ class Node:
             asyncio.create_task(self.relay.run(), name=f"{self.party}-relay"),
             asyncio.create_task(self.worker.run(), name=f"{self.party}-worker"),
             asyncio.create_task(Shipper(self.ctx).run(), name=f"{self.party}-audit-shipper"),
+            asyncio.create_task(Pruner(self.ctx).run(), name=f"{self.party}-pruner"),
         ]
         self.ctx.log().info("node.started")
 
@@ -113,13 +115,20 @@ class Node:
         wire_format: WireFormat | None = None,
         expires_in: timedelta | None = None,
         test: bool = False,
+        message_id: str | None = None,
     ) -> str:
         """Send a request to the service's provider; return its message_id once it is durable.
+
+        ``message_id`` makes the call idempotent: a caller that derives the id from its own
+        data (e.g. a file's hash) passes it, and if this party's outbox already holds a
+        message with that id, the call returns it without building or sending anything.
 
         Raises:
             UnknownService, AccessDenied, InvalidContent: refused locally, nothing sent.
             Unroutable (unroutable): the broker has no inbox for the provider.
         """
+        if message_id is not None and await self.ctx.store.get_outbox(message_id) is not None:
+            return message_id  # sent before (a re-run after a crash): never a second request
         entry = self.ctx.catalog.service(service, version)
         if recipient is not None and recipient != entry.provider:
             raise AccessDenied(f"{service} is provided by {entry.provider}, not {recipient}")
@@ -131,6 +140,7 @@ class Node:
             case_id=case_id,
             payload=payload,
             test=test,
+            message_id=message_id,
         )
         envelope = self.ctx.catalog.typed(envelope)  # typed, keys in the XSD's order
         wire_format = wire_format or self.ctx.config.wire_format
@@ -147,6 +157,8 @@ class Node:
             UnknownMessage (unknown-message): no such request in this party's outbox.
         """
         request = await self._sent_request(request_id)
+        if request.wire == PRUNED:  # only finished requests are pruned
+            raise StateConflict(f"request {request_id} is already {request.state.value}")
         envelope = decode_stored(request.wire)
         cancel = self.outbound.envelope(
             Kind.CANCEL,
@@ -242,6 +254,8 @@ class Node:
         fault: Fault | None = None,
         close: InboxState | None = None,
     ) -> str:
+        if record.wire == PRUNED:  # only finished requests are pruned
+            raise StateConflict(f"request {record.message_id} is already {record.state.value}")
         request = decode_stored(record.wire)
         wire_format = sniff_format(record.wire)
         answer = self.outbound.envelope(
@@ -283,6 +297,8 @@ class Node:
     async def _final_from_store(self, request_id: str) -> Notice | None:
         for record in await self.ctx.store.inbox_for(request_id):
             if record.kind in (Kind.RESPONSE.value, Kind.FAULT.value):
+                if record.wire == PRUNED:  # a metadata-only party kept no content
+                    return Notice(record.kind, request_id)
                 answer = self.ctx.catalog.typed(decode_stored(record.wire))
                 return Notice(record.kind, request_id, answer)
         sent = await self.ctx.store.get_outbox(request_id)

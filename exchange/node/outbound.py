@@ -20,7 +20,7 @@ from exchange.exceptions import (
     Unroutable,
 )
 from exchange.node.context import NodeContext, audit_event
-from exchange.node.store.base import AuditEvent, OutboxRecord, OutboxState, Transaction
+from exchange.node.store.base import PRUNED, AuditEvent, OutboxRecord, OutboxState, Transaction
 from exchange.signing import WireFormat, digest, seal
 
 _SENT_CACHE = 100_000
@@ -204,6 +204,9 @@ class Outbound:
 
     async def republish(self, record: OutboxRecord) -> None:
         """Send a stored message again as it is (a sender asked again); no state change."""
+        if record.wire == PRUNED:  # its content was pruned: nothing left to send
+            self.ctx.log(message_id=record.message_id).info("republish.pruned")
+            return
         try:
             await self._put_on_bus(record)
         except (BrokerUnavailable, PublishNotConfirmed, Unroutable) as exc:

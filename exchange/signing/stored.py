@@ -11,7 +11,7 @@ from exchange._hazmat.xml import parse
 from exchange.codec.json import decode_json, loads_strict
 from exchange.codec.xml import decode_xml
 from exchange.envelope.model import Envelope
-from exchange.exceptions import Malformed
+from exchange.exceptions import ContentPruned, Malformed
 from exchange.signing.base import WireFormat, sniff_format
 from exchange.signing.jws import _b64url
 from exchange.signing.xmldsig.profile import DS
@@ -23,8 +23,11 @@ def decode_stored(wire: bytes) -> Envelope:
     """The envelope inside signed wire bytes taken from the party's own store.
 
     Raises:
+        ContentPruned (content-pruned): the store no longer keeps this message's content.
         Malformed (malformed): the bytes are not a signed envelope of ours.
     """
+    if not wire:
+        raise ContentPruned("the content of this message was pruned; its digest remains")
     if sniff_format(wire) is WireFormat.JSON:
         jws = loads_strict(wire)
         if not isinstance(jws, dict) or not isinstance(jws.get("payload"), str):

@@ -51,7 +51,7 @@ async def _main(backend: str, where: str, party: str) -> None:
         tx.add_outbox(_outbox("kept", clock))
         tx.audit(AuditEvent("created", message_id="kept"))
     print("committed", flush=True)
-    chain.link = _die
+    chain.Linker.hash = _die  # type: ignore[method-assign]
     async with store.transaction() as tx:
         tx.add_outbox(_outbox("lost", clock))
         tx.audit(AuditEvent("created", message_id="lost"))

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any
 
 import pytest
 
@@ -16,6 +20,7 @@ from exchange.audit import (
     record_hash,
     verify_chain,
 )
+from exchange.audit.chain import Linker, canonical_time
 from exchange.exceptions import AuditTampered
 from exchange.node.store import AuditEvent, AuditRecord
 
@@ -61,6 +66,85 @@ def test_known_answer() -> None:
     expected = hashlib.sha256(text.encode()).hexdigest()
     assert chain_hash(1, T0, PARTY, event, GENESIS_HASH) == expected
     assert link(1, T0, PARTY, event, GENESIS_HASH).hash == expected
+
+
+class _Kind(StrEnum):
+    REQUEST = "request"
+
+
+class _ReadOnly(Mapping[str, Any]):
+    """A detail that is a Mapping but not a dict."""
+
+    def __init__(self, **items: Any) -> None:
+        self._items = items
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+AWKWARD = [
+    AuditEvent("sent"),
+    AuditEvent("received", message_id='q"uo\te', case_id="KZN-\u0001\n\t\x7f", kind=_Kind.REQUEST),
+    AuditEvent("status", correlation_id="ё ü 中文 😀 \u2028", service="tree-felling-permit"),
+    AuditEvent(
+        "rejected",
+        digest="f" * 64,
+        detail={"z": [1, 2.5, -0.0, 1e300, True, None], "a": {"y": "</script>", "b": {}}},
+    ),
+    AuditEvent("noted", detail=_ReadOnly(b=1, a="ё")),
+    AuditEvent("noted", detail={"": "", "a b": [], "\u00e9": "\ud7ff"}),
+]
+
+
+def _reference(seq: int, at: datetime, party: str, event: AuditEvent, prev: str) -> bytes:
+    """The canonical bytes as first specified: json.dumps of the whole record."""
+    doc = {
+        "seq": seq,
+        "at": canonical_time(at),
+        "party": party,
+        "event": event.event,
+        "message_id": event.message_id,
+        "correlation_id": event.correlation_id,
+        "case_id": event.case_id,
+        "service": event.service,
+        "kind": event.kind,
+        "digest": event.digest,
+        "detail": dict(event.detail),
+        "prev_hash": prev,
+    }
+    text = json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
+
+
+@pytest.mark.parametrize("event", AWKWARD, ids=range(len(AWKWARD)))
+def test_fast_encoding_matches_json_dumps(event: AuditEvent) -> None:
+    """The piecewise encoding (and a store's Linker) yields json.dumps's bytes and hash."""
+    at = T0 + timedelta(microseconds=7)
+    expected = _reference(12345, at, "urban-permits", event, "a" * 64)
+    assert canonical_bytes(12345, at, "urban-permits", event, "a" * 64) == expected
+    linker = Linker(at, "urban-permits")
+    detail = linker.detail(event.detail)
+    assert json.loads(detail) == json.loads(json.dumps(dict(event.detail)))
+    assert linker.hash(12345, event, detail, "a" * 64) == hashlib.sha256(expected).hexdigest()
+
+
+def test_linker_refuses_what_json_refuses() -> None:
+    """NaN and circular details raise ValueError, and the Linker stays usable afterwards."""
+    linker = Linker(T0, PARTY)
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    for bad in ({"x": float("nan")}, loop, {"deep": [loop]}):
+        with pytest.raises(ValueError, match=r"not JSON compliant|Circular"):
+            linker.detail(bad)
+    assert linker.detail({"b": 1, "a": [1]}) == '{"a":[1],"b":1}'
 
 
 def test_time_zone_does_not_change_the_hash() -> None:

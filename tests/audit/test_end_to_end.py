@@ -12,6 +12,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,9 @@ async def test_case_across_three_parties(settings: Settings, central: CentralSto
             await stores[party].open()
         try:
             bundle = await export_bundle(central, "KZN-AUD-1", stores, SYSTEM_CLOCK.now())
+            for store in stores.values():  # every party drops the content: metadata only
+                await store.prune_messages(SYSTEM_CLOCK.now() + timedelta(seconds=1))
+            bare = await export_bundle(central, "KZN-AUD-1", stores, SYSTEM_CLOCK.now())
         finally:
             for store in stores.values():
                 await store.close()
@@ -206,6 +210,13 @@ async def test_case_across_three_parties(settings: Settings, central: CentralSto
         assert len(kinds) == len(bundle["envelopes"]) >= 6
         assert set(proved.parties) == set(BUS_PARTIES)
         assert proved.unanchored == []
+        assert bundle["pruned"] == []
+        pruned = sorted(p["message_id"] for p in bare["pruned"])
+        assert pruned
+        assert set(pruned) | {e["message_id"] for e in bare["envelopes"]} == {
+            e["message_id"] for e in bundle["envelopes"]
+        }
+        assert check_bundle(json.dumps(bare).encode(), trust_store).pruned == pruned
         wire = bytearray(base64.b64decode(bundle["envelopes"][0]["wire"]))
         wire[len(wire) // 2] ^= 1
         bundle["envelopes"][0]["wire"] = base64.b64encode(bytes(wire)).decode()

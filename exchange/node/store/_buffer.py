@@ -52,7 +52,31 @@ class PutCheckpoint:
     body: bytes
 
 
-Operation = OutboxRecord | InboxRecord | SetOutboxState | SetInboxState | PutMeta | PutCheckpoint
+@dataclass(slots=True)
+class PruneWire:
+    """Empty the wire of up to ``limit`` finished messages per table older than ``older_than``.
+
+    The writer sets ``outbox`` and ``inbox`` to how many it emptied, and audits them in the
+    same transaction (``_rows.pruned_event``).
+    """
+
+    older_than: datetime
+    outbox_states: tuple[OutboxState, ...]
+    inbox_states: tuple[InboxState, ...]
+    limit: int
+    outbox: int = 0
+    inbox: int = 0
+
+
+Operation = (
+    OutboxRecord
+    | InboxRecord
+    | SetOutboxState
+    | SetInboxState
+    | PutMeta
+    | PutCheckpoint
+    | PruneWire
+)
 
 
 @dataclass(slots=True)
@@ -123,6 +147,11 @@ class TransactionBuffer:
         """Keep a signed checkpoint (not part of the Transaction protocol)."""
         self._check_open()
         self.operations.append(PutCheckpoint(seq, body))
+
+    def prune_wire(self, op: PruneWire) -> None:
+        """Prune message content (not part of the Transaction protocol)."""
+        self._check_open()
+        self.operations.append(op)
 
     def empty(self) -> bool:
         """True when there is nothing to write."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from exchange.node.store._buffer import PruneWire
 from exchange.node.store.base import (
+    FINISHED_INBOX,
+    FINISHED_OUTBOX,
     AuditEvent,
     AuditRecord,
     InboxRecord,
@@ -15,6 +18,9 @@ from exchange.node.store.base import (
     OutboxRecord,
     OutboxState,
 )
+
+if TYPE_CHECKING:
+    from exchange.audit.chain import Linker
 
 OUTBOX_COLUMNS = (
     "message_id",
@@ -127,6 +133,75 @@ def audit_values(record: AuditRecord, put: TimeEncoder) -> tuple[Any, ...]:
         detail,
         record.prev_hash,
         record.hash,
+    )
+
+
+def chain_audit(
+    events: Iterable[AuditEvent],
+    linker: Linker,
+    at: Any,
+    seq: int,
+    head: str,
+    rows: list[tuple[Any, ...]],
+) -> tuple[int, str]:
+    """Number and chain ``events`` after the head (seq, head); return the new head.
+
+    Appends each record's row in ``AUDIT_COLUMNS`` order to ``rows``, its time stored as
+    ``at`` and its detail as the canonical JSON its hash covers (no record objects are made).
+    """
+    party = linker.party
+    for e in events:
+        seq += 1
+        detail = linker.detail(e.detail)
+        link_hash = linker.hash(seq, e, detail, head)
+        rows.append(
+            (seq, at, party, e.event, e.message_id, e.correlation_id, e.case_id,
+             e.service, e.kind, e.digest, detail, head, link_hash)
+        )  # fmt: skip
+        head = link_hash
+    return seq, head
+
+
+def prune_op(
+    older_than: datetime,
+    outbox_states: Collection[OutboxState],
+    inbox_states: Collection[InboxState],
+    limit: int,
+) -> PruneWire:
+    """One batch of ``Store.prune_messages``, its states checked to be finished ones.
+
+    Raises:
+        ValueError: an open state was named.
+    """
+    if older_than.tzinfo is None:
+        raise ValueError("older_than must be timezone-aware")
+    open_outbox = set(outbox_states) - FINISHED_OUTBOX
+    open_inbox = set(inbox_states) - FINISHED_INBOX
+    if open_outbox or open_inbox:
+        names = sorted(s.value for s in (*open_outbox, *open_inbox))
+        raise ValueError(f"messages in state {', '.join(names)} are not finished: never pruned")
+    return PruneWire(
+        older_than,
+        tuple(sorted(outbox_states)),
+        tuple(sorted(inbox_states)),
+        limit,
+    )
+
+
+def pruned_event(op: PruneWire) -> AuditEvent | None:
+    """The audit record of a prune batch (None when it emptied nothing)."""
+    if not op.outbox and not op.inbox:
+        return None
+    # Imported here: exchange.audit.chain imports the store's base module.
+    from exchange.audit.chain import canonical_time
+
+    return AuditEvent(
+        "content-pruned",
+        detail={
+            "older_than": canonical_time(op.older_than),
+            "outbox": op.outbox,
+            "inbox": op.inbox,
+        },
     )
 
 

@@ -18,13 +18,21 @@ from exchange.audit import chain as audit_chain
 from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
 from exchange.node.store import _rows
 from exchange.node.store._buffer import (
+    PruneWire,
     PutCheckpoint,
     PutMeta,
     SetInboxState,
     SetOutboxState,
     TransactionBuffer,
 )
-from exchange.node.store.base import InboxRecord, OutboxRecord
+from exchange.node.store.base import (
+    PRUNED,
+    AuditEvent,
+    InboxRecord,
+    InboxState,
+    OutboxRecord,
+    OutboxState,
+)
 
 _SCHEMA = """
 BEGIN IMMEDIATE;
@@ -37,6 +45,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, created_at);
 CREATE INDEX IF NOT EXISTS outbox_correlation ON outbox (correlation_id);
+CREATE INDEX IF NOT EXISTS outbox_unpruned ON outbox (created_at) WHERE length(wire) > 0;
 CREATE TABLE IF NOT EXISTS inbox (
     message_id TEXT PRIMARY KEY, kind TEXT NOT NULL, sender TEXT NOT NULL,
     service TEXT NOT NULL, correlation_id TEXT, case_id TEXT, wire BLOB NOT NULL,
@@ -45,6 +54,7 @@ CREATE TABLE IF NOT EXISTS inbox (
 );
 CREATE INDEX IF NOT EXISTS inbox_state ON inbox (state, received_at);
 CREATE INDEX IF NOT EXISTS inbox_correlation ON inbox (correlation_id);
+CREATE INDEX IF NOT EXISTS inbox_unpruned ON inbox (received_at) WHERE length(wire) > 0;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, party TEXT NOT NULL, event TEXT NOT NULL,
     message_id TEXT, correlation_id TEXT, case_id TEXT, service TEXT, kind TEXT, digest TEXT,
@@ -257,7 +267,8 @@ class Writer:
         """Run every batch's statements, consecutive inserts into one table as one executemany."""
         sql: str | None = None
         rows: list[tuple[Any, ...]] = []
-        for pending in group:
+        extra: dict[int, list[AuditEvent]] = {}  # events operations audit themselves (prunes)
+        for i, pending in enumerate(group):
             for op in pending.buffer.operations:
                 if isinstance(op, OutboxRecord):
                     next_sql, row = _INSERT_OUTBOX, _rows.outbox_values(op, to_text)
@@ -267,7 +278,8 @@ class Writer:
                     if sql is not None:
                         conn.executemany(sql, rows)
                         sql, rows = None, []
-                    _set_state(conn, op)
+                    if (event := _apply_op(conn, op)) is not None:
+                        extra.setdefault(i, []).append(event)
                     continue
                 if next_sql is not sql:
                     if sql is not None:
@@ -276,19 +288,22 @@ class Writer:
                 rows.append(row)
         if sql is not None:
             conn.executemany(sql, rows)
+        linker = audit_chain.Linker(at, self._party)
         audit: list[tuple[Any, ...]] = []
-        for pending in group:
-            for event in pending.buffer.events:
-                seq += 1
-                record = audit_chain.link(seq, at, self._party, event, head)
-                audit.append(_rows.audit_values(record, to_text))
-                head = record.hash
-        conn.executemany(_INSERT_AUDIT, audit)
+        for i, pending in enumerate(group):
+            events = pending.buffer.events
+            if i in extra:
+                events = [*events, *extra[i]]
+            if events:
+                seq, head = _rows.chain_audit(events, linker, linker.at_text, seq, head, audit)
+        if audit:
+            conn.executemany(_INSERT_AUDIT, audit)
 
     def _apply(
         self, conn: sqlite3.Connection, buffer: TransactionBuffer, seq: int, head: str, at: datetime
     ) -> tuple[int, str]:
         """Run one transaction's statements; return the new chain head (seq, hash)."""
+        events = list(buffer.events)
         for op in buffer.operations:
             if isinstance(op, OutboxRecord):
                 try:
@@ -306,28 +321,37 @@ class Writer:
                         f"message {op.message_id} was already received",
                         message_id=op.message_id,
                     ) from exc
-            else:
-                _set_state(conn, op)
-        for event in buffer.events:
-            seq += 1
-            record = audit_chain.link(seq, at, self._party, event, head)
-            conn.execute(_INSERT_AUDIT, _rows.audit_values(record, to_text))
-            head = record.hash
+            elif (event := _apply_op(conn, op)) is not None:
+                events.append(event)
+        if events:
+            linker = audit_chain.Linker(at, self._party)
+            audit: list[tuple[Any, ...]] = []
+            seq, head = _rows.chain_audit(events, linker, linker.at_text, seq, head, audit)
+            conn.executemany(_INSERT_AUDIT, audit)
         return seq, head
 
 
-def _set_state(
-    conn: sqlite3.Connection, op: SetOutboxState | SetInboxState | PutMeta | PutCheckpoint
-) -> None:
-    """Move a record on, only from the allowed states if the operation names them."""
+def _apply_op(
+    conn: sqlite3.Connection,
+    op: SetOutboxState | SetInboxState | PutMeta | PutCheckpoint | PruneWire,
+) -> AuditEvent | None:
+    """Run an operation other than an insert; return the audit event it owes, if any.
+
+    A state change moves a record on, only from the allowed states if the operation names
+    them.
+    """
     if isinstance(op, PutMeta):
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (op.key, op.value))
-        return
+        return None
     if isinstance(op, PutCheckpoint):
         conn.execute(
             "INSERT OR IGNORE INTO checkpoints (seq, body) VALUES (?, ?)", (op.seq, op.body)
         )
-        return
+        return None
+    if isinstance(op, PruneWire):
+        op.outbox = _prune(conn, "outbox", "created_at", op.outbox_states, op)
+        op.inbox = _prune(conn, "inbox", "received_at", op.inbox_states, op)
+        return _rows.pruned_event(op)
     table = "outbox" if isinstance(op, SetOutboxState) else "inbox"
     sql = _UPDATE_OUTBOX if isinstance(op, SetOutboxState) else _UPDATE_INBOX
     params: list[Any] = [op.state.value, op.attempts, to_text(op.next_attempt_at), op.message_id]
@@ -335,7 +359,7 @@ def _set_state(
         sql += f" AND state IN ({', '.join('?' * len(op.only_from))})"
         params += [s.value for s in op.only_from]
     if conn.execute(sql, params).rowcount == 1:
-        return
+        return None
     row = conn.execute(
         f"SELECT state FROM {table} WHERE message_id = ?",  # noqa: S608
         (op.message_id,),
@@ -351,6 +375,30 @@ def _set_state(
         message_id=op.message_id,
         state=row[0],
     )
+
+
+def _prune(
+    conn: sqlite3.Connection,
+    table: str,
+    since: str,
+    states: tuple[OutboxState, ...] | tuple[InboxState, ...],
+    op: PruneWire,
+) -> int:
+    """Empty the wire of up to ``op.limit`` finished rows of ``table``, oldest first.
+
+    ``+state`` keeps SQLite off the state index (which holds every pruned row too) and on
+    the partial index of unpruned rows, so a prune costs what is left to prune.
+    """
+    if not states:
+        return 0
+    marks = ", ".join("?" * len(states))
+    sql = (
+        f"UPDATE {table} SET wire = ? WHERE rowid IN (SELECT rowid FROM {table} "  # noqa: S608
+        f"WHERE +state IN ({marks}) AND {since} < ? AND length(wire) > 0 "
+        f"ORDER BY {since} LIMIT ?)"
+    )
+    params = (PRUNED, *(s.value for s in states), to_text(op.older_than), op.limit)
+    return conn.execute(sql, params).rowcount
 
 
 def _prepare(conn: sqlite3.Connection, path: Path, party: str) -> None:

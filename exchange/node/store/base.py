@@ -6,7 +6,7 @@ commit in one transaction: a crash can never leave one without the other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +36,23 @@ class InboxState(StrEnum):
     CANCELLED = "cancelled"  # the sender cancelled it before it was answered
     EXPIRED = "expired"  # it expired before it was answered
     NOTED = "noted"  # not a request (receipt, status, response ...): kept for the record
+
+
+FINISHED_OUTBOX = frozenset({OutboxState.DONE, OutboxState.ANSWERED, OutboxState.UNDELIVERED})
+"""Outgoing messages nothing will send again: their wire bytes may be pruned."""
+FINISHED_INBOX = frozenset(
+    {
+        InboxState.ANSWERED,
+        InboxState.REJECTED,
+        InboxState.DEAD,
+        InboxState.CANCELLED,
+        InboxState.EXPIRED,
+        InboxState.NOTED,
+    }
+)
+"""Received messages no handler will read again: their wire bytes may be pruned."""
+PRUNED = b""
+"""The wire of a message whose content was pruned (its row, digest and audit records stay)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +225,25 @@ class Store(Protocol):
 
     async def add_checkpoint(self, seq: int, body: bytes) -> None:
         """Keep a signed audit checkpoint at ``seq`` durably; an existing one at seq is kept."""
+
+    async def prune_messages(
+        self,
+        older_than: datetime,
+        *,
+        outbox_states: Collection[OutboxState] = FINISHED_OUTBOX,
+        inbox_states: Collection[InboxState] = FINISHED_INBOX,
+    ) -> int:
+        """Replace with ``PRUNED`` the wire of finished messages older than ``older_than``.
+
+        Outgoing messages count from ``created_at``, received ones from ``received_at``. The
+        rows stay (a pruned request still dedupes), with their digests and receipts; the
+        audit chain is never touched, but gains a ``content-pruned`` record per batch.
+        Return how many messages were pruned now (already pruned ones are not counted).
+
+        Raises:
+            ValueError: a state is not finished (open messages are still read).
+            StoreUnavailable (store-unavailable): the store cannot be written.
+        """
 
     async def checkpoints(
         self, since_seq: int = 0, limit: int = 1000

@@ -8,7 +8,7 @@ chain: no gaps, no forks.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from exchange.audit import chain as audit_chain
 from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
 from exchange.node.store import _rows
 from exchange.node.store._buffer import (
+    PruneWire,
     PutCheckpoint,
     PutMeta,
     SetInboxState,
@@ -25,6 +26,10 @@ from exchange.node.store._buffer import (
     TransactionBuffer,
 )
 from exchange.node.store.base import (
+    FINISHED_INBOX,
+    FINISHED_OUTBOX,
+    PRUNED,
+    AuditEvent,
     AuditRecord,
     InboxRecord,
     InboxState,
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     import asyncpg
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+PRUNE_BATCH = 500  # messages per table per prune transaction
 
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -49,6 +55,7 @@ CREATE TABLE IF NOT EXISTS {s}.outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_state ON {s}.outbox (state, created_at);
 CREATE INDEX IF NOT EXISTS outbox_correlation ON {s}.outbox (correlation_id);
+CREATE INDEX IF NOT EXISTS outbox_unpruned ON {s}.outbox (created_at) WHERE length(wire) > 0;
 CREATE TABLE IF NOT EXISTS {s}.inbox (
     message_id text PRIMARY KEY, kind text NOT NULL, sender text NOT NULL,
     service text NOT NULL, correlation_id text, case_id text, wire bytea NOT NULL,
@@ -58,6 +65,7 @@ CREATE TABLE IF NOT EXISTS {s}.inbox (
 );
 CREATE INDEX IF NOT EXISTS inbox_state ON {s}.inbox (state, received_at);
 CREATE INDEX IF NOT EXISTS inbox_correlation ON {s}.inbox (correlation_id);
+CREATE INDEX IF NOT EXISTS inbox_unpruned ON {s}.inbox (received_at) WHERE length(wire) > 0;
 CREATE TABLE IF NOT EXISTS {s}.audit (
     seq bigint PRIMARY KEY, at timestamptz NOT NULL, party text NOT NULL, event text NOT NULL,
     message_id text, correlation_id text, case_id text, service text, kind text, digest text,
@@ -138,6 +146,13 @@ class PostgresStore:
             "ON CONFLICT DO NOTHING"
         )
         self._checkpoints = f"SELECT seq, body FROM {s}.checkpoints"  # noqa: S608
+        prune = (
+            "UPDATE {t} SET wire = $1 WHERE message_id IN (SELECT message_id FROM {t} "
+            "WHERE state = ANY($2::text[]) AND {since} < $3 AND length(wire) > 0 "
+            "ORDER BY {since} LIMIT $4 FOR UPDATE SKIP LOCKED)"
+        )
+        self._prune_outbox = prune.format(t=f"{s}.outbox", since="created_at")
+        self._prune_inbox = prune.format(t=f"{s}.inbox", since="received_at")
 
     def _where(self) -> str:
         return f"{self.dsn.rsplit('@', 1)[-1]} (schema {self.schema})"
@@ -221,6 +236,7 @@ class PostgresStore:
     async def _apply(self, conn: asyncpg.Connection, buffer: TransactionBuffer) -> None:
         import asyncpg
 
+        events = buffer.events
         for op in buffer.operations:
             if isinstance(op, OutboxRecord):
                 try:
@@ -240,9 +256,9 @@ class PostgresStore:
                         f"message {op.message_id} was already received",
                         message_id=op.message_id,
                     ) from exc
-            else:
-                await self._set_state(conn, op)
-        if not buffer.events:
+            elif (event := await self._set_state(conn, op)) is not None:
+                events = [*events, event]  # the buffer stays as the caller left it
+        if not events:
             return
         # One chain per party, whichever process appends: hold the lock until commit.
         await conn.execute(
@@ -251,28 +267,31 @@ class PostgresStore:
         head = await conn.fetchrow(self._head)
         seq, prev = (head["seq"], head["hash"]) if head else (0, audit_chain.GENESIS_HASH)
         at = self._clock.now()
-        rows = []
-        for event in buffer.events:
-            seq += 1
-            record = audit_chain.link(seq, at, self.party, event, prev)
-            rows.append(_rows.audit_values(record, _rows.identity))
-            prev = record.hash
+        rows: list[tuple[Any, ...]] = []
+        _rows.chain_audit(events, audit_chain.Linker(at, self.party), at, seq, prev, rows)
         await conn.executemany(self._insert_audit, rows)
 
     async def _set_state(
-        self, conn: asyncpg.Connection, op: SetOutboxState | SetInboxState | PutMeta | PutCheckpoint
-    ) -> None:
-        """Move a record on, only from the allowed states if the operation names them.
+        self,
+        conn: asyncpg.Connection,
+        op: SetOutboxState | SetInboxState | PutMeta | PutCheckpoint | PruneWire,
+    ) -> AuditEvent | None:
+        """Run an operation other than an insert; return the audit event it owes, if any.
 
-        The row lock UPDATE takes makes the state check and the change one step, across
-        processes too.
+        A state change moves a record on, only from the allowed states if the operation
+        names them. The row lock UPDATE takes makes the state check and the change one
+        step, across processes too.
         """
         if isinstance(op, PutMeta):
             await conn.execute(self._put_meta, op.key, op.value)
-            return
+            return None
         if isinstance(op, PutCheckpoint):
             await conn.execute(self._put_checkpoint, op.seq, op.body)
-            return
+            return None
+        if isinstance(op, PruneWire):
+            op.outbox = await self._prune(conn, self._prune_outbox, op.outbox_states, op)
+            op.inbox = await self._prune(conn, self._prune_inbox, op.inbox_states, op)
+            return _rows.pruned_event(op)
         outbox = isinstance(op, SetOutboxState)
         table = "outbox" if outbox else "inbox"
         allowed = None if op.only_from is None else [s.value for s in op.only_from]
@@ -285,7 +304,7 @@ class PostgresStore:
             allowed,
         )
         if status == "UPDATE 1":
-            return
+            return None
         state = await conn.fetchval(
             self._state_outbox if outbox else self._state_inbox, op.message_id
         )
@@ -300,6 +319,53 @@ class PostgresStore:
             message_id=op.message_id,
             state=state,
         )
+
+    async def _prune(
+        self,
+        conn: asyncpg.Connection,
+        sql: str,
+        states: tuple[OutboxState, ...] | tuple[InboxState, ...],
+        op: PruneWire,
+    ) -> int:
+        if not states:
+            return 0
+        status = await conn.execute(sql, PRUNED, [s.value for s in states], op.older_than, op.limit)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def prune_messages(
+        self,
+        older_than: datetime,
+        *,
+        outbox_states: Collection[OutboxState] = FINISHED_OUTBOX,
+        inbox_states: Collection[InboxState] = FINISHED_INBOX,
+    ) -> int:
+        """Empty the wire of finished messages older than ``older_than``, in batches.
+
+        Each batch is one transaction, audited in it (``content-pruned``); rows another
+        process is pruning at the same time are skipped, not waited for.
+
+        Raises:
+            ValueError: a state is not finished.
+            StoreUnavailable (store-unavailable): PostgreSQL cannot be reached.
+        """
+        pool = self._require_pool()
+        total = 0
+        while True:
+            op = _rows.prune_op(older_than, outbox_states, inbox_states, PRUNE_BATCH)
+            buffer = TransactionBuffer()
+            buffer.prune_wire(op)
+            buffer.closed = True
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    await self._apply(conn, buffer)
+            except StoreError:
+                raise
+            except Exception as exc:
+                self._raise_unavailable(exc)
+                raise
+            total += op.outbox + op.inbox
+            if op.outbox < op.limit and op.inbox < op.limit:
+                return total
 
     async def get_outbox(self, message_id: str) -> OutboxRecord | None:
         """One outgoing message, or None."""

@@ -10,12 +10,14 @@ connection on a reader thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 from exchange._clock import Clock
@@ -32,6 +34,8 @@ from exchange.node.store._sqlite_writer import (
     to_text,
 )
 from exchange.node.store.base import (
+    FINISHED_INBOX,
+    FINISHED_OUTBOX,
     AuditRecord,
     InboxRecord,
     InboxState,
@@ -41,6 +45,7 @@ from exchange.node.store.base import (
 )
 
 T = TypeVar("T")
+PRUNE_BATCH = 500  # messages per table per prune transaction
 
 
 class SQLiteStore:
@@ -96,23 +101,7 @@ class SQLiteStore:
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """A transaction, group-committed by the writer when the block exits normally."""
-        return self._transaction()
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Transaction]:
-        buffer = TransactionBuffer()
-        try:
-            yield buffer
-        finally:
-            buffer.closed = True
-        if buffer.empty():
-            return
-        if self._writer is None:
-            raise StoreError(f"the store at {self.path} is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._writer.submit(Pending(buffer, loop, future))
-        await future
+        return _Commit(self)
 
     async def get_outbox(self, message_id: str) -> OutboxRecord | None:
         """One outgoing message, or None."""
@@ -205,16 +194,43 @@ class SQLiteStore:
         )
         return [(int(r[0]), bytes(r[1])) for r in rows]
 
+    async def prune_messages(
+        self,
+        older_than: datetime,
+        *,
+        outbox_states: Collection[OutboxState] = FINISHED_OUTBOX,
+        inbox_states: Collection[InboxState] = FINISHED_INBOX,
+    ) -> int:
+        """Empty the wire of finished messages older than ``older_than``, in batches.
+
+        Each batch is one transaction of the writer, audited there (``content-pruned``).
+
+        Raises:
+            ValueError: a state is not finished.
+            StoreUnavailable (store-unavailable): the store cannot be written.
+        """
+        total = 0
+        while True:
+            op = _rows.prune_op(older_than, outbox_states, inbox_states, PRUNE_BATCH)
+            await self._submit(functools.partial(TransactionBuffer.prune_wire, op=op))
+            total += op.outbox + op.inbox
+            if op.outbox < op.limit and op.inbox < op.limit:
+                return total
+
     async def _submit(self, fill: Callable[[TransactionBuffer], None]) -> None:
         buffer = TransactionBuffer()
         fill(buffer)
         buffer.closed = True
+        await self._queue(buffer)
+
+    def _queue(self, buffer: TransactionBuffer) -> asyncio.Future[None]:
+        """Hand a closed buffer to the writer; the future settles once it is committed."""
         if self._writer is None:
             raise StoreError(f"the store at {self.path} is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._writer.submit(Pending(buffer, loop, future))
-        await future
+        return future
 
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return await self._read(lambda conn: conn.execute(sql, params).fetchall())
@@ -239,3 +255,30 @@ class SQLiteStore:
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
+
+
+class _Commit:
+    """One ``async with store.transaction()``: a buffer, queued for the writer on normal exit.
+
+    A plain class rather than ``@asynccontextmanager``: no generator per transaction.
+    """
+
+    __slots__ = ("_buffer", "_store")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._buffer = TransactionBuffer()
+
+    async def __aenter__(self) -> Transaction:
+        return self._buffer
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        buffer = self._buffer
+        buffer.closed = True
+        if exc_type is None and not buffer.empty():
+            await self._store._queue(buffer)

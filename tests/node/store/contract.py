@@ -22,6 +22,7 @@ from exchange.node.store import (
     OutboxState,
     Store,
 )
+from exchange.node.store.base import FINISHED_INBOX, FINISHED_OUTBOX, PRUNED
 
 PARTY = "improvement"
 HOUR = timedelta(hours=1)
@@ -468,6 +469,109 @@ class StoreContract:
         assert {r.event.message_id for r in audit} == {r.message_id for r in records}
         assert len(await store.due_outbox(clock.now(), limit=500)) == 200
         verify_chain(audit)
+
+    # --- pruning message content -------------------------------------------------------
+
+    async def test_prune_empties_only_old_finished_wire(
+        self, store: Store, clock: FrozenClock
+    ) -> None:
+        """Old finished messages lose their wire, nothing else; open and newer ones keep it."""
+        t0 = clock.now()
+        cutoff = t0 + HOUR
+        old_out = {s: outbox(t0, state=s) for s in OutboxState}
+        old_in = {s: inbox(t0, state=s, receipt_wire=b"<receipt/>") for s in InboxState}
+        young_out = outbox(cutoff, state=OutboxState.DONE)
+        young_in = inbox(cutoff, state=InboxState.NOTED)
+        async with store.transaction() as tx:
+            for sent in [*old_out.values(), young_out]:
+                tx.add_outbox(sent)
+            for received in [*old_in.values(), young_in]:
+                tx.add_inbox(received)
+            tx.audit(AuditEvent("created"))
+
+        assert await store.prune_messages(cutoff) == len(FINISHED_OUTBOX) + len(FINISHED_INBOX)
+
+        for out_state, sent in old_out.items():
+            expected = replace(sent, wire=PRUNED) if out_state in FINISHED_OUTBOX else sent
+            assert await store.get_outbox(sent.message_id) == expected, out_state
+        for in_state, received in old_in.items():
+            kept = replace(received, wire=PRUNED) if in_state in FINISHED_INBOX else received
+            assert await store.get_inbox(received.message_id) == kept, in_state
+        assert await store.get_outbox(young_out.message_id) == young_out
+        assert await store.get_inbox(young_in.message_id) == young_in
+        records = await store.audit()
+        assert [r.event.event for r in records] == ["created", "content-pruned"]
+        assert records[1].event.detail == {
+            "older_than": "2026-01-15T10:00:00.000000+00:00",
+            "outbox": len(FINISHED_OUTBOX),
+            "inbox": len(FINISHED_INBOX),
+        }
+        verify_chain(records)
+
+        assert await store.prune_messages(cutoff + HOUR) == 2  # only the young ones are left
+        assert await store.prune_messages(cutoff + HOUR) == 0
+        assert len(await store.audit()) == 3  # a prune that empties nothing audits nothing
+
+    async def test_pruned_request_still_dedupes(self, store: Store, clock: FrozenClock) -> None:
+        """A request whose content was pruned is still refused as a duplicate."""
+        request = inbox(clock.now(), state=InboxState.ANSWERED)
+        async with store.transaction() as tx:
+            tx.add_inbox(request)
+        assert await store.prune_messages(clock.now() + HOUR) == 1
+
+        async def receive_again() -> None:
+            async with store.transaction() as tx:
+                tx.add_inbox(inbox(clock.now(), message_id=request.message_id))
+                tx.audit(AuditEvent("received", message_id=request.message_id))
+
+        with pytest.raises(DuplicateMessage):
+            await receive_again()
+        stored = await store.get_inbox(request.message_id)
+        assert stored is not None
+        assert (stored.wire, stored.digest) == (PRUNED, request.digest)
+
+    async def test_prune_chosen_states(self, store: Store, clock: FrozenClock) -> None:
+        """Only the states named are pruned; an empty set leaves a table alone."""
+        noted = inbox(clock.now(), state=InboxState.NOTED)
+        answered = inbox(clock.now(), state=InboxState.ANSWERED)
+        done = outbox(clock.now(), state=OutboxState.DONE)
+        async with store.transaction() as tx:
+            tx.add_inbox(noted)
+            tx.add_inbox(answered)
+            tx.add_outbox(done)
+        later = clock.now() + HOUR
+        assert (
+            await store.prune_messages(later, outbox_states=(), inbox_states={InboxState.NOTED})
+            == 1
+        )
+        assert await store.get_inbox(answered.message_id) == answered
+        assert await store.get_outbox(done.message_id) == done
+        assert (await store.audit())[-1].event.detail["inbox"] == 1
+
+    async def test_prune_refuses_open_states(self, store: Store, clock: FrozenClock) -> None:
+        """Naming an open state raises ValueError and prunes nothing."""
+        record = outbox(clock.now(), state=OutboxState.SENT)
+        async with store.transaction() as tx:
+            tx.add_outbox(record)
+        with pytest.raises(ValueError, match="sent are not finished"):
+            await store.prune_messages(
+                clock.now() + HOUR, outbox_states=(OutboxState.SENT, OutboxState.DONE)
+            )
+        with pytest.raises(ValueError, match="received are not finished"):
+            await store.prune_messages(clock.now() + HOUR, inbox_states=(InboxState.RECEIVED,))
+        assert await store.get_outbox(record.message_id) == record
+        assert await store.audit() == []
+
+    async def test_prune_in_batches(self, store: Store, clock: FrozenClock) -> None:
+        """A large prune commits in batches, each audited, until nothing old is left."""
+        records = [outbox(clock.now(), state=OutboxState.DONE) for _ in range(1100)]
+        async with store.transaction() as tx:
+            for record in records:
+                tx.add_outbox(record)
+        assert await store.prune_messages(clock.now() + HOUR) == 1100
+        audit = await store.audit()
+        assert [r.event.detail["outbox"] for r in audit] == [500, 500, 100]
+        assert {(await store.get_outbox(r.message_id) or r).wire for r in records[::97]} == {PRUNED}
 
     # --- durability and ownership ------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Department of Architecture and Urban Planning: appearance approvals and signage projects."""

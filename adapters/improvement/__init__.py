@@ -1,0 +1,1 @@
+"""Committee of External Improvement: tree-felling permits and stormwater conditions."""

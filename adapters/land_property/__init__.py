@@ -1,0 +1,1 @@
+"""Committee of Land and Property Relations: the land register (land-plot-info)."""

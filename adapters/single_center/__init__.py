@@ -1,0 +1,1 @@
+"""Single Center for Municipal Services: the front office that files citizens' applications."""

@@ -1,0 +1,1 @@
+"""Management of Urban-Planning Permits: excavation permits and urban-plan extracts."""

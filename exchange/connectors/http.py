@@ -1,0 +1,327 @@
+"""The HTTP bridge: a departmental system POSTs requests to its adapter and gets callbacks.
+
+Senders ``POST /requests`` and get ``202 {message_id}``; receipts, statuses, responses,
+faults and ``undelivered`` come back as callbacks (see ``_callbacks``), and
+``GET /requests/{id}`` shows where a request stands. Providers get the requests they
+provide POSTed to their ``requests_url`` (the node's handler returns ``LATER``) and answer
+whenever they are ready with ``POST /requests/{id}/respond``, ``/reject`` or ``/status``.
+The contract is ``schemas/http-bridge.openapi.json``, served at ``GET /openapi.json``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Any, Literal
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from yarl import URL
+
+from exchange.connectors._callbacks import CallbackConfig, Dispatcher
+from exchange.exceptions import (
+    BrokerUnavailable,
+    ContentPruned,
+    EnvelopeError,
+    ExchangeError,
+    Malformed,
+    PolicyError,
+    StateConflict,
+    StoreUnavailable,
+    TransportError,
+    UnknownMessage,
+)
+from exchange.node import LATER, IncomingRequest, Later, Node
+from exchange.node.store.base import PRUNED, InboxRecord, OutboxRecord
+from exchange.signing import WireFormat
+from exchange.signing.stored import decode_stored
+
+OPENAPI_PATH = Path(__file__).resolve().parents[2] / "schemas" / "http-bridge.openapi.json"
+_OPEN_PATHS = frozenset({"/health", "/openapi.json"})  # served without the bearer token
+
+
+# --- request bodies ---------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SendBody(_Body):
+    """``POST /requests``: a request to send to the service's provider."""
+
+    service: str = Field(min_length=1)
+    payload: dict[str, Any]
+    case_id: str | None = None
+    version: str | None = None
+    format: Literal["xml", "json"] | None = None
+    callback_url: str | None = None
+
+    @field_validator("callback_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            url = URL(value)
+            if url.scheme not in ("http", "https") or not url.host:
+                raise ValueError("must be an absolute http(s) URL")
+        return value
+
+
+class RespondBody(_Body):
+    """``POST /requests/{id}/respond``: the response payload."""
+
+    payload: dict[str, Any]
+
+
+class RejectBody(_Body):
+    """``POST /requests/{id}/reject``: a fault code and a text for people."""
+
+    code: str
+    text: str = Field(min_length=1)
+
+
+class StatusBody(_Body):
+    """``POST /requests/{id}/status``: how the request is getting on."""
+
+    state: str = Field(min_length=1)
+    note: str | None = None
+
+
+# --- the bridge -------------------------------------------------------------------------
+
+
+class HttpBridge:
+    """The HTTP face of one party's node. The node is started and stopped by its owner."""
+
+    def __init__(
+        self,
+        node: Node,
+        callbacks: CallbackConfig | None = None,
+        *,
+        token: str | None = None,
+        openapi_path: Path = OPENAPI_PATH,
+    ) -> None:
+        self.node = node
+        self.callbacks = Dispatcher(node, callbacks or CallbackConfig())
+        self.token = token
+        self.openapi_path = openapi_path
+        self._runner: web.AppRunner | None = None
+        if self.callbacks.config.requests_url is not None:
+            self._hand_over_provided_services()
+
+    def app(self) -> web.Application:
+        """The aiohttp application (routes and JSON error handling)."""
+        app = web.Application(
+            middlewares=[self._errors, self._auth],
+            client_max_size=self.node.ctx.config.max_envelope_bytes,
+        )
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/openapi.json", self.openapi)
+        app.router.add_post("/requests", self.send)
+        app.router.add_get("/requests/{message_id}", self.state)
+        app.router.add_post("/requests/{message_id}/respond", self.respond)
+        app.router.add_post("/requests/{message_id}/reject", self.reject)
+        app.router.add_post("/requests/{message_id}/status", self.status)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Start delivering callbacks and serving HTTP; return the port listened on."""
+        await self.callbacks.start()
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound: int = self._runner.addresses[0][1]
+        self.node.ctx.log().info("http-bridge.started", host=host, port=bound)
+        return bound
+
+    async def stop(self) -> None:
+        """Stop serving and delivering; undelivered callbacks wait in the store."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.callbacks.stop()
+
+    def _hand_over_provided_services(self) -> None:
+        async def hand_over(request: IncomingRequest) -> dict[str, Any] | Later:
+            # Audited as handed-over; the dispatcher POSTs it to the requests_url.
+            return LATER
+
+        party = self.node.party
+        for code in sorted({s.code for s in self.node.ctx.catalog.services if s.provider == party}):
+            self.node.handler(code)(hand_over)
+
+    # --- routes ---------------------------------------------------------------------------
+
+    async def health(self, _request: web.Request) -> web.Response:
+        """``GET /health``: the party served and the callbacks waiting for a 2xx."""
+        return web.json_response(
+            {"status": "ok", "party": self.node.party, "pending_callbacks": self.callbacks.pending}
+        )
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        """``GET /openapi.json``: the bridge's contract, as committed."""
+        return web.Response(body=self.openapi_path.read_bytes(), content_type="application/json")
+
+    async def send(self, request: web.Request) -> web.Response:
+        """``POST /requests``: validate, sign, store and publish; 202 with the message id."""
+        body = SendBody.model_validate(await _json(request))
+        wire_format = WireFormat(body.format) if body.format else None
+        async with self.callbacks.gate.shared():
+            message_id = await self.node.request(
+                body.service,
+                body.payload,
+                case_id=body.case_id,
+                version=body.version,
+                wire_format=wire_format,
+            )
+            if body.callback_url is not None:
+                await self.callbacks.remember(message_id, body.callback_url)
+        self.callbacks.wake()  # an undelivered may already be recorded
+        location = f"/requests/{message_id}"
+        return web.json_response(
+            {"message_id": message_id}, status=202, headers={"Location": location}
+        )
+
+    async def state(self, request: web.Request) -> web.Response:
+        """``GET /requests/{id}``: a sent or received request's state and its answers so far."""
+        message_id = request.match_info["message_id"]
+        store = self.node.ctx.store
+        sent = await store.get_outbox(message_id)
+        if sent is not None and sent.kind == "request":
+            return web.json_response(await self._sent_state(sent))
+        received = await store.get_inbox(message_id)
+        if received is not None and received.kind == "request":
+            return web.json_response(await self._received_state(received))
+        raise UnknownMessage(f"{self.node.party} has no request {message_id}")
+
+    async def respond(self, request: web.Request) -> web.Response:
+        """``POST /requests/{id}/respond``: answer a received request."""
+        body = RespondBody.model_validate(await _json(request))
+        answer = await self.node.respond(request.match_info["message_id"], body.payload)
+        return web.json_response({"message_id": answer})
+
+    async def reject(self, request: web.Request) -> web.Response:
+        """``POST /requests/{id}/reject``: refuse a received request with a signed fault."""
+        body = RejectBody.model_validate(await _json(request))
+        answer = await self.node.reject(request.match_info["message_id"], body.code, body.text)
+        return web.json_response({"message_id": answer})
+
+    async def status(self, request: web.Request) -> web.Response:
+        """``POST /requests/{id}/status``: tell the sender how the request is getting on."""
+        body = StatusBody.model_validate(await _json(request))
+        answer = await self.node.status(request.match_info["message_id"], body.state, body.note)
+        return web.json_response({"message_id": answer})
+
+    async def _sent_state(self, sent: OutboxRecord) -> dict[str, Any]:
+        answers = []
+        for record in await self.node.ctx.store.inbox_for(sent.message_id):
+            answer: dict[str, Any] = {
+                "kind": record.kind,
+                "message_id": record.message_id,
+                "received_at": record.received_at.isoformat(),
+            }
+            try:
+                envelope = self.node.ctx.catalog.typed(decode_stored(record.wire))
+            except ContentPruned:
+                answers.append(answer | {"content_pruned": True})
+                continue
+            if envelope.payload is not None:
+                answer["payload"] = envelope.payload
+            if envelope.fault is not None:
+                answer["fault"] = envelope.fault.model_dump()
+            answers.append(answer)
+        return {
+            "message_id": sent.message_id,
+            "direction": "sent",
+            "state": sent.state.value,
+            "service": sent.service,
+            "party": sent.recipient,
+            "case_id": sent.case_id,
+            "created_at": sent.created_at.isoformat(),
+            "expires_at": sent.expires_at.isoformat(),
+            "callback_url": await self.callbacks.callback_url(sent.message_id),
+            "answers": answers,
+        }
+
+    async def _received_state(self, received: InboxRecord) -> dict[str, Any]:
+        try:
+            payload = self.node.ctx.catalog.typed(decode_stored(received.wire)).payload
+        except ContentPruned:
+            payload = None
+        answers = [
+            {
+                "kind": record.kind,
+                "message_id": record.message_id,
+                "sent_at": record.created_at.isoformat(),
+            }
+            for record in await self.node.ctx.store.outbox_answering(received.message_id)
+        ]
+        return {
+            "message_id": received.message_id,
+            "direction": "received",
+            "state": received.state.value,
+            "service": received.service,
+            "party": received.sender,
+            "case_id": received.case_id,
+            "created_at": received.received_at.isoformat(),
+            "expires_at": received.expires_at.isoformat(),
+            "payload": payload,
+            "content_pruned": received.wire == PRUNED,
+            "answers": answers,
+        }
+
+    # --- middlewares ----------------------------------------------------------------------
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.token is None or request.path in _OPEN_PATHS:
+            return await handler(request)
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            return _error(401, "unauthorized", "a valid Authorization: Bearer token is needed")
+        return await handler(request)
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            return _error(400, "invalid-request", f"{where}: {first['msg']}", field=where)
+        except ExchangeError as exc:
+            status = _status_of(exc)
+            if status >= 500:
+                self.node.ctx.log().error("http-bridge.failed", code=exc.code, error=exc.message)
+            return _error(status, exc.code, exc.message)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}
+            return _error(exc.status, code.get(exc.status, "http-error"), exc.reason)
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise Malformed("the body must be a JSON object") from None
+
+
+def _status_of(error: ExchangeError) -> int:
+    if isinstance(error, UnknownMessage):
+        return 404
+    if isinstance(error, StateConflict):
+        return 409
+    if isinstance(error, PolicyError | EnvelopeError):
+        return 400
+    if isinstance(error, StoreUnavailable | BrokerUnavailable):
+        return 503
+    if isinstance(error, TransportError):
+        return 502
+    return 500
+
+
+def _error(status: int, code: str, message: str, **extra: str) -> web.Response:
+    return web.json_response({"code": code, "message": message, **extra}, status=status)

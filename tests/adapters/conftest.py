@@ -1,0 +1,74 @@
+"""Fixtures of the adapters' tests: the whole city on the real broker, a prefix per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters import PARTIES, config_of, register_of
+from exchange._clock import SYSTEM_CLOCK
+from exchange.catalog import Catalog
+from exchange.config import Settings
+from exchange.node import Node, build_node
+from exchange.testing import ThrowawayPKI
+from exchange.transport.names import BusNames
+from tests.bus.conftest import AMQP_URL, delete_topology
+from tests.catalog._city import REPO
+
+# The adapters' own settings, paced for tests (as tests.bus.conftest.FAST).
+FAST = {
+    "receipt_timeouts": (1.0, 2.0),
+    "handler_retry_delays": (0.1, 0.2),
+    "publish_grace": 1.0,
+    "poll_interval": 0.05,
+}
+
+City = dict[str, Node]
+
+
+@pytest.fixture(scope="session")
+def city_pki(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayPKI:
+    """A PKI of all five parties on the real clock."""
+    return ThrowawayPKI.create(tmp_path_factory.mktemp("city-pki"), PARTIES, SYSTEM_CLOCK)
+
+
+@pytest.fixture(scope="session")
+def city_catalog() -> Catalog:
+    """The city's catalog, loaded once."""
+    return Catalog.load(REPO / "catalog.toml", REPO / "schemas")
+
+
+@pytest.fixture
+async def city_settings(city_pki: ThrowawayPKI, tmp_path: Path) -> AsyncIterator[Settings]:
+    """Settings with the city's catalog and a bus prefix of this test's own (removed after)."""
+    prefix = f"tc{uuid.uuid4().hex[:8]}."
+    yield Settings(
+        certs_dir=city_pki.path,
+        schemas_dir=REPO / "schemas",
+        catalog=REPO / "catalog.toml",
+        amqp_url=AMQP_URL,
+        bus_prefix=prefix,
+        store_dir=tmp_path / "stores",
+        store_dsn=None,
+    )
+    await delete_topology(BusNames(prefix), PARTIES)
+
+
+@pytest.fixture
+async def city(city_settings: Settings, city_catalog: Catalog) -> AsyncIterator[City]:
+    """Every party's node with its adapter's simulated system, started; stopped after."""
+    nodes: City = {}
+    try:
+        for party in PARTIES:
+            config = config_of(party).node_config(**FAST)
+            node = build_node(party, city_settings, config=config, catalog=city_catalog)
+            register_of(party)(node)
+            await node.start()
+            nodes[party] = node
+        yield nodes
+    finally:
+        for node in reversed(list(nodes.values())):
+            await node.stop()
