@@ -41,6 +41,7 @@ test-fast: setup
 bench: setup
 	$(PY) benchmarks/bench_signing.py
 	$(PY) benchmarks/bench_bus.py
+	$(PY) benchmarks/bench_audit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
