@@ -24,16 +24,19 @@ from adapters.improvement import rules as improvement
 from adapters.land_property.rules import plot_info
 from adapters.urban_permits import rules as urban_permits
 from exchange._clock import SYSTEM_CLOCK
+from exchange._ids import new_message_id
 from exchange.audit.central import SQLiteCentralStore
 from exchange.audit.collector import Collector
 from exchange.audit.trace import trace
 from exchange.catalog import Catalog
 from exchange.config import Settings
-from exchange.envelope.model import Kind
+from exchange.envelope.model import Envelope, Kind, ServiceRef
+from exchange.exceptions import AccessDenied
 from exchange.node import IncomingRequest, Node, build_node
 from exchange.node.notices import Notice
-from exchange.signing import WireFormat
+from exchange.signing import WireFormat, seal
 from exchange.signing.stored import decode_stored
+from exchange.testing import ThrowawayPKI
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
 from tests.adapters.conftest import City
@@ -299,3 +302,48 @@ async def test_exchange_node_run_serves_an_adapter(
             except subprocess.TimeoutExpired:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(30)
+
+
+async def test_a_party_that_may_not_call_a_service_is_refused(
+    city: City, city_pki: ThrowawayPKI, city_settings: Settings
+) -> None:
+    """A party outside a service's callers is refused locally, and by the provider if forced."""
+    intruder = city["land-property"]
+    with pytest.raises(AccessDenied) as info:
+        await intruder.request("tree-felling-permit", application("tree-felling-permit"))
+    assert info.value.code == "access-denied"
+
+    # Forced past the local check: signed by land-property, put straight on the bus.
+    now = SYSTEM_CLOCK.now()
+    forced = Envelope(
+        message_id=new_message_id(),
+        kind=Kind.REQUEST,
+        service=ServiceRef(code="tree-felling-permit", version="1"),
+        sender="land-property",
+        recipient="improvement",
+        created_at=now,
+        expires_at=now + timedelta(hours=1),
+        case_id="KZN-FORCED-1",
+        payload=application("tree-felling-permit"),
+    )
+    wire = seal(forced, city_pki.credentials("land-property"), WireFormat.JSON)
+    await city["land-property"].ctx.bus.publish(
+        BusNames(city_settings.bus_prefix).bus,
+        "improvement",
+        wire,
+        content_type="application/json",
+        message_type="request",
+    )
+    provider = city["improvement"]
+
+    async def refused() -> bool:
+        record = await provider.ctx.store.get_inbox(forced.message_id)
+        return record is not None and record.state.value == "rejected"
+
+    await eventually(refused, timeout=10)
+    rejected = [
+        e
+        for e in await provider.ctx.store.audit()
+        if e.event.event == "rejected" and e.event.message_id == forced.message_id
+    ]
+    assert [e.event.detail["code"] for e in rejected] == ["access-denied"]
