@@ -41,22 +41,24 @@ def console(min_width: int = 0) -> Console:
     return out
 
 
+def load_settings() -> Settings:
+    """The ``EXCHANGE_*`` settings, or exit 1 with ``config-error`` naming the bad one."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise fail("config-error", f"bad EXCHANGE_{where.upper()}: {first['msg']}") from None
+
+
 def certs_dir(path: Path | None) -> Path:
     """The certs directory: the option if given, else ``EXCHANGE_CERTS_DIR`` (Settings)."""
-    if path is not None:
-        return path
-    try:
-        return Settings().certs_dir
-    except ValidationError as exc:
-        raise fail("config-error", f"bad EXCHANGE_* setting: {exc.errors()[0]['msg']}") from None
+    return path if path is not None else load_settings().certs_dir
 
 
 def max_envelope_bytes() -> int:
     """The envelope size limit from ``EXCHANGE_MAX_ENVELOPE_BYTES`` (Settings)."""
-    try:
-        return Settings().max_envelope_bytes
-    except ValidationError as exc:
-        raise fail("config-error", f"bad EXCHANGE_* setting: {exc.errors()[0]['msg']}") from None
+    return load_settings().max_envelope_bytes
 
 
 def fail(code: str, message: str, hint: str | None = None) -> typer.Exit:

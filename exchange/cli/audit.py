@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
@@ -21,7 +20,7 @@ from exchange.audit.collector import Collector
 from exchange.audit.config import AuditSettings
 from exchange.audit.trace import TraceFilter, trace
 from exchange.audit.verify import PartyReport, verify_party
-from exchange.cli._output import certs_dir, console, fail, print_json, user_errors
+from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
 from exchange.config import Settings
 from exchange.node.factory import open_store
 from exchange.node.store.base import Store
@@ -41,7 +40,7 @@ CertsOpt = Annotated[
 def collect() -> None:
     """Run the central collector until SIGTERM or Ctrl-C; prints `ready collector`."""
     configure_logging()
-    settings = Settings()
+    settings = load_settings()
     with user_errors():
         trust = TrustStore.from_dir(settings.certs_dir)
         collector = Collector(
@@ -154,7 +153,7 @@ async def _verify_central(
 
 
 async def _verify_local(party: str, trust: TrustStore) -> PartyReport:
-    store = open_store(party, Settings(), SYSTEM_CLOCK)
+    store = open_store(party, load_settings(), SYSTEM_CLOCK)
     await store.open()
     try:
 
@@ -185,7 +184,7 @@ def export(
 
 
 async def _export(ident: str) -> dict[str, Any]:
-    settings = Settings()
+    settings = load_settings()
     central = open_central()
     await central.open()
     stores: dict[str, Store] = {}
@@ -245,12 +244,7 @@ def prune(
     as_json: JsonOpt = False,
 ) -> None:
     """Empty the content (wire bytes) of finished messages; digests and audit chain stay."""
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise fail("config-error", f"bad EXCHANGE_* setting {where}: {error['msg']}") from None
+    settings = load_settings()
     if days is None:
         days = 0 if settings.metadata_only else settings.message_retention_days
     if days is None:

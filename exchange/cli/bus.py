@@ -17,7 +17,7 @@ from exchange._clock import SYSTEM_CLOCK
 from exchange._hazmat.xml import parse
 from exchange._logging import configure_logging
 from exchange.catalog import Catalog
-from exchange.cli._output import console, fail, print_json, user_errors
+from exchange.cli._output import console, fail, load_settings, print_json, user_errors
 from exchange.codec.xml import payload_from_element
 from exchange.config import Settings
 from exchange.envelope.model import Kind
@@ -37,14 +37,10 @@ dlq_app = typer.Typer(help="Dead letters: look at them and replay them.", no_arg
 PartyArg = Annotated[str, typer.Argument(help="Party id, e.g. improvement.")]
 
 
-def _settings() -> Settings:
-    return Settings()
-
-
 @topology_app.command("apply")
 def topology_apply() -> None:
     """Declare every exchange and queue of the catalog's parties (idempotent)."""
-    settings = _settings()
+    settings = load_settings()
     with user_errors():
         catalog = Catalog.load(settings.catalog, settings.schemas_dir)
         parties = [party.id for party in catalog.parties]
@@ -146,7 +142,7 @@ def _read_payload(raw: bytes, service: str) -> tuple[dict[str, Any], WireFormat]
     if text.startswith(b"{"):
         data = json.loads(raw)
         return data, WireFormat.JSON
-    settings = _settings()
+    settings = load_settings()
     entry = Catalog.load(settings.catalog, settings.schemas_dir).service(service)
     try:
         document = parse(raw, max_size=settings.max_envelope_bytes)
@@ -209,7 +205,7 @@ def dlq_list(party: PartyArg, as_json: Annotated[bool, typer.Option("--json")] =
 
 
 async def _dlq_rows(party: str) -> list[dict[str, Any]]:
-    settings = _settings()
+    settings = load_settings()
     store = open_store(party, settings, SYSTEM_CLOCK)
     await store.open()
     try:
@@ -253,7 +249,7 @@ def dlq_replay(
 
 
 async def _replay(party: str, message_id: str | None) -> int:
-    settings = _settings()
+    settings = load_settings()
     store = open_store(party, settings, SYSTEM_CLOCK)
     await store.open()
     count = 0

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -25,8 +24,7 @@ from rich.table import Table
 from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
 from exchange.cli._demo_city import CityRun, check_broker, run_city, service_rows
-from exchange.cli._output import certs_dir, console, fail, user_errors
-from exchange.config import Settings
+from exchange.cli._output import certs_dir, console, fail, load_settings, user_errors
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import ROOT_FILE
 
@@ -70,10 +68,7 @@ def demo(
     started = time.monotonic()
     configure_logging("WARNING")  # the nodes' JSON logs go to stderr, warnings only
     out = console(min_width=120)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise fail("config-error", f"bad EXCHANGE_* setting: {exc.errors()[0]['msg']}") from None
+    settings = load_settings()
     try:
         asyncio.run(check_broker(settings.amqp_url))
     except Exception as exc:

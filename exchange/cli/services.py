@@ -7,14 +7,12 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
 from exchange.catalog import Catalog, Deadline, Service
 from exchange.catalog.typed import resolve_ref
-from exchange.cli._output import console, fail, print_json, user_errors
-from exchange.config import Settings
+from exchange.cli._output import console, load_settings, print_json, user_errors
 from exchange.envelope.model import Kind
 
 app = typer.Typer(
@@ -177,10 +175,6 @@ def _summary(catalog: Catalog, service: Service) -> dict[str, Any]:
 
 
 def _catalog() -> Catalog:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise fail("config-error", f"bad EXCHANGE_* setting: {exc.errors()[0]['msg']}") from None
+    current = load_settings()
     with user_errors():
-        catalog = Catalog.load(settings.catalog, settings.schemas_dir)
-    return catalog
+        return Catalog.load(current.catalog, current.schemas_dir)

@@ -7,13 +7,12 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK, Clock, FrozenClock
 from exchange.catalog import Catalog
-from exchange.cli._output import console, fail, print_json, user_errors
+from exchange.cli._output import console, load_settings, print_json, user_errors
 from exchange.cli.services import deadline_text
 from exchange.config import Settings
 from exchange.deadlines import SlaReport, WorkCalendar, kazan_calendar, sla_report
@@ -43,13 +42,10 @@ def sla(
     """Open requests by due date (overdue first) and turnaround per service vs its deadline."""
     calendar = kazan_calendar()
     clock = _clock(as_of, calendar)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise fail("config-error", f"bad EXCHANGE_* setting: {exc.errors()[0]['msg']}") from None
+    current = load_settings()
     with user_errors():
-        catalog = Catalog.load(settings.catalog, settings.schemas_dir)
-        report = asyncio.run(_report(parties or [], settings, catalog, clock, calendar))
+        catalog = Catalog.load(current.catalog, current.schemas_dir)
+        report = asyncio.run(_report(parties or [], current, catalog, clock, calendar))
     if as_json:
         print_json(report.to_json())
         return

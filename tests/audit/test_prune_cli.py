@@ -118,4 +118,4 @@ def test_prune_bad_setting(store_dir: Path) -> None:
     store_dir.mkdir()
     result = run(store_dir, "audit", "prune", PARTY, EXCHANGE_MESSAGE_RETENTION_DAYS="soon")
     assert result.exit_code == 1
-    assert "error config-error: bad EXCHANGE_* setting message_retention_days" in result.output
+    assert "error config-error: bad EXCHANGE_MESSAGE_RETENTION_DAYS" in result.output
