@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # Message content (wire bytes) of finished messages; the audit chain is always kept whole.
     message_retention_days: int | None = Field(default=None, ge=0)  # None: keep content forever
     metadata_only: bool = False  # keep no content once a message is finished
+    # False when a node runs as its own least-privilege broker user (`exchange topology
+    # users`): then the admin declares the topology and the node only checks it exists.
+    declare_topology: bool = True
 
     @field_validator("message_retention_days", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from importlib import import_module
 from pathlib import Path
@@ -29,6 +30,7 @@ from exchange.signing import WireFormat
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
 from exchange.transport.topology import apply_topology
+from exchange.transport.users import apply_grants, grants, url_for, vhost_of
 
 topology_app = typer.Typer(help="The broker's exchanges and queues.", no_args_is_help=True)
 node_app = typer.Typer(help="Run a party's node.", no_args_is_help=True)
@@ -64,6 +66,37 @@ async def _apply(url: str, names: BusNames, parties: list[str]) -> None:
     bus.on_connect(declare)
     await bus.start()
     await bus.stop()
+
+
+@topology_app.command("users")
+def topology_users(
+    out: Annotated[
+        Path, typer.Option(file_okay=False, help="Where to write each user's AMQP URL (0600).")
+    ],
+) -> None:
+    """Create a least-privilege broker user per party (and the collector's) with rabbitmqctl.
+
+    Each party may read only its inbox and dead letters and publish only to the bus; run its
+    node with that URL and EXCHANGE_DECLARE_TOPOLOGY=false.
+    """
+    settings = load_settings()
+    with user_errors():
+        catalog = Catalog.load(settings.catalog, settings.schemas_dir)
+        names = BusNames(settings.bus_prefix)
+        grant_list = grants(names, [party.id for party in catalog.parties])
+        passwords = apply_grants(grant_list, vhost_of(settings.amqp_url))
+        out.mkdir(parents=True, exist_ok=True)
+        for user, password in passwords.items():
+            path = out / f"{user}.url"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(url_for(settings.amqp_url, user, password) + "\n")
+    table = Table(title="Broker users")
+    for column in ("user", "read", "write", "url file"):
+        table.add_column(column)
+    for grant in grant_list:
+        table.add_row(grant.user, grant.read, grant.write, str(out / f"{grant.user}.url"))
+    console().print(table)
 
 
 @node_app.command("run")

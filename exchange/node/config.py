@@ -22,6 +22,7 @@ class NodeConfig:
     max_envelope_bytes: int = 1024 * 1024
     message_retention: timedelta | None = None  # prune finished messages' content after this
     metadata_only: bool = False  # prune a finished message's content at the next look
+    declare_topology: bool = True  # False: the admin applied it; the node may not configure
     prune_interval: float = 5.0  # how often the pruner looks (when either is set)
 
     def receipt_timeout(self, attempt: int) -> timedelta:

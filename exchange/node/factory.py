@@ -37,6 +37,7 @@ def node_config(settings: Settings) -> NodeConfig:
         max_envelope_bytes=settings.max_envelope_bytes,
         message_retention=None if days is None else timedelta(days=days),
         metadata_only=settings.metadata_only,
+        declare_topology=settings.declare_topology,
     )
 
 

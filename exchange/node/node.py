@@ -64,7 +64,8 @@ class Node:
         async def declare(channel: AbstractChannel) -> None:
             await apply_topology(channel, self.ctx.names, parties)
 
-        self.ctx.bus.on_connect(declare)
+        if self.ctx.config.declare_topology:
+            self.ctx.bus.on_connect(declare)
         self.ctx.bus.subscribe(self.ctx.names.inbox(self.party), self.inbound.on_delivery)
         try:
             await self.ctx.bus.start()

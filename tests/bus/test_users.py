@@ -1,0 +1,100 @@
+"""Least-privilege broker users: a party's node works as its own user and can do no more."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+from aiormq.exceptions import ChannelAccessRefused
+
+from exchange.config import Settings
+from exchange.node import IncomingRequest, Node, build_node
+from exchange.signing import WireFormat
+from exchange.transport.names import BusNames
+from exchange.transport.users import apply_grants, delete_users, grants, url_for
+from tests.bus.conftest import AMQP_URL, BUS_PARTIES, FAST, delete_topology
+
+pytestmark = pytest.mark.rabbit
+
+
+@pytest.fixture
+async def users(settings: Settings) -> AsyncIterator[tuple[Settings, dict[str, str]]]:
+    """A fresh prefix with its topology declared by the admin, and a user per party."""
+    prefix = f"tu{uuid.uuid4().hex[:8]}."
+    admin = settings.model_copy(update={"bus_prefix": prefix})
+    names = BusNames(prefix)
+    grant_list = grants(names, list(BUS_PARTIES))
+    passwords = apply_grants(grant_list, "/")
+    urls = {user: url_for(AMQP_URL, user, password) for user, password in passwords.items()}
+    try:
+        yield admin, urls
+    finally:
+        delete_users(list(passwords))
+        await delete_topology(names, BUS_PARTIES)
+
+
+def test_grants_confine_each_party_to_its_own_queues() -> None:
+    """Each party reads its inbox and dead letters only, writes the bus only, configures nothing."""
+    names = BusNames("kzn.")
+    by_user = {grant.user: grant for grant in grants(names, ["improvement", "single-center"])}
+    improvement = by_user["kzn.improvement"]
+    assert improvement.configure == "^$"
+    assert improvement.write == r"^kzn\.bus$"
+    assert improvement.read == r"^(kzn\.party\.improvement\.inbox|kzn\.party\.improvement\.dlq)$"
+    assert by_user["kzn.collector"].read == r"^kzn\.audit$"
+
+
+async def test_nodes_run_as_their_own_users(users: tuple[Settings, dict[str, str]]) -> None:
+    """With per-party users and no declaring, a request is answered; other inboxes stay shut."""
+    admin, urls = users
+    # The admin (guest) declares the topology once, as `exchange topology apply` does.
+    setup = build_node("land-property", admin, config=FAST)
+    await setup.start()
+    await setup.stop()
+    nodes: list[Node] = []
+    try:
+        for party in ("improvement", "single-center"):
+            own = admin.model_copy(
+                update={"amqp_url": urls[f"{admin.bus_prefix}{party}"], "declare_topology": False}
+            )
+            node = build_node(party, own, config=replace(FAST, declare_topology=False))
+            nodes.append(node)
+        provider, sender = nodes
+
+        @provider.handler("tree-felling-permit")
+        async def grant(request: IncomingRequest) -> dict[str, Any]:
+            return {"decision": "granted"}
+
+        for node in nodes:
+            await node.start()
+        payload = {
+            "applicant": {"name": "A"},
+            "address": "Kazan",
+            "trees": [{"species": "oak", "count": 1}],
+        }
+        request_id = await sender.request(
+            "tree-felling-permit", payload, wire_format=WireFormat.JSON
+        )
+        answer = await sender.wait_answer(request_id, timeout=15)
+        assert answer.kind == "response"
+    finally:
+        for node in nodes:
+            await node.stop()
+
+    connection = await aio_pika.connect(urls[f"{admin.bus_prefix}single-center"])
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(BusNames(admin.bus_prefix).inbox("improvement"))
+        with pytest.raises(ChannelAccessRefused):
+            await queue.get(fail=False)
+
+
+def test_url_for_quotes_credentials(tmp_path: Path) -> None:
+    """Credentials with URL-special characters survive in the AMQP URL."""
+    url = url_for("amqp://guest:guest@127.0.0.1:5672/", "kzn.a-b", "p@ss/w:rd")
+    assert url == "amqp://kzn.a-b:p%40ss%2Fw%3Ard@127.0.0.1:5672/"
