@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +17,7 @@ from exchange.node.store.base import InboxState, OutboxState, Store
 from exchange.node.store.sqlite import SQLiteStore
 from exchange.signing import WireFormat
 from tests.bus.conftest import MakeNode
+from tests.bus.processes import ExchangeProcess, exchange_env
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.slow, pytest.mark.chaos]
 
@@ -33,64 +30,19 @@ PAYLOAD: dict[str, Any] = {
 }
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        EXCHANGE_CERTS_DIR=str(settings.certs_dir),
-        EXCHANGE_SCHEMAS_DIR=str(settings.schemas_dir),
-        EXCHANGE_CATALOG=str(settings.catalog),
-        EXCHANGE_AMQP_URL=settings.amqp_url,
-        EXCHANGE_BUS_PREFIX=settings.bus_prefix,
-        EXCHANGE_STORE_DIR=str(settings.store_dir),
-    )
-    return env
-
-
-class ProviderProcess:
-    """``exchange node run improvement`` in its own session, killed by its own pid."""
+class ProviderProcess(ExchangeProcess):
+    """``exchange node run improvement`` with the chaos handlers, as its own process."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        """Start the process and wait for its readiness line."""
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exchange.cli",
-                "node",
-                "run",
-                "improvement",
-                "--handlers",
-                "tests.bus.chaos_handlers:register",
-            ],
-            env=_env(self.settings),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=Path(__file__).resolve().parents[2],
+        super().__init__(
+            ["node", "run", "improvement", "--handlers", "tests.bus.chaos_handlers:register"],
+            ready=b"ready improvement",
         )
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), 60)
-        assert line.strip() == b"ready improvement", line
+        self.env = exchange_env(settings)
 
-    def kill(self) -> None:
-        """SIGKILL: no chance to flush or ack anything."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(30)
-
-    def terminate(self) -> None:
-        """SIGTERM and wait: a clean stop."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(30)
+    async def start(self, env: dict[str, str] | None = None) -> None:
+        """Start the provider and wait until it consumes."""
+        await super().start(env or self.env)
 
 
 @pytest.fixture

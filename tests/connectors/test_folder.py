@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,11 +22,11 @@ from exchange.node import IncomingRequest, Node
 from exchange.node.store.sqlite import SQLiteStore
 from tests.bus.conftest import MakeNode
 from tests.bus.helpers import eventually
+from tests.bus.processes import ExchangeProcess, exchange_env
 from tests.connectors.conftest import TREES, drop, json_request, xml_request
 
 pytestmark = pytest.mark.rabbit
 
-REPO = Path(__file__).resolve().parents[2]
 FILES = 50
 
 
@@ -174,87 +170,22 @@ async def test_bad_files_are_rejected_with_a_reason(
     assert not await _created(bridge.node)
 
 
-def _schemas_dir(settings: Settings, folder: Path) -> Path:
-    """The test catalog's service schemas beside the repository's envelope schemas.
-
-    One variable, EXCHANGE_SCHEMAS_DIR, serves both the catalog and the XML codec's
-    ``envelope.xsd``; tests/data/schemas has only the former, and XML envelopes need both.
-    """
-    folder.mkdir(exist_ok=True)
-    for name in ("envelope.xsd", "envelope.schema.json"):
-        (folder / name).symlink_to(REPO / "schemas" / name)
-    (folder / "services").symlink_to(settings.schemas_dir / "services")
-    return folder
-
-
-def _env(settings: Settings, schemas_dir: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("EXCHANGE_STORE_DSN", None)
-    env.update(
-        EXCHANGE_CERTS_DIR=str(settings.certs_dir),
-        EXCHANGE_SCHEMAS_DIR=str(schemas_dir),
-        EXCHANGE_CATALOG=str(settings.catalog),
-        EXCHANGE_AMQP_URL=settings.amqp_url,
-        EXCHANGE_BUS_PREFIX=settings.bus_prefix,
-        EXCHANGE_STORE_DIR=str(settings.store_dir),
-        **extra,
-    )
-    return env
-
-
-class BridgeProcess:
-    """``exchange bridge folder single-center`` in its own session, killed by its own pid."""
+class BridgeProcess(ExchangeProcess):
+    """``exchange bridge folder single-center`` as its own process, killed by its own pid."""
 
     def __init__(self, settings: Settings, root: Path) -> None:
-        self.settings = settings
-        self.root = root
-        self.schemas_dir = _schemas_dir(settings, root.parent / "schemas")
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    async def start(self, **env: str) -> None:
-        """Start the process and wait for its readiness line (its log goes beside ``root``)."""
-        self.starts += 1
-        log = (self.root.parent / f"bridge-{self.starts}.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exchange.cli",
-                "bridge",
-                "folder",
-                "single-center",
-                "--root",
-                str(self.root),
-                "--poll",
-                "0.05",
-            ],
-            env=_env(self.settings, self.schemas_dir, **env),
-            stdout=subprocess.PIPE,
-            stderr=log,
-            start_new_session=True,
-            cwd=REPO,
+        root.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            ["bridge", "folder", "single-center", "--root", str(root), "--poll", "0.05"],
+            ready=b"ready single-center",
+            log=root.parent / "bridge.log",
         )
-        log.close()
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), 60)
-        assert line.strip() == b"ready single-center", line
+        self.root = root
+        self.settings = settings
 
-    def kill(self) -> None:
-        """SIGKILL: no chance to finish the file or flush anything."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(30)
-
-    def terminate(self) -> None:
-        """SIGTERM and wait: a clean stop."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(30)
+    async def start(self, env: dict[str, str] | None = None, **extra: str) -> None:
+        """Start the bridge (``extra`` as environment variables) and wait until it consumes."""
+        await super().start(env or exchange_env(self.settings, **extra))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -196,11 +195,7 @@ def openssl_verify(pki: ThrowawayPKI, cert: Path) -> subprocess.CompletedProcess
     )
 
 
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
-
-
 @pytest.mark.interop
-@needs_openssl
 @pytest.mark.parametrize("key_type", [KeyType.EC, KeyType.RSA])
 def test_openssl_accepts_a_party_certificate(live_pki: ThrowawayPKI, key_type: KeyType) -> None:
     """`openssl verify -crl_check -CAfile root.pem -CRLfile crl.pem` accepts a party cert."""
@@ -212,7 +207,6 @@ def test_openssl_accepts_a_party_certificate(live_pki: ThrowawayPKI, key_type: K
 
 
 @pytest.mark.interop
-@needs_openssl
 def test_openssl_refuses_a_revoked_certificate(live_pki: ThrowawayPKI) -> None:
     """After revoke, openssl verify -crl_check refuses the certificate as revoked."""
     cert = cert_file(live_pki, "improvement")
@@ -225,7 +219,6 @@ def test_openssl_refuses_a_revoked_certificate(live_pki: ThrowawayPKI) -> None:
 
 
 @pytest.mark.interop
-@needs_openssl
 def test_openssl_refuses_a_certificate_of_another_ca(
     live_pki: ThrowawayPKI, tmp_path: Path
 ) -> None:
