@@ -7,6 +7,7 @@ Only a sender whose signature verified ever gets a fault; the rest goes to quara
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -60,6 +61,7 @@ class Inbound:
         self.outbound = outbound
         self._notify = notify
         self._wake_worker = wake_worker
+        self._answer_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, tasks using it
 
     async def on_delivery(self, message: AbstractIncomingMessage) -> None:
         """The AMQP consumer: handle, then ack; requeue if the outcome could not be stored."""
@@ -209,6 +211,22 @@ class Inbound:
         return "cancelled"
 
     async def _answer(self, verified: VerifiedEnvelope) -> str:
+        # Answers to one request are handled one at a time, in the order they were delivered
+        # (deliveries run side by side): a status must not overtake its response.
+        key = verified.envelope.correlation_id or ""
+        lock, users = self._answer_locks.get(key, (asyncio.Lock(), 0))
+        self._answer_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._answer_in_order(verified)
+        finally:
+            lock, users = self._answer_locks[key]
+            if users == 1:
+                del self._answer_locks[key]
+            else:
+                self._answer_locks[key] = (lock, users - 1)
+
+    async def _answer_in_order(self, verified: VerifiedEnvelope) -> str:
         envelope = verified.envelope
         request = await self.outbound.sent_request(envelope.correlation_id or "")
         if request is None or request != (envelope.sender, envelope.request_digest):
