@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -167,16 +170,21 @@ async def raw_baseline(prefix: str, count: int, window: int, size: int) -> float
 
 @dataclass
 class Pair:
-    """A sender and a provider node on fresh stores."""
+    """A sender and a provider node on fresh stores (the provider in-process or its own)."""
 
     sender: Node
-    provider: Node
+    provider: Node | None
     store_dir: Path
+    process: subprocess.Popen[bytes] | None = None
 
     async def stop(self) -> None:
         """Stop both nodes."""
         await self.sender.stop()
-        await self.provider.stop()
+        if self.provider is not None:
+            await self.provider.stop()
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(30)
 
     def audit_counts(self) -> dict[str, int]:
         """Audit events by name, both stores together (e.g. resends and duplicates)."""
@@ -188,7 +196,7 @@ class Pair:
         return counts
 
 
-async def start_pair(settings: Settings, run: str) -> Pair:
+async def start_pair(settings: Settings, run: str, *, split: bool = False) -> Pair:
     """Start both nodes on stores and broker names of ``run``'s own.
 
     Each run gets its own names, so nothing a previous run left in flight (e.g. receipts of
@@ -198,11 +206,42 @@ async def start_pair(settings: Settings, run: str) -> Pair:
     prefix = f"{settings.bus_prefix}{run}."
     run_settings = settings.model_copy(update={"store_dir": store_dir, "bus_prefix": prefix})
     RUN_PREFIXES.append(prefix)
+    if split:
+        process = await _provider_process(run_settings)
+        sender = build_node("single-center", run_settings, config=CONFIG)
+        await sender.start()
+        return Pair(sender, None, store_dir, process)
     provider = build_node("improvement", run_settings, config=CONFIG)
     await provider.start()
     sender = build_node("single-center", run_settings, config=CONFIG)
     await sender.start()
     return Pair(sender, provider, store_dir)
+
+
+async def _provider_process(settings: Settings) -> subprocess.Popen[bytes]:
+    """``exchange node run improvement`` as its own process: each party its own, as deployed."""
+    env = dict(os.environ)
+    env.update(
+        EXCHANGE_CERTS_DIR=str(settings.certs_dir),
+        EXCHANGE_SCHEMAS_DIR=str(settings.schemas_dir),
+        EXCHANGE_CATALOG=str(settings.catalog),
+        EXCHANGE_AMQP_URL=settings.amqp_url,
+        EXCHANGE_BUS_PREFIX=settings.bus_prefix,
+        EXCHANGE_STORE_DIR=str(settings.store_dir),
+        EXCHANGE_LOG_LEVEL="WARNING",  # as the in-process nodes of this benchmark
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exchange.cli", "node", "run", "improvement"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
+    if line.strip() != b"ready improvement":
+        raise RuntimeError(f"the provider process did not start: {line!r}")
+    return process
 
 
 class Arrivals:
@@ -239,11 +278,17 @@ async def ours(
     reason_chars: int,
     *,
     handler: bool = False,
+    split: bool = False,
 ) -> tuple[float, dict[str, int]]:
-    """Envelopes/s through two nodes; with ``handler`` a trivial response is counted too."""
-    pair = await start_pair(settings, f"{wire_format.value}-{'handler' if handler else 'plain'}")
+    """Envelopes/s through two nodes; with ``handler`` a trivial response is counted too.
+
+    With ``split`` the provider runs as its own process (no handler there).
+    """
+    run = f"{wire_format.value}-{'handler' if handler else 'plain'}{'-split' if split else ''}"
+    pair = await start_pair(settings, run, split=split)
     try:
         if handler:
+            assert pair.provider is not None
 
             @pair.provider.handler(SERVICE)
             async def grant(request: IncomingRequest) -> dict[str, Any]:
@@ -380,6 +425,12 @@ async def main(count: int, window: int) -> None:
         handled, handled_counts = await ours(
             settings, xml, count, window, sizes.reason_chars, handler=True
         )
+        split_rates = {
+            wire_format: (
+                await ours(settings, wire_format, count, window, sizes.reason_chars, split=True)
+            )[0]
+            for wire_format in (xml, json)
+        }
         raws.append(await raw_baseline(prefix, raw_count, window, raw_size))
         raw = max(raws)
         print(
@@ -393,6 +444,13 @@ async def main(count: int, window: int) -> None:
                 f"ours {wire_format.value.upper():<4} request+receipt: {rate:6.0f} envelopes/s "
                 f"({rate / 2:.0f} requests/s)  ratio ours/raw {rate / raw:.2f} "
                 f"(target >= {RATIO_TARGET:.2f})  {_extra(counts[wire_format])}"
+            )
+        for wire_format in (xml, json):
+            rate = split_rates[wire_format]
+            print(
+                f"ours {wire_format.value.upper():<4} request+receipt, provider in its own "
+                f"process: {rate:6.0f} envelopes/s  ratio ours/raw {rate / raw:.2f} "
+                f"(target >= {RATIO_TARGET:.2f})"
             )
         print(
             f"ours XML  request+receipt+response (trivial handler): {handled:6.0f} envelopes/s "

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     # False when a node runs as its own least-privilege broker user (`exchange topology
     # users`): then the admin declares the topology and the node only checks it exists.
     declare_topology: bool = True
+    log_level: str = "INFO"  # of the JSON logs long-running commands write to stderr
 
     @field_validator("message_retention_days", mode="before")
     @classmethod

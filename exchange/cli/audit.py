@@ -39,7 +39,7 @@ CertsOpt = Annotated[
 @app.command("collect")
 def collect() -> None:
     """Run the central collector until SIGTERM or Ctrl-C; prints `ready collector`."""
-    configure_logging()
+    configure_logging(load_settings().log_level)
     settings = load_settings()
     with user_errors():
         trust = TrustStore.from_dir(settings.certs_dir)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from exchange._logging import configure_logging
-from exchange.cli._output import user_errors
+from exchange.cli._output import load_settings, user_errors
 from exchange.connectors import CallbackConfig, HttpBridge
 from exchange.node import Node, build_node
 
@@ -35,7 +35,7 @@ def http(
     ] = None,
 ) -> None:
     """Serve PARTY's node over HTTP until SIGTERM or Ctrl-C; prints `ready PARTY URL`."""
-    configure_logging()
+    configure_logging(load_settings().log_level)
     with user_errors():
         node = build_node(party)
         bridge = HttpBridge(

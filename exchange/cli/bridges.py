@@ -12,7 +12,7 @@ import typer
 
 from exchange._logging import configure_logging
 from exchange.cli import bridge_http
-from exchange.cli._output import fail, user_errors
+from exchange.cli._output import fail, load_settings, user_errors
 from exchange.connectors import FolderBridge
 from exchange.node import build_node
 
@@ -32,7 +32,7 @@ def folder(
     poll: Annotated[float, typer.Option(help="Seconds between looks at outbox/.")] = 0.5,
 ) -> None:
     """Run PARTY's node and a folder bridge under ROOT until SIGTERM; prints `ready PARTY`."""
-    configure_logging()
+    configure_logging(load_settings().log_level)
     with user_errors():
         node = build_node(party)
         bridge = FolderBridge(node, root, poll_interval=poll, pause=_slow())

@@ -108,7 +108,7 @@ def node_run(
     ] = None,
 ) -> None:
     """Run PARTY's node until SIGTERM or Ctrl-C; prints `ready PARTY` once consuming."""
-    configure_logging()
+    configure_logging(load_settings().log_level)
     with user_errors():
         node = build_node(party)
         if handlers:
