@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
 from exchange._clock import FrozenClock
 from exchange.pki.trust import TrustStore
 from exchange.testing import ThrowawayPKI
+from tests.postgres import drop_schemas
 
 PARTIES = ("single-center", "improvement", "land-property", "architecture", "urban-permits")
 
@@ -35,3 +39,19 @@ def fresh_pki(tmp_path: Path, clock: FrozenClock) -> ThrowawayPKI:
 def trust(pki: ThrowawayPKI) -> TrustStore:
     """The trust store of the session PKI."""
     return pki.trust()
+
+
+@pytest.fixture(scope="session")
+def pg_prefix() -> Iterator[str]:
+    """This session's PostgreSQL schema prefix; everything under it is dropped at the end."""
+    prefix = f"t_{uuid4().hex[:10]}"
+    yield prefix
+    asyncio.run(drop_schemas(prefix))
+
+
+@pytest.fixture
+async def pg_schema(pg_prefix: str) -> AsyncIterator[str]:
+    """A PostgreSQL schema of this test's own, dropped after it."""
+    name = f"{pg_prefix}_{uuid4().hex[:6]}"
+    yield name
+    await drop_schemas(name)

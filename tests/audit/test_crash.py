@@ -18,7 +18,7 @@ import pytest
 from exchange._clock import SystemClock
 from exchange.audit import verify_chain
 from exchange.node.store import PostgresStore, SQLiteStore, Store
-from tests.audit.conftest import DSN
+from tests.postgres import DSN
 
 CHILD = Path(__file__).with_name("_crash_child.py")
 PARTY = "improvement"

@@ -36,8 +36,8 @@ from exchange.signing import WireFormat
 from exchange.testing import ThrowawayPKI
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
-from tests.audit.conftest import DSN
 from tests.bus.conftest import AMQP_URL, BUS_PARTIES, DATA, FAST, delete_topology
+from tests.postgres import DSN
 
 pytestmark = pytest.mark.rabbit
 

@@ -10,7 +10,7 @@ import pytest
 
 from exchange._clock import FrozenClock
 from exchange.node.store import PostgresStore, SQLiteStore, Store
-from tests.audit.conftest import DSN
+from tests.postgres import DSN
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

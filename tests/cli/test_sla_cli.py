@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import asyncpg
 import pytest
 from typer.testing import Result
 
 from exchange._clock import FrozenClock
 from exchange.node.store import PostgresStore, SQLiteStore, Store
 from tests.deadlines._weeks import AS_OF, IMPROVEMENT, URBAN_PERMITS, Request, write
+from tests.postgres import DSN, drop_schemas, schemas_like
 
 REPO = Path(__file__).resolve().parents[2]
-DSN = "postgresql://postgres@127.0.0.1:5432/test"
 Cli = Callable[..., Result]
 
 
@@ -150,24 +149,6 @@ def test_postgres_stores(cli: Cli) -> None:
         schema = f"{prefix}_improvement"
         await _fill(PostgresStore(DSN, "improvement", FrozenClock(AS_OF), schema), IMPROVEMENT)
 
-    async def schemas() -> list[str]:
-        conn = await asyncpg.connect(DSN)
-        try:
-            rows = await conn.fetch(
-                "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", prefix + "%"
-            )
-            return sorted(row[0] for row in rows)
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(DSN)
-        try:
-            for name in await schemas():
-                await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-        finally:
-            await conn.close()
-
     try:
         asyncio.run(fill())
         env = {
@@ -179,6 +160,6 @@ def test_postgres_stores(cli: Cli) -> None:
         data = as_json(cli("sla", "--json", "--as-of", "2026-03-04T13:00", env=env))
         assert [r["message_id"] for r in data["open"]] == ["t6", "s2", "t8", "t7"]
         assert {r["party"] for r in data["turnaround"]} == {"improvement"}
-        assert asyncio.run(schemas()) == [f"{prefix}_improvement"]
+        assert asyncio.run(schemas_like(prefix)) == [f"{prefix}_improvement"]
     finally:
-        asyncio.run(drop())
+        asyncio.run(drop_schemas(prefix))

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from uuid import uuid4
 
-import asyncpg
 import pytest
 
 from exchange._clock import FrozenClock
 from exchange.catalog import Catalog, Deadline
 from exchange.deadlines import SlaReport, Turnaround, percentile, sla_report
 from exchange.node.store import InboxState, PostgresStore, SQLiteStore, Store
+from tests.postgres import DSN
 
 from ._weeks import AS_OF, IMPROVEMENT, URBAN_PERMITS, write
 
 REPO = Path(__file__).resolve().parents[2]
-DSN = "postgresql://postgres@127.0.0.1:5432/test"
 StoreMaker = Callable[[str], Store]
 
 
@@ -28,28 +26,9 @@ def city() -> Catalog:
     return Catalog.load(REPO / "catalog.toml", REPO / "schemas")
 
 
-async def _drop_schemas(prefix: str) -> None:
-    conn = await asyncpg.connect(DSN)
-    try:
-        for (name,) in await conn.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", prefix + "%"
-        ):
-            await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def schema_prefix() -> Iterator[str]:
-    """This module's PostgreSQL schema prefix; every schema under it is dropped at the end."""
-    prefix = f"t_sla_{uuid4().hex[:8]}"
-    yield prefix
-    asyncio.run(_drop_schemas(prefix))
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def make_store(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FrozenClock, schema_prefix: str
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FrozenClock, pg_prefix: str
 ) -> StoreMaker:
     """Unopened stores of this test, one per party, on each backend."""
     run = uuid4().hex[:6]
@@ -57,7 +36,7 @@ def make_store(
     def make(party: str) -> Store:
         if request.param == "sqlite":
             return SQLiteStore(tmp_path / f"{party}.db", party, clock)
-        schema = f"{schema_prefix}_{run}_{party.replace('-', '_')}"
+        schema = f"{pg_prefix}_{run}_{party.replace('-', '_')}"
         return PostgresStore(DSN, party, clock, schema=schema)
 
     return make

@@ -14,7 +14,7 @@ from exchange.audit.central import CentralStore
 from exchange.audit.central.postgres import PostgresCentralStore
 from exchange.node.store import _rows
 from exchange.node.store.base import AuditRecord
-from tests.audit.conftest import DSN
+from tests.postgres import DSN
 
 from .contract import CentralContract, Tamper
 

@@ -3,68 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from uuid import uuid4
 
-import asyncpg
 import pytest
 
 from exchange._clock import FrozenClock
 from exchange.audit import verify_chain
 from exchange.exceptions import StoreUnavailable
 from exchange.node.store import AuditEvent, PostgresStore
+from tests.postgres import DSN
 
 from .contract import PARTY, StoreContract, StoreFactory, outbox
 
-DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
 pytestmark = pytest.mark.postgres
-
-
-async def _drop_schemas(prefix: str) -> None:
-    conn = await asyncpg.connect(DSN)
-    try:
-        names = await conn.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", prefix + "%"
-        )
-        for (name,) in names:
-            await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="session")
-def schema_prefix() -> Iterator[str]:
-    """This session's schema name; every test's schema starts with it; all dropped at the end."""
-    prefix = f"t_{uuid4().hex[:10]}"
-    yield prefix
-    asyncio.run(_drop_schemas(prefix))
-
-
-@pytest.fixture
-async def schema(schema_prefix: str) -> AsyncIterator[str]:
-    """A schema of this test's own, dropped after it."""
-    name = f"{schema_prefix}_{uuid4().hex[:6]}"
-    yield name
-    await _drop_schemas(name)
 
 
 class TestPostgresStore(StoreContract):
     """Every contract test, against a fresh schema in the test database."""
 
     @pytest.fixture
-    def make_store(self, schema: str, clock: FrozenClock) -> StoreFactory:
+    def make_store(self, pg_schema: str, clock: FrozenClock) -> StoreFactory:
         """PostgreSQL stores in this test's schema."""
 
         def make(party: str = PARTY) -> PostgresStore:
-            return PostgresStore(DSN, party, clock, schema=schema)
+            return PostgresStore(DSN, party, clock, schema=pg_schema)
 
         return make
 
 
-async def test_processes_share_one_chain(schema: str, clock: FrozenClock) -> None:
+async def test_processes_share_one_chain(pg_schema: str, clock: FrozenClock) -> None:
     """Three stores of one party (as three processes) appending at once keep one gapless chain."""
-    stores = [PostgresStore(DSN, PARTY, clock, schema=schema) for _ in range(3)]
+    stores = [PostgresStore(DSN, PARTY, clock, schema=pg_schema) for _ in range(3)]
     for store in stores:
         await store.open()
     try:
