@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
 import sqlite3
@@ -41,8 +40,9 @@ from exchange.config import Settings
 from exchange.envelope.model import Kind, ServiceRef
 from exchange.node import IncomingRequest, Node, NodeConfig, Notice, build_node
 from exchange.signing import WireFormat
-from exchange.testing import ThrowawayPKI
+from exchange.testing import ThrowawayPKI, exchange_env
 from exchange.transport.names import BusNames
+from exchange.transport.topology import remove_topology
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -220,16 +220,8 @@ async def start_pair(settings: Settings, run: str, *, split: bool = False) -> Pa
 
 async def _provider_process(settings: Settings) -> subprocess.Popen[bytes]:
     """``exchange node run improvement`` as its own process: each party its own, as deployed."""
-    env = dict(os.environ)
-    env.update(
-        EXCHANGE_CERTS_DIR=str(settings.certs_dir),
-        EXCHANGE_SCHEMAS_DIR=str(settings.schemas_dir),
-        EXCHANGE_CATALOG=str(settings.catalog),
-        EXCHANGE_AMQP_URL=settings.amqp_url,
-        EXCHANGE_BUS_PREFIX=settings.bus_prefix,
-        EXCHANGE_STORE_DIR=str(settings.store_dir),
-        EXCHANGE_LOG_LEVEL="WARNING",  # as the in-process nodes of this benchmark
-    )
+    # WARNING, as the in-process nodes of this benchmark log.
+    env = exchange_env(settings, EXCHANGE_LOG_LEVEL="WARNING")
     process = subprocess.Popen(
         [sys.executable, "-m", "exchange.cli", "node", "run", "improvement"],
         env=env,
@@ -375,14 +367,7 @@ async def delete_topology(prefix: str) -> None:
         await channel.queue_delete(f"{prefix}raw.queue")
         await channel.exchange_delete(f"{prefix}raw")
         for run_prefix in RUN_PREFIXES:
-            names = BusNames(run_prefix)
-            queues = [names.quarantine, names.audit]
-            for party in PARTIES:
-                queues += [names.inbox(party), names.dead_letters(party)]
-            for queue in queues:
-                await channel.queue_delete(queue)
-            for exchange in (names.bus, names.dead_letter):
-                await channel.exchange_delete(exchange)
+            await remove_topology(channel, BusNames(run_prefix), PARTIES)
 
 
 async def main(count: int, window: int) -> None:

@@ -5,6 +5,7 @@ Unit tests use these; integration tests still use the real broker and database.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -12,12 +13,13 @@ from typing import Any
 
 from exchange._clock import Clock, FrozenClock
 from exchange._ids import new_message_id
+from exchange.config import Settings
 from exchange.envelope.model import Envelope, Kind, ServiceRef
 from exchange.pki.authority import CertificateAuthority, KeyType
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 
-__all__ = ["FrozenClock", "ThrowawayPKI", "make_envelope"]
+__all__ = ["FrozenClock", "ThrowawayPKI", "exchange_env", "make_envelope"]
 
 
 @dataclass
@@ -78,3 +80,19 @@ def make_envelope(clock: Clock | None = None, **fields: Any) -> Envelope:
     }
     values.update(fields)
     return Envelope.model_validate(values)
+
+
+def exchange_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a child ``exchange`` process use ``settings``."""
+    env = dict(os.environ)
+    env.pop("EXCHANGE_STORE_DSN", None)
+    env.update(
+        EXCHANGE_CERTS_DIR=str(settings.certs_dir),
+        EXCHANGE_SCHEMAS_DIR=str(settings.schemas_dir),
+        EXCHANGE_CATALOG=str(settings.catalog),
+        EXCHANGE_AMQP_URL=settings.amqp_url,
+        EXCHANGE_BUS_PREFIX=settings.bus_prefix,
+        EXCHANGE_STORE_DIR=str(settings.store_dir),
+        **extra,
+    )
+    return env

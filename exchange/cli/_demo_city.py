@@ -30,6 +30,7 @@ from exchange.node.factory import open_store
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
+from exchange.transport.topology import remove_topology
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -136,7 +137,7 @@ async def run_city(
         run.traced_case, run.timeline = await _three_department_case(central, run.outcomes)
     finally:
         await collector.stop()
-        await remove_topology(city.amqp_url, names, [p.id for p in catalog.parties])
+        await drop_run_topology(city.amqp_url, names, [p.id for p in catalog.parties])
     return run
 
 
@@ -236,21 +237,14 @@ async def _three_department_case(
     return None, None
 
 
-async def remove_topology(url: str, names: BusNames, parties: Sequence[str]) -> None:
+async def drop_run_topology(url: str, names: BusNames, parties: Sequence[str]) -> None:
     """Delete the run's queues and exchanges (best effort: the broker may be gone)."""
     try:
         connection = await aio_pika.connect(url, timeout=BROKER_TIMEOUT)
     except Exception:
         return
     async with connection:
-        channel = await connection.channel()
-        queues = [names.quarantine, names.audit]
-        for party in parties:
-            queues += [names.inbox(party), names.dead_letters(party)]
-        for queue in queues:
-            await channel.queue_delete(queue)
-        for exchange in (names.bus, names.dead_letter):
-            await channel.exchange_delete(exchange)
+        await remove_topology(await connection.channel(), names, parties)
 
 
 def service_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:

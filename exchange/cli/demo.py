@@ -40,12 +40,8 @@ def ensure_demo_pki(authority: CertificateAuthority) -> list[str]:
     if not (authority.path / ROOT_FILE).exists():
         authority.init_ca()
         done.append("created the root CA")
-    now = authority.clock.now()
     for party in DEMO_PARTIES:
-        if not any(
-            entry.party == party and entry.status(now) in ("valid", "expiring")
-            for entry in authority.index()
-        ):
+        if not authority.active(party):
             authority.issue(party)
             done.append(f"issued a certificate for {party}")
     authority.write_crl()

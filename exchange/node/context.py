@@ -11,7 +11,7 @@ from exchange._clock import Clock
 from exchange.catalog import Catalog
 from exchange.envelope.model import Envelope
 from exchange.node.config import NodeConfig
-from exchange.node.store.base import AuditEvent, Store
+from exchange.node.store.base import AuditEvent, InboxRecord, OutboxRecord, Store
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
@@ -59,5 +59,19 @@ def audit_event(
         service=envelope.service.code,
         kind=envelope.kind.value,
         digest=digest,
+        detail=detail,
+    )
+
+
+def record_event(event: str, record: OutboxRecord | InboxRecord, **detail: Any) -> AuditEvent:
+    """An audit event about one stored message (no need to decode its envelope)."""
+    return AuditEvent(
+        event=event,
+        message_id=record.message_id,
+        correlation_id=record.correlation_id,
+        case_id=record.case_id,
+        service=record.service,
+        kind=record.kind,
+        digest=record.digest,
         detail=detail,
     )

@@ -8,13 +8,12 @@ Only a sender whose signature verified ever gets a fault; the rest goes to quara
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from exchange.envelope.model import Fault, Kind
+from exchange.envelope.model import Envelope, Fault, Kind
 from exchange.exceptions import (
     DuplicateMessage,
     ExchangeError,
@@ -23,7 +22,7 @@ from exchange.exceptions import (
     StateConflict,
     WrongRecipient,
 )
-from exchange.node.context import NodeContext, audit_event
+from exchange.node.context import NodeContext, audit_event, record_event
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
 from exchange.node.store.base import (
@@ -33,7 +32,7 @@ from exchange.node.store.base import (
     OutboxState,
     Transaction,
 )
-from exchange.signing import VerifiedEnvelope, WireFormat, unseal
+from exchange.signing import VerifiedEnvelope, WireFormat, digest, unseal
 
 # What an answer to a request does to the request's outbox record.
 _ADVANCES = {
@@ -55,12 +54,12 @@ class Inbound:
         context: NodeContext,
         outbound: Outbound,
         notify: Callable[[Notice], Awaitable[None]],
-        wake_worker: Callable[[], None],
+        request_stored: Callable[[Envelope], None],
     ) -> None:
         self.ctx = context
         self.outbound = outbound
         self._notify = notify
-        self._wake_worker = wake_worker
+        self._request_stored = request_stored
         self._answer_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, tasks using it
 
     async def on_delivery(self, message: AbstractIncomingMessage) -> None:
@@ -128,22 +127,11 @@ class Inbound:
                 tx.add_inbox(self._record(verified, InboxState.RECEIVED, receipt.wire))
                 tx.add_outbox(receipt)
                 tx.audit(audit_event("received", envelope, verified.digest, sender=envelope.sender))
-                tx.audit(
-                    AuditEvent(
-                        "receipt-sent",
-                        receipt.message_id,
-                        envelope.message_id,
-                        envelope.case_id,
-                        envelope.service.code,
-                        Kind.RECEIPT.value,
-                        receipt.digest,
-                        {"recipient": envelope.sender},
-                    )
-                )
+                tx.audit(record_event("receipt-sent", receipt, recipient=receipt.recipient))
         except DuplicateMessage:
             return await self._duplicate(verified)
         self.ctx.log(envelope).info("request.received", sender=envelope.sender)
-        self._wake_worker()
+        self._request_stored(envelope)
         await self.outbound.publish(receipt)
         return "received"
 
@@ -269,7 +257,7 @@ class Inbound:
         return "ignored"
 
     async def _quarantine(self, raw: bytes, error: ExchangeError) -> None:
-        digest = hashlib.sha256(raw).hexdigest()
+        raw_digest = digest(raw)
         await self.ctx.bus.publish(
             self.ctx.names.bus,
             self.ctx.names.quarantine,
@@ -281,11 +269,11 @@ class Inbound:
             tx.audit(
                 AuditEvent(
                     "quarantined",
-                    digest=digest,
+                    digest=raw_digest,
                     detail={"code": error.code, "reason": error.message[:1000], "size": len(raw)},
                 )
             )
-        self.ctx.log().warning("inbound.quarantined", code=error.code, digest=digest)
+        self.ctx.log().warning("inbound.quarantined", code=error.code, digest=raw_digest)
 
     def _record(
         self, verified: VerifiedEnvelope, state: InboxState, receipt_wire: bytes | None = None

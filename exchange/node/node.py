@@ -41,7 +41,7 @@ class Node:
         self._waiters: dict[str, list[asyncio.Future[Notice]]] = {}
         self.outbound = Outbound(context, self._undelivered)
         self.worker = Worker(context, self.handlers, self._respond_record, self._refuse_record)
-        self.inbound = Inbound(context, self.outbound, self._notify, self.worker.wake)
+        self.inbound = Inbound(context, self.outbound, self._notify, self.worker.received)
         self.relay = Relay(context, self.outbound)
         self._tasks: list[asyncio.Task[None]] = []
 

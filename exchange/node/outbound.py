@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,9 +18,9 @@ from exchange.exceptions import (
     StateConflict,
     Unroutable,
 )
-from exchange.node.context import NodeContext, audit_event
+from exchange.node.context import NodeContext, audit_event, record_event
 from exchange.node.store.base import PRUNED, AuditEvent, OutboxRecord, OutboxState, Transaction
-from exchange.signing import WireFormat, digest, seal
+from exchange.signing import WireFormat, digest, seal, sniff_format
 
 _SENT_CACHE = 100_000
 CONTENT_TYPES = {WireFormat.XML: "application/xml", WireFormat.JSON: "application/json"}
@@ -32,7 +31,9 @@ Extra = Callable[[Transaction], None]
 class Outbound:
     """Everything a node sends goes through here."""
 
-    def __init__(self, context: NodeContext, on_undelivered: Callable[[OutboxRecord], Any]) -> None:
+    def __init__(
+        self, context: NodeContext, on_undelivered: Callable[[OutboxRecord], Awaitable[None]]
+    ) -> None:
         self.ctx = context
         self._on_undelivered = on_undelivered
         # Requests this node sent: answers are checked against them on every receipt.
@@ -90,7 +91,7 @@ class Outbound:
             digest=digest(wire),
             created_at=now,
             expires_at=envelope.expires_at,
-            next_attempt_at=now + _seconds(self.ctx.config.publish_grace),
+            next_attempt_at=now + timedelta(seconds=self.ctx.config.publish_grace),
         )
 
     async def send(
@@ -137,24 +138,22 @@ class Outbound:
         Raises:
             Unroutable (unroutable): refused by the broker; the record is now UNDELIVERED.
         """
-        log = self.ctx.log(
-            message_id=record.message_id,
-            correlation_id=record.correlation_id,
-            case_id=record.case_id,
-        )
         try:
             await self._put_on_bus(record)
         except Unroutable as exc:
             await self._undeliverable(record, exc)
             raise
         except (BrokerUnavailable, PublishNotConfirmed) as exc:
-            log.warning("publish.deferred", error=exc.message)
+            self.ctx.log(
+                message_id=record.message_id,
+                correlation_id=record.correlation_id,
+                case_id=record.case_id,
+            ).warning("publish.deferred", error=exc.message)
             return False
         self._confirmed.append((record, resend))
         self._in_flight.add(record.message_id)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush_confirms())
-        log.debug("publish.confirmed", kind=record.kind, attempts=record.attempts + 1)
         return True
 
     async def _flush_confirms(self) -> None:
@@ -220,7 +219,7 @@ class Outbound:
             self.ctx.names.bus,
             record.recipient,
             record.wire,
-            content_type=CONTENT_TYPES[_format_of(record.wire)],
+            content_type=CONTENT_TYPES[sniff_format(record.wire)],
             message_type=record.kind,
         )
 
@@ -237,7 +236,7 @@ class Outbound:
         except StateConflict:
             return
         self.ctx.log(message_id=record.message_id).warning("request.undelivered", reason=reason)
-        await _maybe_await(self._on_undelivered(record))
+        await self._on_undelivered(record)
 
     async def _undeliverable(self, record: OutboxRecord, exc: Unroutable) -> None:
         if record.kind == Kind.REQUEST.value:
@@ -249,26 +248,4 @@ class Outbound:
 
 
 def _record_event(event: str, record: OutboxRecord, **detail: Any) -> AuditEvent:
-    return AuditEvent(
-        event=event,
-        message_id=record.message_id,
-        correlation_id=record.correlation_id,
-        case_id=record.case_id,
-        service=record.service,
-        kind=record.kind,
-        digest=record.digest,
-        detail={"recipient": record.recipient, **detail},
-    )
-
-
-def _format_of(wire: bytes) -> WireFormat:
-    return WireFormat.XML if wire[:1] == b"<" else WireFormat.JSON
-
-
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)
-
-
-async def _maybe_await(value: Any) -> None:
-    if inspect.isawaitable(value):
-        await value
+    return record_event(event, record, recipient=record.recipient, **detail)

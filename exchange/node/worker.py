@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from exchange.envelope.model import Envelope
 from exchange.exceptions import ExchangeError, StateConflict
-from exchange.node.context import NodeContext, audit_event
+from exchange.node.context import NodeContext, audit_event, record_event
 from exchange.node.handlers import Handler, IncomingRequest, Later, Reject
 from exchange.node.store.base import InboxRecord, InboxState
 from exchange.signing.stored import decode_stored
+
+_FRESH_LIMIT = 10_000  # a backlog beyond this is read back from the store instead
 
 Answer = Callable[[InboxRecord, dict[str, Any]], Awaitable[object]]
 Refuse = Callable[[InboxRecord, str, str, InboxState], Awaitable[object]]
@@ -43,9 +47,20 @@ class Worker:
         self._running: set[str] = set()
         self._slots = asyncio.Semaphore(context.config.handler_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Requests just verified by the inbound: their first run needs no second decode.
+        self._fresh: OrderedDict[str, Envelope] = OrderedDict()
 
     def wake(self) -> None:
         """Look at the store now rather than at the next poll."""
+        self._wake.set()
+
+    def received(self, envelope: Envelope) -> None:
+        """A request was stored just now: keep its verified envelope and look at once."""
+        if envelope.service.code not in self.handlers:
+            return  # the departmental system answers it; no handler will run here
+        self._fresh[envelope.message_id] = envelope
+        if len(self._fresh) > _FRESH_LIMIT:
+            self._fresh.popitem(last=False)
         self._wake.set()
 
     async def run(self) -> None:
@@ -87,7 +102,7 @@ class Worker:
             self._running.discard(record.message_id)
 
     async def _attempt(self, record: InboxRecord) -> None:
-        envelope = decode_stored(record.wire)
+        envelope = self._fresh.pop(record.message_id, None) or decode_stored(record.wire)
         log = self.ctx.log(envelope)
         handler = self.handlers[record.service]
         try:
@@ -121,7 +136,6 @@ class Worker:
     async def _failed(self, record: InboxRecord, error: Exception) -> None:
         attempts = record.attempts + 1
         delays = self.ctx.config.handler_retry_delays
-        envelope = decode_stored(record.wire)
         if attempts > len(delays):
             text = f"the provider failed to process the request {attempts} times"
             await self._answer_safely(
@@ -141,10 +155,9 @@ class Worker:
                     only_from=(InboxState.RECEIVED,),
                 )
                 tx.audit(
-                    audit_event(
+                    record_event(
                         "retried",
-                        envelope,
-                        record.digest,
+                        record,
                         attempt=attempts,
                         retry_at=retry_at.isoformat(),
                         error=repr(error)[:500],

@@ -220,7 +220,7 @@ class CertificateAuthority:
             PKIError (pki-error): bad party id, or the party already has a valid certificate
                 (use ``rotate``).
         """
-        if self._active(party):
+        if self.active(party):
             raise PKIError(f"{party} already has a valid certificate; use `rotate` for a new one")
         return self._issue(party, key_type, days)
 
@@ -232,7 +232,7 @@ class CertificateAuthority:
         Raises:
             UnknownParty (unknown-party): the party has no certificate to rotate.
         """
-        active = self._active(party)
+        active = self.active(party)
         if not active:
             raise UnknownParty(f"{party} has no valid certificate to rotate; use `issue`")
         return self._issue(party, key_type or KeyType(active[-1].key_type), days)
@@ -339,7 +339,7 @@ class CertificateAuthority:
         Raises:
             UnknownParty (unknown-party): the party has no valid certificate here.
         """
-        active = self._active(party)
+        active = self.active(party)
         if not active:
             raise UnknownParty(
                 f"no valid certificate for {party!r} in {self.path}; "
@@ -372,15 +372,16 @@ class CertificateAuthority:
             return []
         return [IssuedCertificate(**row) for row in rows]
 
-    # --- internals ----------------------------------------------------------------------
-
-    def _active(self, party: str) -> list[IssuedCertificate]:
+    def active(self, party: str) -> list[IssuedCertificate]:
+        """The party's certificates that are valid now (expiring ones included), oldest first."""
         now = self.clock.now()
         return [
             entry
             for entry in self.index()
             if entry.party == party and entry.status(now) in ("valid", "expiring")
         ]
+
+    # --- internals ----------------------------------------------------------------------
 
     def _party_dir(self, party: str) -> Path:
         return self.path / "parties" / party

@@ -58,6 +58,7 @@ class Bus:
         self.publish_timeout = publish_timeout
         self._setup: list[SetupHook] = []
         self._subscriptions: list[_Subscription] = []
+        self._pending: set[asyncio.Task[None]] = set()
         self._connection: AbstractConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
@@ -107,7 +108,10 @@ class Bus:
         """Consume ``queue`` with manual acks, now and after every reconnect."""
         self._subscriptions.append(_Subscription(queue, callback))
         if self._consume_channel is not None and not self._consume_channel.is_closed:
-            asyncio.get_running_loop().create_task(self._consume(self._subscriptions[-1]))
+            # Keep a reference: the loop holds tasks only weakly.
+            task = asyncio.get_running_loop().create_task(self._consume(self._subscriptions[-1]))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until the connection is up."""

@@ -51,3 +51,16 @@ async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Ite
             names.inbox(party), durable=True, arguments=_quorum(names.dead_letter, party)
         )
         await inbox.bind(bus, routing_key=party)
+
+
+async def remove_topology(
+    channel: AbstractChannel, names: BusNames, parties: Iterable[str]
+) -> None:
+    """Delete what ``apply_topology`` declared under ``names`` (a demo run's, a test's)."""
+    queues = [names.quarantine, names.audit]
+    for party in parties:
+        queues += [names.inbox(party), names.dead_letters(party)]
+    for queue in queues:
+        await channel.queue_delete(queue)
+    for exchange in (names.bus, names.dead_letter):
+        await channel.exchange_delete(exchange)

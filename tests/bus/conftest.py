@@ -15,6 +15,7 @@ from exchange.config import Settings
 from exchange.node import Node, NodeConfig, build_node
 from exchange.testing import ThrowawayPKI
 from exchange.transport.names import BusNames
+from exchange.transport.topology import remove_topology
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -50,14 +51,7 @@ async def delete_topology(names: BusNames, parties: tuple[str, ...]) -> None:
     """Remove every queue and exchange under ``names``' prefix."""
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
-        channel = await connection.channel()
-        queues = [names.quarantine, names.audit]
-        for party in parties:
-            queues += [names.inbox(party), names.dead_letters(party)]
-        for queue in queues:
-            await channel.queue_delete(queue)
-        for exchange in (names.bus, names.dead_letter):
-            await channel.exchange_delete(exchange)
+        await remove_topology(await connection.channel(), names, parties)
 
 
 @pytest.fixture

@@ -12,25 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exchange.config import Settings
+from exchange.testing import exchange_env
+
+__all__ = ["ExchangeProcess", "exchange_env"]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def exchange_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment that makes a child ``exchange`` process use ``settings``."""
-    env = dict(os.environ)
-    env.pop("EXCHANGE_STORE_DSN", None)
-    env.update(
-        EXCHANGE_CERTS_DIR=str(settings.certs_dir),
-        EXCHANGE_SCHEMAS_DIR=str(settings.schemas_dir),
-        EXCHANGE_CATALOG=str(settings.catalog),
-        EXCHANGE_AMQP_URL=settings.amqp_url,
-        EXCHANGE_BUS_PREFIX=settings.bus_prefix,
-        EXCHANGE_STORE_DIR=str(settings.store_dir),
-        **extra,
-    )
-    return env
 
 
 class ExchangeProcess:
