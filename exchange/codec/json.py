@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import jiter
 from pydantic import ValidationError
 
 from exchange.envelope.model import Envelope
@@ -16,36 +16,24 @@ def encode_json(envelope: Envelope) -> bytes:
     return envelope.model_dump_json(exclude_none=True).encode()
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise Malformed(f"duplicate JSON member {key!r}")
-            seen.add(key)
-    return result
-
-
-def _reject_constant(name: str) -> None:
-    raise Malformed(f"{name} is not JSON")
-
-
 def loads_strict(raw: bytes | str) -> Any:
-    """Parse JSON refusing duplicate members, NaN and Infinity (parser differentials).
+    """Parse JSON refusing duplicate members, NaN, Infinity and lone surrogates.
+
+    Each of those is a parser differential: two readers of the same bytes could disagree
+    about what they say, and only one of them checked the signature.
 
     Raises:
         Malformed (malformed): not UTF-8, not JSON, or ambiguous JSON.
     """
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise Malformed(f"not UTF-8 at byte {exc.start}") from None
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, Malformed):
-            raise
-        raise Malformed(f"not JSON: {exc}") from None
+        data = raw.encode("utf-8") if isinstance(raw, str) else raw
+        return jiter.from_json(
+            data, allow_inf_nan=False, catch_duplicate_keys=True, cache_mode="keys"
+        )
+    except UnicodeEncodeError:
+        raise Malformed("text with lone surrogates is not UTF-8") from None
+    except ValueError as exc:
+        raise Malformed(f"not strict JSON: {exc}") from None
 
 
 def decode_json(raw: bytes) -> Envelope:

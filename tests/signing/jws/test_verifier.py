@@ -512,6 +512,14 @@ def test_not_utf8(check: Check, sealed: bytes, signer: Credentials, envelope: En
     refused(check, forge(signer, signed), Malformed, "malformed")
 
 
+def test_lone_surrogate_escape(check: Check, signer: Credentials, envelope: Envelope) -> None:
+    """A ``\\ud800`` escape (no character at all) in the signed envelope raises malformed."""
+    body = envelope.model_dump_json(exclude_none=True)
+    signed = body.replace("Ivan Petrov", "Ivan \\ud800 Petrov")
+    assert signed != body
+    refused(check, forge(signer, signed.encode()), Malformed, "malformed")
+
+
 @pytest.mark.parametrize("keep", [1, 2, 50, -1])
 def test_truncated(check: Check, sealed: bytes, keep: int) -> None:
     """A JWS cut short raises Malformed, malformed."""
