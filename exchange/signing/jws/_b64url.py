@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import binascii
+import pybase64
 
 from exchange.exceptions import Malformed
 
 _TO_URL = bytes.maketrans(b"+/", b"-_")
 # '+', '/' and '=' would pass the standard alphabet after translation: map them to '!',
-# which strict decoding refuses, so one pass both translates and vets the alphabet.
+# which validating decoding refuses, so one pass both translates and vets the alphabet.
 _FROM_URL = bytes.maketrans(b"-_+/=", b"+/!!!")
 
 
 def encode(data: bytes) -> str:
     """Base64url without padding."""
-    return binascii.b2a_base64(data, newline=False).translate(_TO_URL).rstrip(b"=").decode()
+    return pybase64.b64encode(data).translate(_TO_URL).rstrip(b"=").decode()
 
 
 def decode(text: str, what: str) -> bytes:
@@ -27,8 +27,6 @@ def decode(text: str, what: str) -> bytes:
         raw = text.encode("ascii")
         if len(raw) % 4 == 1:
             raise ValueError
-        return binascii.a2b_base64(
-            raw.translate(_FROM_URL) + b"=" * (-len(raw) % 4), strict_mode=True
-        )
-    except (UnicodeEncodeError, ValueError):  # binascii.Error is a ValueError
+        return pybase64.b64decode(raw.translate(_FROM_URL) + b"=" * (-len(raw) % 4), validate=True)
+    except ValueError:  # UnicodeEncodeError and binascii.Error are ValueErrors
         raise Malformed(f"{what} is not unpadded base64url") from None
