@@ -1,10 +1,10 @@
-"""The SQLite party store: one writer thread group-commits transactions into a WAL database.
+"""The SQLite party store: one writer group-commits transactions into a WAL database.
 
-Transactions buffer their changes in memory. On exit they queue them for the writer thread,
-which takes every batch already waiting and writes them in one SQLite transaction (one
-fsync of the WAL), each batch inside its own SAVEPOINT: a duplicate rolls back only its
-own batch. ``synchronous=NORMAL`` in WAL mode survives a killed process; reads use a second
-connection on a reader thread.
+Transactions buffer their changes in memory. On exit they queue them for the writer, which
+writes every transaction queued during one turn of the event loop in one SQLite transaction;
+if one of them fails (a duplicate), only its own changes are rolled back. ``synchronous=NORMAL``
+in WAL mode survives a killed process; reads use a second connection on a reader thread.
+Use a store from one event loop at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from exchange.node.store._sqlite_writer import (
     SELECT_AUDIT,
     SELECT_INBOX,
     SELECT_OUTBOX,
-    Pending,
     Writer,
     connect,
     to_text,
@@ -70,7 +69,7 @@ class SQLiteStore:
         self._read_conn: sqlite3.Connection | None = None  # used on the reader thread only
 
     async def open(self) -> None:
-        """Start the writer and reader threads; create the tables if needed.
+        """Open the writer and start the reader thread; create the tables if needed.
 
         Raises:
             StoreUnavailable (store-unavailable): the file cannot be opened or written.
@@ -80,7 +79,7 @@ class SQLiteStore:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer = Writer(self.path, self.party, self._clock, self._max_batch, self._busy_timeout)
-        await asyncio.to_thread(writer.start)
+        await asyncio.to_thread(writer.open)
         self._writer = writer
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-reader")
         try:
@@ -90,11 +89,11 @@ class SQLiteStore:
             raise
 
     async def close(self) -> None:
-        """Write every queued transaction, then stop both threads."""
+        """Write every queued transaction, then close the writer and the reader thread."""
         writer, reader = self._writer, self._reader
         self._writer = self._reader = None
         if writer is not None:
-            await asyncio.to_thread(writer.stop)
+            await writer.close()
         if reader is not None:
             await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
             reader.shutdown(wait=True)
@@ -227,10 +226,7 @@ class SQLiteStore:
         """Hand a closed buffer to the writer; the future settles once it is committed."""
         if self._writer is None:
             raise StoreError(f"the store at {self.path} is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._writer.submit(Pending(buffer, loop, future))
-        return future
+        return self._writer.submit(buffer)
 
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return await self._read(lambda conn: conn.execute(sql, params).fetchall())

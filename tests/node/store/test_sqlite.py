@@ -82,6 +82,57 @@ async def test_disk_full(tmp_path: Path, clock: FrozenClock) -> None:
         await store.close()
 
 
+async def test_locked_database_waits_without_blocking_the_loop(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """A write lock held by another connection delays the commit, not the event loop."""
+    store = SQLiteStore(tmp_path / "party.db", PARTY, clock)
+    await store.open()
+    other = sqlite3.connect(tmp_path / "party.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # e.g. `exchange dlq replay` in another process
+        record = outbox(clock.now())
+
+        async def create() -> None:
+            async with store.transaction() as tx:
+                tx.add_outbox(record)
+                tx.audit(AuditEvent("created", message_id=record.message_id))
+
+        commit = asyncio.create_task(create())
+        ticks = 0
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 10
+        assert not commit.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(commit, 5)
+        assert await store.get_outbox(record.message_id) == record
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_locked_database_past_busy_timeout(tmp_path: Path, clock: FrozenClock) -> None:
+    """A lock held past the busy timeout fails the transaction with a hint; later ones commit."""
+    store = SQLiteStore(tmp_path / "party.db", PARTY, clock, busy_timeout=0.1)
+    await store.open()
+    other = sqlite3.connect(tmp_path / "party.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match="another process holds the database"):
+            async with store.transaction() as tx:
+                tx.add_outbox(outbox(clock.now()))
+        other.execute("COMMIT")
+        record = outbox(clock.now())
+        async with store.transaction() as tx:
+            tx.add_outbox(record)
+        assert await store.get_outbox(record.message_id) == record
+    finally:
+        other.close()
+        await store.close()
+
+
 @pytest.mark.chaos
 async def test_sigkill_loses_nothing_committed(tmp_path: Path, clock: FrozenClock) -> None:
     """Every transaction a killed process saw return is in the store, and the chain verifies."""
