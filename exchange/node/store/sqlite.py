@@ -78,7 +78,14 @@ class SQLiteStore:
         if self._writer is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = Writer(self.path, self.party, self._clock, self._max_batch, self._busy_timeout)
+        writer = Writer(
+            self.path,
+            self.party,
+            self._clock,
+            self._max_batch,
+            self._busy_timeout,
+            self._checkpoint,
+        )
         await asyncio.to_thread(writer.open)
         self._writer = writer
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-reader")
@@ -227,6 +234,10 @@ class SQLiteStore:
         if self._writer is None:
             raise StoreError(f"the store at {self.path} is not open")
         return self._writer.submit(buffer)
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database file, on the reader thread (it fsyncs)."""
+        await self._read(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
 
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return await self._read(lambda conn: conn.execute(sql, params).fetchall())

@@ -133,6 +133,25 @@ async def test_locked_database_past_busy_timeout(tmp_path: Path, clock: FrozenCl
         await store.close()
 
 
+async def test_wal_is_checkpointed_and_starts_over(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steady writes keep the WAL small: checkpoints catch up and it starts over."""
+    monkeypatch.setattr(_sqlite_writer, "_CHECKPOINT_ROWS", 20)
+    store = SQLiteStore(tmp_path / "party.db", PARTY, clock)
+    await store.open()
+    try:
+        for _ in range(300):  # some 1,500 WAL frames (6 MB) if it never started over
+            record = outbox(clock.now())
+            async with store.transaction() as tx:
+                tx.add_outbox(record)
+                tx.audit(AuditEvent("created", message_id=record.message_id))
+        assert (tmp_path / "party.db-wal").stat().st_size < 1_000_000
+        assert len(await store.audit(limit=1000)) == 300
+    finally:
+        await store.close()
+
+
 @pytest.mark.chaos
 async def test_sigkill_loses_nothing_committed(tmp_path: Path, clock: FrozenClock) -> None:
     """Every transaction a killed process saw return is in the store, and the chain verifies."""
