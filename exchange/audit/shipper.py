@@ -46,8 +46,10 @@ class Shipper:
                 except StoreError as exc:
                     self.ctx.log().warning("audit.ship_store_error", error=exc.message)
                     shipped = -1
-                if shipped > 0:
-                    continue
+                if shipped >= self.settings.batch_size:
+                    continue  # a full batch: more is waiting
+                # A part batch waits too: under load, batches fill up instead of each ship (a
+                # read, a confirmed publish, a cursor commit) carrying a handful of records.
                 delay = self.settings.ship_interval
                 if shipped < 0:
                     delay = _BACKOFF[min(self._failures, len(_BACKOFF) - 1)]
