@@ -16,7 +16,7 @@ from exchange.audit.central.base import Finding, IngestOutcome
 from exchange.audit.checkpoint import parse_checkpoint
 from exchange.exceptions import StoreError, StoreUnavailable
 from exchange.node.store import _rows
-from exchange.node.store._sqlite_writer import to_text
+from exchange.node.store._sqlite_sql import to_text
 from exchange.node.store.base import AuditRecord
 
 T = TypeVar("T")

@@ -24,14 +24,14 @@ from exchange._clock import Clock
 from exchange.exceptions import StoreError, StoreUnavailable
 from exchange.node.store import _rows
 from exchange.node.store._buffer import TransactionBuffer
-from exchange.node.store._sqlite_writer import (
+from exchange.node.store._sqlite_sql import (
     SELECT_AUDIT,
     SELECT_INBOX,
     SELECT_OUTBOX,
-    Writer,
     connect,
     to_text,
 )
+from exchange.node.store._sqlite_writer import Writer
 from exchange.node.store.base import (
     FINISHED_INBOX,
     FINISHED_OUTBOX,

@@ -13,7 +13,7 @@ import pytest
 
 from exchange.audit.central import CentralStore, SQLiteCentralStore
 from exchange.node.store import _rows
-from exchange.node.store._sqlite_writer import to_text
+from exchange.node.store._sqlite_sql import to_text
 from exchange.node.store.base import AuditRecord
 
 from .contract import CentralContract, Tamper

@@ -15,7 +15,7 @@ import pytest
 from exchange._clock import FrozenClock
 from exchange.audit import verify_chain
 from exchange.exceptions import StoreUnavailable
-from exchange.node.store import AuditEvent, SQLiteStore, _sqlite_writer
+from exchange.node.store import AuditEvent, SQLiteStore, _sqlite_sql, _sqlite_writer
 
 from .contract import PARTY, StoreContract, StoreFactory, outbox
 
@@ -46,14 +46,14 @@ async def test_open_reports_an_unusable_path(tmp_path: Path, clock: FrozenClock)
 @pytest.fixture
 def tiny_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Writer connections whose database may not grow past 40 pages: a full disk."""
-    connect = _sqlite_writer.connect
+    connect = _sqlite_sql.connect
 
     def small(path: Path, busy_timeout: float) -> sqlite3.Connection:
         conn = connect(path, busy_timeout)
         conn.execute("PRAGMA max_page_count = 40")
         return conn
 
-    monkeypatch.setattr(_sqlite_writer, "connect", small)
+    monkeypatch.setattr(_sqlite_sql, "connect", small)
 
 
 @pytest.mark.usefixtures("tiny_disk")
