@@ -23,7 +23,9 @@ from exchange.transport.names import BusNames
 from exchange.transport.topology import apply_topology
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+    from aio_pika.abc import AbstractChannel
+
+    from exchange.transport.delivery import Delivery
 
 log = structlog.get_logger("exchange.audit")
 
@@ -73,7 +75,7 @@ class Collector:
         await self.bus.stop()
         await self.store.close()
 
-    async def on_delivery(self, message: AbstractIncomingMessage) -> None:
+    async def on_delivery(self, message: Delivery) -> None:
         """Store a batch, then ack; requeue if the store failed; drop what is not a batch."""
         try:
             batch = decode_batch(message.body)

@@ -11,8 +11,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from aio_pika.abc import AbstractIncomingMessage
-
 from exchange.envelope.model import Envelope, Fault, Kind
 from exchange.exceptions import (
     DuplicateMessage,
@@ -33,6 +31,7 @@ from exchange.node.store.base import (
     Transaction,
 )
 from exchange.signing import VerifiedEnvelope, WireFormat, digest, unseal
+from exchange.transport.delivery import Delivery
 
 # What an answer to a request does to the request's outbox record.
 _ADVANCES = {
@@ -62,7 +61,7 @@ class Inbound:
         self._request_stored = request_stored
         self._answer_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, tasks using it
 
-    async def on_delivery(self, message: AbstractIncomingMessage) -> None:
+    async def on_delivery(self, message: Delivery) -> None:
         """The AMQP consumer: handle, then ack; requeue if the outcome could not be stored."""
         try:
             await self.handle(message.body)

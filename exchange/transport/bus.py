@@ -16,18 +16,16 @@ from dataclasses import dataclass
 import aio_pika
 import aiormq
 import structlog
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractConnection,
-    AbstractIncomingMessage,
-)
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import DeliveryError
+from aiormq.abc import DeliveredMessage
 
 from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, Unroutable
+from exchange.transport.delivery import Delivery
 
 log = structlog.get_logger("exchange.transport")
 
-Callback = Callable[[AbstractIncomingMessage], Awaitable[None]]
+Callback = Callable[[Delivery], Awaitable[None]]
 SetupHook = Callable[[AbstractChannel], Awaitable[None]]
 
 _WATCH_SECONDS = 1.0
@@ -204,8 +202,16 @@ class Bus:
 
     async def _consume(self, subscription: _Subscription) -> None:
         assert self._consume_channel is not None
-        queue = await self._consume_channel.get_queue(subscription.queue, ensure=True)
-        subscription.tag = await queue.consume(subscription.callback, no_ack=False)
+        await self._consume_channel.get_queue(subscription.queue, ensure=True)  # it must exist
+        callback = subscription.callback
+
+        async def deliver(message: DeliveredMessage) -> None:
+            await callback(Delivery(message))
+
+        # aiormq runs ``deliver`` as one task per message (see Delivery for why not aio-pika).
+        underlay = await self._consume_channel.get_underlay_channel()
+        consume_ok = await underlay.basic_consume(subscription.queue, deliver, no_ack=False)
+        subscription.tag = consume_ok.consumer_tag
 
     async def _watch(self) -> None:
         # Robust connections are known to lose consumers after an ungraceful broker loss or
