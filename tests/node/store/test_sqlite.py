@@ -141,13 +141,13 @@ async def test_wal_is_checkpointed_and_starts_over(
     store = SQLiteStore(tmp_path / "party.db", PARTY, clock)
     await store.open()
     try:
-        for _ in range(300):  # some 1,500 WAL frames (6 MB) if it never started over
+        for _ in range(600):  # a WAL of some 20 MB if it never started over
             record = outbox(clock.now())
             async with store.transaction() as tx:
                 tx.add_outbox(record)
                 tx.audit(AuditEvent("created", message_id=record.message_id))
-        assert (tmp_path / "party.db-wal").stat().st_size < 1_000_000
-        assert len(await store.audit(limit=1000)) == 300
+        assert (tmp_path / "party.db-wal").stat().st_size < 5_000_000
+        assert len(await store.audit(limit=1000)) == 600
     finally:
         await store.close()
 
