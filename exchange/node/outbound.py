@@ -168,15 +168,18 @@ class Outbound:
                         for record, resend in batch:
                             self._write_confirm(tx, record, resend)
                 except StateConflict:
-                    # A receipt overtook some request's confirm: write them one by one.
-                    for record, resend in batch:
-                        with contextlib.suppress(StateConflict):
-                            async with self.ctx.store.transaction() as tx:
-                                self._write_confirm(tx, record, resend)
+                    # A receipt overtook some request's confirm: one transaction each, all
+                    # queued at once, so the store still writes them in one group commit.
+                    await asyncio.gather(*(self._confirm_one(r, resend) for r, resend in batch))
             except ExchangeError as exc:
                 self.ctx.log().warning("confirm.deferred", error=exc.message, count=len(batch))
             finally:
                 self._in_flight.difference_update(record.message_id for record, _ in batch)
+
+    async def _confirm_one(self, record: OutboxRecord, resend: bool) -> None:
+        with contextlib.suppress(StateConflict):
+            async with self.ctx.store.transaction() as tx:
+                self._write_confirm(tx, record, resend)
 
     def confirm_pending(self, message_id: str) -> bool:
         """True while the broker's confirm of ``message_id`` is not written yet."""

@@ -10,9 +10,11 @@ import aio_pika
 import pytest
 
 from exchange.config import Settings
+from exchange.envelope.model import Kind, ServiceRef
 from exchange.exceptions import StateConflict, Unroutable
 from exchange.node import LATER, IncomingRequest, Later, Node, Notice, Reject
 from exchange.node.store.base import InboxState, OutboxState
+from exchange.signing import WireFormat
 from exchange.transport.names import BusNames
 from exchange.transport.topology import apply_topology
 from tests.bus.conftest import AMQP_URL, BUS_PARTIES, FAST, MakeNode
@@ -152,6 +154,45 @@ async def test_unroutable_recipient_is_refused_at_publish(
     assert "land-property" in undelivered[0].detail["reason"]
     final = await sender.wait_answer(request_id, timeout=1)
     assert final.kind == "undelivered"
+
+
+async def test_confirm_after_the_receipt_leaves_it_receipted(
+    make_node: MakeNode, settings: Settings
+) -> None:
+    """A broker confirm written after the receipt moves nothing back; its batch still lands."""
+    sender = await make_node("single-center")
+    records = [
+        sender.outbound.seal(
+            sender.outbound.envelope(
+                Kind.REQUEST,
+                service=ServiceRef(code="land-plot-info", version="1"),
+                recipient="land-property",
+                expires_at=sender.ctx.clock.now() + timedelta(hours=1),
+                payload={"cadastral_number": "16:50:011105:12"},
+            ),
+            WireFormat.XML,
+        )
+        for _ in range(2)
+    ]
+    async with sender.ctx.store.transaction() as tx:
+        for record in records:
+            tx.add_outbox(record)
+    overtaken, plain = records
+    async with sender.ctx.store.transaction() as tx:  # as if its receipt came first
+        tx.set_outbox_state(overtaken.message_id, OutboxState.RECEIPTED)
+    try:
+        assert all(await asyncio.gather(*(sender.outbound.publish(r) for r in records)))
+        await sender.outbound.drain()
+    finally:
+        connection = await aio_pika.connect(AMQP_URL, timeout=5)
+        async with connection:
+            inbox = BusNames(settings.bus_prefix).inbox("land-property")
+            await (await (await connection.channel()).get_queue(inbox)).purge()
+
+    assert await outbox_state(sender, overtaken.message_id) is OutboxState.RECEIPTED
+    assert await named(sender, "confirmed", overtaken.message_id) == []
+    assert await outbox_state(sender, plain.message_id) is OutboxState.SENT
+    assert len(await named(sender, "confirmed", plain.message_id)) == 1
 
 
 async def test_request_without_receipt_is_resent_until_it_expires(make_node: MakeNode) -> None:
