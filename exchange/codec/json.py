@@ -33,7 +33,8 @@ def loads_strict(raw: bytes | str) -> Any:
     except UnicodeEncodeError:
         raise Malformed("text with lone surrogates is not UTF-8") from None
     except ValueError as exc:
-        raise Malformed(f"not strict JSON: {exc}") from None
+        what = "ambiguous JSON" if "duplicate key" in str(exc) else "not JSON"
+        raise Malformed(f"{what}: {exc}") from None
 
 
 def decode_json(raw: bytes) -> Envelope:
