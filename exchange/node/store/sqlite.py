@@ -97,10 +97,10 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Write every queued transaction, then close the writer and the reader thread."""
-        writer, reader = self._writer, self._reader
-        self._writer = self._reader = None
+        writer, self._writer = self._writer, None
         if writer is not None:
-            await writer.close()
+            await writer.close()  # a checkpoint under way still needs the reader thread
+        reader, self._reader = self._reader, None
         if reader is not None:
             await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
             reader.shutdown(wait=True)

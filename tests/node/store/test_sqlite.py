@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from exchange._clock import FrozenClock
 from exchange.audit import verify_chain
@@ -150,6 +151,22 @@ async def test_wal_is_checkpointed_and_starts_over(
         assert len(await store.audit(limit=1000)) == 600
     finally:
         await store.close()
+
+
+async def test_close_lets_a_checkpoint_under_way_finish(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing right after the write that starts a checkpoint: it completes, no warning."""
+    monkeypatch.setattr(_sqlite_writer, "_CHECKPOINT_ROWS", 2)
+    store = SQLiteStore(tmp_path / "party.db", PARTY, clock)
+    await store.open()
+    record = outbox(clock.now())
+    async with store.transaction() as tx:  # 2 rows: the outbox row and its audit record
+        tx.add_outbox(record)
+        tx.audit(AuditEvent("created", message_id=record.message_id))
+    with structlog.testing.capture_logs() as logs:
+        await store.close()
+    assert [entry for entry in logs if entry["event"] == "store.checkpoint_failed"] == []
 
 
 @pytest.mark.chaos
