@@ -21,7 +21,7 @@ from aio_pika.exceptions import DeliveryError
 from aiormq.abc import DeliveredMessage
 
 from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, Unroutable
-from exchange.transport.delivery import Delivery
+from exchange.transport.delivery import Acks, Delivery
 
 log = structlog.get_logger("exchange.transport")
 
@@ -60,6 +60,7 @@ class Bus:
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
         self._publish_underlay: aiormq.abc.AbstractChannel | None = None
+        self._acks: Acks | None = None  # of the consume channel
         self._supervisor: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._stopping = False
@@ -191,6 +192,7 @@ class Bus:
         )
         self._consume_channel = await self._connection.channel(publisher_confirms=False)
         await self._consume_channel.set_qos(prefetch_count=self.prefetch)
+        self._acks = Acks(await self._consume_channel.get_underlay_channel())
         self._publish_underlay = await self._publish_channel.get_underlay_channel()
         for hook in self._setup:
             await hook(self._publish_channel)
@@ -202,15 +204,15 @@ class Bus:
 
     async def _consume(self, subscription: _Subscription) -> None:
         assert self._consume_channel is not None
+        assert self._acks is not None
         await self._consume_channel.get_queue(subscription.queue, ensure=True)  # it must exist
-        callback = subscription.callback
+        callback, acks = subscription.callback, self._acks
 
         async def deliver(message: DeliveredMessage) -> None:
-            await callback(Delivery(message))
+            await callback(Delivery(message, acks))
 
         # aiormq runs ``deliver`` as one task per message (see Delivery for why not aio-pika).
-        underlay = await self._consume_channel.get_underlay_channel()
-        consume_ok = await underlay.basic_consume(subscription.queue, deliver, no_ack=False)
+        consume_ok = await acks.channel.basic_consume(subscription.queue, deliver, no_ack=False)
         subscription.tag = consume_ok.consumer_tag
 
     async def _watch(self) -> None:
@@ -235,6 +237,7 @@ class Bus:
         connection, self._connection = self._connection, None
         self._publish_channel = self._consume_channel = None
         self._publish_underlay = None
+        self._acks = None
         if connection is not None and not connection.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 5)

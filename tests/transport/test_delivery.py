@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import aio_pika
+import aiormq
 import pytest
 
 from exchange.transport import Bus, Delivery
@@ -74,4 +75,84 @@ async def test_ack_nack_and_reject(queue: str) -> None:
 
     assert sorted(seen) == [b"ack", b"nack", b"nack", b"reject"]
     assert len(twice) == 2  # the ack of "ack" and the second "nack"
+    assert await message_count(queue) == 0
+
+
+async def test_a_fast_ack_never_covers_a_slow_delivery_below_it(queue: str) -> None:
+    """A delivery still at work stays unacked under later acks and comes again after a close."""
+    fast_acked = asyncio.Event()
+    release_slow = asyncio.Event()
+
+    async def on_delivery(delivery: Delivery) -> None:
+        if delivery.body == b"slow":
+            await release_slow.wait()  # its work never becomes durable while the bus runs
+            return
+        await delivery.ack()
+        if delivery.body == b"fast-2":
+            fast_acked.set()
+
+    bus = Bus(AMQP_URL)
+    bus.subscribe(queue, on_delivery)
+    await bus.start()
+    try:
+        for body in (b"slow", b"fast-1", b"fast-2"):
+            await bus.publish(queue, queue, body, content_type="text/plain")
+        await asyncio.wait_for(fast_acked.wait(), 10)
+    finally:
+        await bus.stop()
+        release_slow.set()
+
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        declared = await (await connection.channel()).declare_queue(queue, passive=True)
+        message = await declared.get(no_ack=True, fail=False)
+        assert message is not None
+        assert (message.body, message.redelivered) == (b"slow", True)
+        assert await declared.get(no_ack=True, fail=False) is None
+
+
+async def test_acks_due_together_go_out_as_one_multiple_ack(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acks due in one loop turn become a multiple ack; a reject among them stays exact."""
+    frames: list[tuple[int, bool]] = []
+    original = aiormq.Channel.basic_ack
+
+    async def spy(self: aiormq.Channel, delivery_tag: int, multiple: bool = False) -> None:
+        frames.append((delivery_tag, multiple))
+        await original(self, delivery_tag, multiple=multiple)
+
+    monkeypatch.setattr(aiormq.Channel, "basic_ack", spy)
+    bodies = [b"1", b"2", b"reject", b"4", b"5", b"6"]
+    arrived: list[bytes] = []
+    done: list[bytes] = []
+    gate = asyncio.Event()
+    settled = asyncio.Event()
+
+    async def on_delivery(delivery: Delivery) -> None:
+        arrived.append(delivery.body)
+        if len(arrived) == len(bodies):
+            gate.set()
+        await gate.wait()  # every handler finishes in the same turn
+        if delivery.body == b"reject":
+            await delivery.reject(requeue=False)
+        else:
+            await delivery.ack()
+        done.append(delivery.body)
+        if len(done) == len(bodies):
+            settled.set()
+
+    bus = Bus(AMQP_URL)
+    bus.subscribe(queue, on_delivery)
+    await bus.start()
+    try:
+        for body in bodies:
+            await bus.publish(queue, queue, body, content_type="text/plain")
+        await asyncio.wait_for(settled.wait(), 10)
+        await asyncio.sleep(0.2)  # let the last frames reach the broker
+    finally:
+        await bus.stop()
+
+    assert any(multiple for _, multiple in frames), frames
+    assert len(frames) < len(bodies) - 1, frames
     assert await message_count(queue) == 0
