@@ -70,38 +70,45 @@ class Acks:
         self._settled: set[int] = set()  # tags above the floor whose frame was written
         self._due: set[int] = set()  # tags whose ack was asked for, not yet planned
         self._batch: asyncio.Future[None] | None = None  # what the due tags will wait for
-        self._flushing = False
+        self._writer: asyncio.Task[None] | None = None
 
     async def ack(self, tag: int) -> None:
         """Ack ``tag`` together with the acks due in this turn; return once it is written."""
         self._due.add(tag)
+        loop = asyncio.get_running_loop()
         if self._batch is None:
-            self._batch = asyncio.get_running_loop().create_future()
+            self._batch = loop.create_future()
         batch = self._batch
-        if not self._flushing:
-            self._flushing = True
-            try:
-                await self._flush()
-            finally:
-                self._flushing = False
-        await batch
+        # The writing is a task of its own: a subscriber's task must not stay busy writing
+        # other deliveries' acks under steady load, nor take the batch down if cancelled.
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_due())
+        await asyncio.shield(batch)  # a cancelled waiter must not cancel the shared batch
 
     async def exact(self, tag: int, frame: Awaitable[None]) -> None:
         """Send a nack or reject of ``tag`` alone; only once written may a run cover ``tag``."""
         await frame
         self._settled.add(tag)
 
-    async def _flush(self) -> None:
-        while self._due:
-            await asyncio.sleep(0)  # let the acks that become due in this turn join
-            batch, self._batch = self._batch, None
-            assert batch is not None
-            try:
-                await self._write(*self._plan())
-            except Exception as exc:  # the channel broke: every ack of the batch failed
-                batch.set_exception(exc)
-            else:
-                batch.set_result(None)
+    async def _write_due(self) -> None:
+        batch: asyncio.Future[None] | None = None
+        try:
+            while self._due:
+                await asyncio.sleep(0)  # let the acks that become due in this turn join
+                batch, self._batch = self._batch, None
+                assert batch is not None
+                try:
+                    await self._write(*self._plan())
+                except Exception as exc:  # the channel broke: every ack of the batch failed
+                    batch.set_exception(exc)
+                else:
+                    batch.set_result(None)
+        finally:
+            self._writer = None
+            for left in (batch, self._batch):  # cancelled mid-way (the bus is stopping)
+                if left is not None and not left.done():
+                    left.cancel()
+            self._batch = None
 
     def _plan(self) -> tuple[int, int, list[int]]:
         """Take the due tags: the top of the run above the floor, its size, the rest."""

@@ -156,3 +156,45 @@ async def test_acks_due_together_go_out_as_one_multiple_ack(
     assert any(multiple for _, multiple in frames), frames
     assert len(frames) < len(bodies) - 1, frames
     assert await message_count(queue) == 0
+
+
+async def test_a_cancelled_ack_waiter_does_not_take_the_batch_down(queue: str) -> None:
+    """Cancelling one subscriber while its ack is in a batch: every ack still goes out."""
+    bodies = [b"1", b"2", b"3"]
+    arrived: list[bytes] = []
+    gate = asyncio.Event()
+    acked: list[bytes] = []
+    cancelled: list[bytes] = []
+    finished = asyncio.Event()
+
+    async def on_delivery(delivery: Delivery) -> None:
+        arrived.append(delivery.body)
+        if len(arrived) == len(bodies):
+            gate.set()
+        await gate.wait()  # all three ack in the same turn, so in one batch
+        ack = asyncio.ensure_future(delivery.ack())
+        if delivery.body == b"2":
+            await asyncio.sleep(0)  # its ack is in the batch now
+            ack.cancel()  # as when the node stops a handler mid-ack
+        try:
+            await ack
+            acked.append(delivery.body)
+        except asyncio.CancelledError:
+            cancelled.append(delivery.body)
+        if len(acked) + len(cancelled) == len(bodies):
+            finished.set()
+
+    bus = Bus(AMQP_URL)
+    bus.subscribe(queue, on_delivery)
+    await bus.start()
+    try:
+        for body in bodies:
+            await bus.publish(queue, queue, body, content_type="text/plain")
+        await asyncio.wait_for(finished.wait(), 10)
+        await asyncio.sleep(0.2)  # let the last frames reach the broker
+    finally:
+        await bus.stop()
+
+    assert sorted(acked) == [b"1", b"3"]
+    assert cancelled == [b"2"]
+    assert await message_count(queue) == 0  # the cancelled waiter's ack was written too
