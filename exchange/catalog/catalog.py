@@ -12,7 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from exchange._hazmat.xml import XMLSchema, load_schema, schema_violation
+from exchange._hazmat.xml import Element, XMLSchema, load_schema, schema_violation
 from exchange.catalog.model import CatalogData, Party, Service
 from exchange.catalog.typed import typed_value
 from exchange.codec.xml import payload_element
@@ -100,10 +100,14 @@ class Catalog:
             raise AccessDenied(f"{envelope.sender} may not call {service.code}")
         return service
 
-    def check_payload(self, envelope: Envelope, *, xml: bool) -> None:
+    def check_payload(
+        self, envelope: Envelope, *, xml: bool, document: Element | None = None
+    ) -> None:
         """The payload of a request or response fits its service's schema.
 
         XML envelopes are checked against the XSD, JSON envelopes against the JSON Schema.
+        For XML, ``document`` is the payload element as it was signed (a received envelope's
+        verified tree); without it the payload is encoded as the signer will encode it.
 
         Raises:
             UnknownService (unknown-service), InvalidContent (invalid-content, names the field).
@@ -118,9 +122,12 @@ class Catalog:
                 f"a {envelope.kind.value} of {envelope.service.code} needs a payload"
             )
         if xml:
-            violation = schema_violation(schemas.xsd[envelope.kind], payload_element(envelope))
+            if document is None:
+                document = payload_element(envelope)
+            violation = schema_violation(schemas.xsd[envelope.kind], document)
             if violation is not None:
-                raise InvalidContent(f"payload: {_xsd_field(violation[0])}: {violation[1]}")
+                field = _xsd_field(document, violation[0])
+                raise InvalidContent(f"payload: {field}: {violation[1]}")
         else:
             validator = schemas.json[envelope.kind]
             if validator.is_valid(envelope.payload):
@@ -169,10 +176,37 @@ class Catalog:
         return envelope.model_copy(update={"payload": payload})
 
 
-def _xsd_field(path: str | None) -> str:
-    # lxml gives "/s:request/s:trees[2]/s:count"; people want "trees[2].count".
-    steps = [step.split(":", 1)[-1] for step in (path or "").split("/") if step]
-    return ".".join(steps[1:]) or "(payload)"
+def _xsd_field(document: Element, path: str | None) -> str:
+    """The field an XSD error points at, as people write it: ``trees[2].count``.
+
+    libxml2 gives "/s:request/s:trees[2]/s:count", but "/*/*[3]/*[2]" for elements in a
+    default namespace (a sender's choice), so the steps are followed in the document
+    itself and named by their local names.
+    """
+    steps = [step for step in (path or "").split("/") if step][1:]
+    names: list[str] = []
+    node: Element | None = document
+    for step in steps:
+        node = _child_at(node, step) if node is not None else None
+        if node is None:  # not a path to an element: keep libxml2's steps, unprefixed
+            return ".".join(step.split(":", 1)[-1] for step in steps)
+        same = sum(1 for c in node.itersiblings(preceding=True) if c.tag == node.tag)
+        alone = same == 0 and not any(c.tag == node.tag for c in node.itersiblings())
+        names.append(_local(node) if alone else f"{_local(node)}[{same + 1}]")
+    return ".".join(names) or "(payload)"
+
+
+def _child_at(parent: Element, step: str) -> Element | None:
+    """The child an XPath step of libxml2's (``s:trees[2]``, ``*[3]``, ``count``) names."""
+    name, _, index = step.removesuffix("]").partition("[")
+    local = name.split(":", 1)[-1]
+    matches = [c for c in parent if isinstance(c.tag, str) and local in ("*", _local(c))]
+    position = int(index) if index.isdigit() else 1
+    return matches[position - 1] if 0 < position <= len(matches) else None
+
+
+def _local(node: Element) -> str:
+    return str(node.tag).rpartition("}")[2]
 
 
 def _load_schemas(schemas_dir: Path, service: Service) -> _Schemas:

@@ -90,6 +90,12 @@ def payload_element(envelope: Envelope) -> Element:
     return document
 
 
+def payload_document(root: Element) -> Element | None:
+    """The service document inside an envelope tree, as it stands (None when there is none)."""
+    holder = root.find(_E + "payload")
+    return None if holder is None or len(holder) == 0 else holder[0]
+
+
 def _encode_object(parent: Element, ns: str, data: dict[str, Any]) -> None:
     for key, value in data.items():
         for item in value if isinstance(value, list) else [value]:

@@ -107,7 +107,11 @@ class Inbound:
             )
         try:
             self.ctx.catalog.check_request(envelope)
-            self.ctx.catalog.check_payload(envelope, xml=verified.format is WireFormat.XML)
+            self.ctx.catalog.check_payload(
+                envelope,
+                xml=verified.format is WireFormat.XML,
+                document=verified.payload_document,  # the signed payload, not a re-encoding
+            )
         except PolicyError as exc:
             return await self._refuse(verified, exc)
         receipt = self.outbound.seal(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
+from exchange._hazmat.xml import Element
 from exchange.envelope.model import Envelope
 from exchange.exceptions import Malformed
 from exchange.pki.trust import Signer
@@ -42,7 +43,9 @@ class VerifiedEnvelope:
     """An envelope whose signature and signer passed every check.
 
     ``envelope`` is read from exactly the bytes that were signed; ``raw`` is the wire form
-    that was verified, and ``digest`` its SHA-256.
+    that was verified, and ``digest`` its SHA-256. ``payload_document`` (XML only) is the
+    payload element of the verified tree, so that the payload schema check reads the signed
+    document itself rather than a re-encoding of what was decoded from it.
     """
 
     envelope: Envelope
@@ -50,3 +53,5 @@ class VerifiedEnvelope:
     digest: str
     format: WireFormat
     signer: Signer
+    # Derived from ``raw``, and lxml elements compare by identity: not part of equality.
+    payload_document: Element | None = field(default=None, compare=False, repr=False)

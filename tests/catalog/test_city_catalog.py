@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from exchange._hazmat.xml import parse
-from exchange.codec.xml import service_namespace
+from exchange._hazmat.xml import parse, serialize
+from exchange.codec.xml import payload_element, service_namespace
 from exchange.config import Settings
 from exchange.envelope.model import Kind
 from exchange.exceptions import InvalidContent
@@ -175,6 +175,23 @@ def test_invalid_examples_are_rejected_naming_the_field(
     with pytest.raises(InvalidContent) as info:
         CATALOG.check_payload(through_xml(value) if wire_xml else value, xml=wire_xml)
     assert info.value.code == "invalid-content"
+    assert case["field"] in info.value.message
+
+
+@pytest.mark.parametrize(
+    "case", INVALID, ids=[f"{c['service']}-{c['kind']}-{c['field']}" for c in INVALID]
+)
+def test_a_received_document_is_checked_as_it_is(case: dict[str, Any]) -> None:
+    """The signed payload document is checked, not the envelope, and named in any namespace."""
+    kind = Kind(case["kind"])
+    service, payload = CATALOG.service(case["service"]), example(case["service"], kind)
+    good, broken = envelope(service, kind, payload), envelope(service, kind, _broken(payload, case))
+    # A sender may put the payload in a default namespace instead of our "s:" prefix.
+    text = serialize(payload_element(through_xml(broken))).decode()
+    text = text.replace("xmlns:s=", "xmlns=").replace("<s:", "<").replace("</s:", "</")
+    document = parse(text.encode(), max_size=1 << 20)
+    with pytest.raises(InvalidContent) as info:
+        CATALOG.check_payload(good, xml=True, document=document)
     assert case["field"] in info.value.message
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from exchange._hazmat import signature
 from exchange._hazmat.xml import Element, c14n_exclusive, parse
-from exchange.codec.xml import ENVELOPE_NS, decode_xml
+from exchange.codec.xml import ENVELOPE_NS, decode_xml, payload_document
 from exchange.exceptions import Malformed, SenderMismatch, SignatureInvalid, UnsupportedAlgorithm
 from exchange.pki.trust import TrustStore
 from exchange.signing._certs import b64decode_strict, load_certificate
@@ -61,7 +61,9 @@ def verify_xml(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) ->
             f"signed by {signer.party}, but the envelope's sender is {envelope.sender}",
             serial=signer.serial,
         )
-    return VerifiedEnvelope(envelope, raw, digest(raw), WireFormat.XML, signer)
+    return VerifiedEnvelope(
+        envelope, raw, digest(raw), WireFormat.XML, signer, payload_document(root)
+    )
 
 
 def _the_signature(root: Element) -> Element:

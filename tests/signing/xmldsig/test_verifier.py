@@ -15,6 +15,7 @@ from lxml import etree  # noqa: TID251
 
 from exchange._clock import FrozenClock
 from exchange._hazmat.xml import c14n_exclusive
+from exchange.codec.xml import payload_from_element
 from exchange.envelope.model import Attachment, Envelope, Fault, Kind
 from exchange.exceptions import (
     CertificateExpired,
@@ -168,6 +169,19 @@ def test_verify_xml_directly(trust: TrustStore, sealed: bytes, clock: FrozenCloc
     verified = verify_xml(sealed, trust, clock.now(), max_size=MAX_SIZE)
     assert verified == unseal(sealed, trust, clock=clock)
     assert verified.digest == hashlib.sha256(sealed).hexdigest()
+
+
+def test_the_payload_document_is_the_verified_trees(
+    trust: TrustStore, sealed: bytes, clock: FrozenClock
+) -> None:
+    """The payload element handed on for the schema check is the one the envelope was read from."""
+    verified = unseal(sealed, trust, clock=clock)
+    document = verified.payload_document
+    assert document is not None
+    assert document.getparent() is not None  # inside the verified tree, not a re-encoding
+    service = verified.envelope.service
+    read = payload_from_element(document, service.code, service.version, Kind.REQUEST)
+    assert read == verified.envelope.payload
 
 
 def test_rsa_certificate_signs_and_verifies(fresh_pki: ThrowawayPKI, clock: FrozenClock) -> None:
