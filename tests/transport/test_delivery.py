@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aio_pika
 import aiormq
@@ -42,6 +42,29 @@ async def message_count(queue: str) -> int:
         return declared.declaration_result.message_count or 0
 
 
+async def consume(
+    queue: str,
+    on_delivery: Callable[[Delivery], Awaitable[None]],
+    bodies: Sequence[bytes],
+    until: asyncio.Event,
+    settle: float = 0.0,
+) -> None:
+    """Publish ``bodies`` to ``queue``, consume them with a Bus until ``until``, then stop.
+
+    ``settle`` seconds more let the last ack frames reach the broker before the bus stops.
+    """
+    bus = Bus(AMQP_URL)
+    bus.subscribe(queue, on_delivery)
+    await bus.start()
+    try:
+        for body in bodies:
+            await bus.publish(queue, queue, body, content_type="text/plain")
+        await asyncio.wait_for(until.wait(), 10)
+        await asyncio.sleep(settle)
+    finally:
+        await bus.stop()
+
+
 async def test_ack_nack_and_reject(queue: str) -> None:
     """An acked or rejected message is gone; a nacked one comes again; settling twice raises."""
     seen: list[bytes] = []
@@ -63,15 +86,7 @@ async def test_ack_nack_and_reject(queue: str) -> None:
         if len(seen) == 4:
             done.set()
 
-    bus = Bus(AMQP_URL)
-    bus.subscribe(queue, on_delivery)
-    await bus.start()
-    try:
-        for body in (b"ack", b"nack", b"reject"):
-            await bus.publish(queue, queue, body, content_type="text/plain")
-        await asyncio.wait_for(done.wait(), 10)
-    finally:
-        await bus.stop()
+    await consume(queue, on_delivery, (b"ack", b"nack", b"reject"), done)
 
     assert sorted(seen) == [b"ack", b"nack", b"nack", b"reject"]
     assert len(twice) == 2  # the ack of "ack" and the second "nack"
@@ -91,15 +106,9 @@ async def test_a_fast_ack_never_covers_a_slow_delivery_below_it(queue: str) -> N
         if delivery.body == b"fast-2":
             fast_acked.set()
 
-    bus = Bus(AMQP_URL)
-    bus.subscribe(queue, on_delivery)
-    await bus.start()
     try:
-        for body in (b"slow", b"fast-1", b"fast-2"):
-            await bus.publish(queue, queue, body, content_type="text/plain")
-        await asyncio.wait_for(fast_acked.wait(), 10)
+        await consume(queue, on_delivery, (b"slow", b"fast-1", b"fast-2"), fast_acked)
     finally:
-        await bus.stop()
         release_slow.set()
 
     connection = await aio_pika.connect(AMQP_URL)
@@ -142,16 +151,7 @@ async def test_acks_due_together_go_out_as_one_multiple_ack(
         if len(done) == len(bodies):
             settled.set()
 
-    bus = Bus(AMQP_URL)
-    bus.subscribe(queue, on_delivery)
-    await bus.start()
-    try:
-        for body in bodies:
-            await bus.publish(queue, queue, body, content_type="text/plain")
-        await asyncio.wait_for(settled.wait(), 10)
-        await asyncio.sleep(0.2)  # let the last frames reach the broker
-    finally:
-        await bus.stop()
+    await consume(queue, on_delivery, bodies, settled, settle=0.2)
 
     assert any(multiple for _, multiple in frames), frames
     assert len(frames) < len(bodies) - 1, frames
@@ -184,16 +184,7 @@ async def test_a_cancelled_ack_waiter_does_not_take_the_batch_down(queue: str) -
         if len(acked) + len(cancelled) == len(bodies):
             finished.set()
 
-    bus = Bus(AMQP_URL)
-    bus.subscribe(queue, on_delivery)
-    await bus.start()
-    try:
-        for body in bodies:
-            await bus.publish(queue, queue, body, content_type="text/plain")
-        await asyncio.wait_for(finished.wait(), 10)
-        await asyncio.sleep(0.2)  # let the last frames reach the broker
-    finally:
-        await bus.stop()
+    await consume(queue, on_delivery, bodies, finished, settle=0.2)
 
     assert sorted(acked) == [b"1", b"3"]
     assert cancelled == [b"2"]
