@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from exchange._hazmat import signature
@@ -22,8 +22,19 @@ from exchange.signing._certs import b64decode_strict, load_certificate
 from exchange.signing.base import VerifiedEnvelope, WireFormat, digest
 from exchange.signing.xmldsig.profile import DS, EXC_C14N, SHA256, SIGNATURE_METHODS, TRANSFORMS
 
+# The attributes each profile element may carry; any other is refused.
 _ALGORITHM_ATTR = frozenset({"Algorithm"})
-_SIGNED_INFO_ATTRS = frozenset({"Algorithm", "URI"})
+_SIGNED_INFO_ATTRS = {
+    "CanonicalizationMethod": _ALGORITHM_ATTR,
+    "SignatureMethod": _ALGORITHM_ATTR,
+    "Reference": frozenset({"URI"}),
+}
+_REFERENCE_ATTRS = {"DigestMethod": _ALGORITHM_ATTR}
+_TRANSFORM_ATTRS = {"Transform": _ALGORITHM_ATTR}
+_C14N_METHODS = frozenset({EXC_C14N})
+_DIGEST_METHODS = frozenset({SHA256})
+_SIGNATURE_METHOD_URIS = frozenset(SIGNATURE_METHODS)
+_TRANSFORM_URIS = frozenset(TRANSFORMS)
 
 
 def verify_xml(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) -> VerifiedEnvelope:
@@ -84,24 +95,24 @@ def _signed_info(info: Element) -> tuple[signature.Algorithm, bytes]:
     c14n, method, reference = _exactly(
         info, ("CanonicalizationMethod", "SignatureMethod", "Reference"), _SIGNED_INFO_ATTRS
     )
-    _algorithm(c14n, {EXC_C14N})
-    algorithm = SIGNATURE_METHODS[_algorithm(method, set(SIGNATURE_METHODS))]
-    if list(reference.keys()) != ["URI"] or reference.get("URI") != "":
+    _algorithm(c14n, _C14N_METHODS)
+    algorithm = SIGNATURE_METHODS[_algorithm(method, _SIGNATURE_METHOD_URIS)]
+    if reference.get("URI") != "":
         raise SignatureInvalid('the reference must be URI="": the whole envelope')
     transforms, digest_method, digest_value = _exactly(
-        reference, ("Transforms", "DigestMethod", "DigestValue"), _ALGORITHM_ATTR
+        reference, ("Transforms", "DigestMethod", "DigestValue"), _REFERENCE_ATTRS
     )
     for step in transforms:  # an off-list transform is an algorithm error, however many
         if step.tag == DS + "Transform":
-            _algorithm(step, set(TRANSFORMS))
-    steps = _exactly(transforms, ("Transform",) * len(TRANSFORMS), _ALGORITHM_ATTR)
-    if tuple(_algorithm(step, set(TRANSFORMS)) for step in steps) != TRANSFORMS:
+            _algorithm(step, _TRANSFORM_URIS)
+    steps = _exactly(transforms, ("Transform",) * len(TRANSFORMS), _TRANSFORM_ATTRS)
+    if tuple(step.get("Algorithm") for step in steps) != TRANSFORMS:
         raise UnsupportedAlgorithm("transforms must be enveloped-signature then exclusive c14n")
-    _algorithm(digest_method, {SHA256})
+    _algorithm(digest_method, _DIGEST_METHODS)
     return algorithm, b64decode_strict(digest_value.text, "DigestValue")
 
 
-def _algorithm(node: Element, allowed: set[str]) -> str:
+def _algorithm(node: Element, allowed: frozenset[str]) -> str:
     uri = node.get("Algorithm", "")
     if uri not in allowed:
         raise UnsupportedAlgorithm(f"{node.tag[len(DS) :]} algorithm {uri!r} is not allowed")
@@ -109,7 +120,7 @@ def _algorithm(node: Element, allowed: set[str]) -> str:
 
 
 def _exactly(
-    parent: Element, names: Sequence[str], attributes: frozenset[str] = frozenset()
+    parent: Element, names: Sequence[str], attributes: Mapping[str, frozenset[str]] | None = None
 ) -> list[Element]:
     children = list(parent)
     if [child.tag for child in children] != [DS + name for name in names]:
@@ -122,8 +133,8 @@ def _exactly(
             raise SignatureInvalid(f"stray text in ds:{node.tag[len(DS) :]}")
         if (node.tail or "").strip() and node is not parent:
             raise SignatureInvalid(f"stray text after ds:{node.tag[len(DS) :]}")
-    for child in children:
-        if set(child.attrib) - attributes:
+    for child, name in zip(children, names, strict=True):
+        if set(child.attrib) - (attributes or {}).get(name, frozenset()):
             raise SignatureInvalid(f"unexpected attributes on ds:{child.tag[len(DS) :]}")
     return children
 

@@ -756,6 +756,15 @@ def _set_reference(**attributes: str | None) -> Callable[[etree._Element], None]
     return apply
 
 
+def _set_attribute(path: str, **attributes: str) -> Callable[[etree._Element], None]:
+    def apply(root: etree._Element) -> None:
+        node = signed_info_child(root, path)
+        for name, value in attributes.items():
+            node.set(name, value)
+
+    return apply
+
+
 def _second_reference(root: etree._Element) -> None:
     reference = signed_info_child(root, "ds:Reference")
     reference.addnext(copy.deepcopy(reference))
@@ -785,6 +794,10 @@ REFERENCE_CHANGES: dict[str, Callable[[etree._Element], None]] = {
     "uri-missing": _set_reference(URI=None),
     "extra-id": _set_reference(Id="ref-1"),
     "extra-type": _set_reference(Type="http://www.w3.org/2000/09/xmldsig#Object"),
+    "uri-on-signature-method": _set_attribute("ds:SignatureMethod", URI=""),
+    "uri-on-canonicalization-method": _set_attribute("ds:CanonicalizationMethod", URI=""),
+    "algorithm-on-transforms": _set_attribute("ds:Reference/ds:Transforms", Algorithm=SHA256),
+    "algorithm-on-digest-value": _set_attribute("ds:Reference/ds:DigestValue", Algorithm=SHA256),
     "second-reference": _second_reference,
     "key-name-in-key-info": _add_key_name,
     "object-in-signature": _add_object,
