@@ -78,7 +78,10 @@ class Outbound:
 
     def seal(self, envelope: Envelope, wire_format: WireFormat) -> OutboxRecord:
         """Sign an envelope and make its outbox record."""
-        wire = seal(envelope, self.ctx.credentials, wire_format)
+        return self.record(envelope, seal(envelope, self.ctx.credentials, wire_format))
+
+    def record(self, envelope: Envelope, wire: bytes) -> OutboxRecord:
+        """The outbox record of ``envelope`` signed as ``wire``, due for a first publish."""
         now = self.ctx.clock.now()
         return OutboxRecord(
             message_id=envelope.message_id,

@@ -14,7 +14,6 @@ from aio_pika.abc import AbstractIncomingMessage
 from exchange.envelope.model import Envelope
 from exchange.node import Node
 from exchange.node.store.base import AuditEvent, OutboxRecord, OutboxState
-from exchange.signing import digest
 from tests.bus.conftest import AMQP_URL
 
 T = TypeVar("T")
@@ -61,20 +60,11 @@ async def store_as_sent(node: Node, envelope: Envelope, wire: bytes) -> OutboxRe
     Answers to it are then bound to a request of the node's own, as if the node had sent it.
     """
     now = node.ctx.clock.now()
-    record = OutboxRecord(
-        message_id=envelope.message_id,
-        kind=envelope.kind.value,
-        recipient=envelope.recipient,
-        service=envelope.service.code,
-        correlation_id=envelope.correlation_id,
-        case_id=envelope.case_id,
-        wire=wire,
-        digest=digest(wire),
-        created_at=now,
-        expires_at=envelope.expires_at,
-    )
     record = replace(
-        record, state=OutboxState.SENT, attempts=1, next_attempt_at=now + timedelta(hours=1)
+        node.outbound.record(envelope, wire),
+        state=OutboxState.SENT,
+        attempts=1,
+        next_attempt_at=now + timedelta(hours=1),
     )
     async with node.ctx.store.transaction() as tx:
         tx.add_outbox(record)
