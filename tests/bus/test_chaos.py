@@ -87,8 +87,39 @@ async def _wait_all_answered(sender: Node, ids: list[str], seconds: float) -> No
         await asyncio.sleep(0.5)
 
 
-async def _check_once_each(sender: Node, provider_store: Store, ids: list[str]) -> None:
+async def _stream_until_a_quarter_answered(
+    make_node: MakeNode, provider: ProviderProcess
+) -> tuple[Node, asyncio.Task[list[str]]]:
+    """Start the provider and a sender streaming REQUESTS; return once a quarter is answered."""
+    await provider.start()
+    sender = await make_node("single-center")
+    sending = asyncio.create_task(_send_all(sender, REQUESTS))
+    while (
+        len(
+            [
+                r
+                for r in await sender.ctx.store.audit(limit=10**6)
+                if r.event.event == "response-received"
+            ]
+        )
+        < REQUESTS // 4
+    ):
+        await asyncio.sleep(0.05)
+    return sender, sending
+
+
+async def _check_once_each(sender: Node, settings: Settings, ids: list[str]) -> None:
     """Every request has exactly one response at the sender, and was received once."""
+    provider_store = SQLiteStore(settings.store_dir / "improvement.db", "improvement", SYSTEM_CLOCK)
+    await provider_store.open()
+    try:
+        await _check_answers(sender, provider_store, ids)
+    finally:
+        await provider_store.close()
+
+
+async def _check_answers(sender: Node, provider_store: Store, ids: list[str]) -> None:
+    """The counts behind ``_check_once_each``, against the provider's (stopped) store."""
     for request_id in ids:
         answers = {
             r.message_id
@@ -111,20 +142,7 @@ async def test_receiving_node_killed_mid_stream(
     make_node: MakeNode, settings: Settings, provider: ProviderProcess
 ) -> None:
     """SIGKILL of the provider mid-stream and a restart: all 1,000 answered exactly once."""
-    await provider.start()
-    sender = await make_node("single-center")
-    sending = asyncio.create_task(_send_all(sender, REQUESTS))
-    while (
-        len(
-            [
-                r
-                for r in await sender.ctx.store.audit(limit=10**6)
-                if r.event.event == "response-received"
-            ]
-        )
-        < REQUESTS // 4
-    ):
-        await asyncio.sleep(0.05)
+    sender, sending = await _stream_until_a_quarter_answered(make_node, provider)
     provider.kill()
     killed_at = await _answered(sender.ctx.store, await _sent_ids(sender))
     await provider.start()
@@ -132,12 +150,7 @@ async def test_receiving_node_killed_mid_stream(
     assert killed_at < REQUESTS, "the kill came too late to test anything"
     await _wait_all_answered(sender, ids, 180)
     provider.terminate()
-    store = SQLiteStore(settings.store_dir / "improvement.db", "improvement", SYSTEM_CLOCK)
-    await store.open()
-    try:
-        await _check_once_each(sender, store, ids)
-    finally:
-        await store.close()
+    await _check_once_each(sender, settings, ids)
 
 
 @pytest.fixture
@@ -152,20 +165,7 @@ async def test_broker_stopped_and_started_mid_stream(
     make_node: MakeNode, settings: Settings, provider: ProviderProcess, broker_control: None
 ) -> None:
     """The broker stops and starts mid-stream: all 1,000 answered exactly once."""
-    await provider.start()
-    sender = await make_node("single-center")
-    sending = asyncio.create_task(_send_all(sender, REQUESTS))
-    while (
-        len(
-            [
-                r
-                for r in await sender.ctx.store.audit(limit=10**6)
-                if r.event.event == "response-received"
-            ]
-        )
-        < REQUESTS // 4
-    ):
-        await asyncio.sleep(0.05)
+    sender, sending = await _stream_until_a_quarter_answered(make_node, provider)
     await asyncio.to_thread(
         subprocess.run, ["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120
     )
@@ -176,9 +176,4 @@ async def test_broker_stopped_and_started_mid_stream(
     ids = await sending
     await _wait_all_answered(sender, ids, 240)
     provider.terminate()
-    store = SQLiteStore(settings.store_dir / "improvement.db", "improvement", SYSTEM_CLOCK)
-    await store.open()
-    try:
-        await _check_once_each(sender, store, ids)
-    finally:
-        await store.close()
+    await _check_once_each(sender, settings, ids)
