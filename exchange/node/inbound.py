@@ -36,7 +36,12 @@ from exchange.transport.delivery import Delivery
 # What an answer to a request does to the request's outbox record.
 _ADVANCES = {
     Kind.RECEIPT: (OutboxState.RECEIPTED, (OutboxState.PENDING, OutboxState.SENT)),
-    Kind.STATUS: (OutboxState.RECEIPTED, (OutboxState.PENDING, OutboxState.SENT)),
+    # A status usually follows the receipt: RECEIPTED stays RECEIPTED, without a conflict
+    # (which would roll back and replay the writer's whole group, then commit again).
+    Kind.STATUS: (
+        OutboxState.RECEIPTED,
+        (OutboxState.PENDING, OutboxState.SENT, OutboxState.RECEIPTED),
+    ),
     Kind.RESPONSE: (
         OutboxState.ANSWERED,
         (OutboxState.PENDING, OutboxState.SENT, OutboxState.RECEIPTED, OutboxState.UNDELIVERED),
