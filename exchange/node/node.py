@@ -9,9 +9,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from exchange.audit.shipper import Shipper
-from exchange.envelope.model import Fault, Kind, ServiceRef
+from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import AccessDenied, StateConflict, UnknownMessage
-from exchange.node.context import NodeContext, audit_event
+from exchange.node.context import NodeContext, record_event
 from exchange.node.handlers import Handler
 from exchange.node.inbound import Inbound
 from exchange.node.notices import Notice
@@ -232,17 +232,34 @@ class Node:
 
     # --- internals ------------------------------------------------------------------------
 
-    async def _respond_record(self, record: InboxRecord, payload: dict[str, Any]) -> str:
+    async def _respond_record(
+        self, record: InboxRecord, payload: dict[str, Any], request: Envelope | None = None
+    ) -> str:
         return await self._answer(
-            record, Kind.RESPONSE, "responded", payload=payload, close=InboxState.ANSWERED
+            record,
+            Kind.RESPONSE,
+            "responded",
+            payload=payload,
+            close=InboxState.ANSWERED,
+            request=request,
         )
 
     async def _refuse_record(
-        self, record: InboxRecord, code: str, text: str, state: InboxState
+        self,
+        record: InboxRecord,
+        code: str,
+        text: str,
+        state: InboxState,
+        request: Envelope | None = None,
     ) -> str:
         event = "dead-lettered" if state is InboxState.DEAD else "fault-sent"
         return await self._answer(
-            record, Kind.FAULT, event, fault=Fault(code=code, text=text), close=state
+            record,
+            Kind.FAULT,
+            event,
+            fault=Fault(code=code, text=text),
+            close=state,
+            request=request,
         )
 
     async def _answer(
@@ -254,10 +271,12 @@ class Node:
         payload: dict[str, Any] | None = None,
         fault: Fault | None = None,
         close: InboxState | None = None,
+        request: Envelope | None = None,
     ) -> str:
+        """Send an answer to a received request; ``request`` is its envelope if at hand."""
         if record.wire == PRUNED:  # only finished requests are pruned
             raise StateConflict(f"request {record.message_id} is already {record.state.value}")
-        request = decode_stored(record.wire)
+        request = request or decode_stored(record.wire)
         wire_format = sniff_format(record.wire)
         answer = self.outbound.envelope(
             kind,
@@ -277,7 +296,7 @@ class Node:
                 tx.set_inbox_state(
                     record.message_id, close, attempts=record.attempts, only_from=_OPEN
                 )
-                tx.audit(audit_event(close.value, request, record.digest))
+                tx.audit(record_event(close.value, record))
 
         sent = await self.outbound.send(answer, wire_format, event, also=close_request)
         self.ctx.log(request).info(f"request.{event}", answer=sent.message_id)

@@ -25,8 +25,9 @@ from exchange.signing.stored import decode_stored
 
 _FRESH_LIMIT = 10_000  # a backlog beyond this is read back from the store instead
 
-Answer = Callable[[InboxRecord, dict[str, Any]], Awaitable[object]]
-Refuse = Callable[[InboxRecord, str, str, InboxState], Awaitable[object]]
+# Both take the request's envelope too, so answering it needs no second decode.
+Answer = Callable[[InboxRecord, dict[str, Any], Envelope], Awaitable[object]]
+Refuse = Callable[[InboxRecord, str, str, InboxState, Envelope], Awaitable[object]]
 
 
 class Worker:
@@ -103,19 +104,20 @@ class Worker:
 
     async def _attempt(self, record: InboxRecord) -> None:
         envelope = self._fresh.pop(record.message_id, None) or decode_stored(record.wire)
-        log = self.ctx.log(envelope)
         handler = self.handlers[record.service]
         try:
             typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
             result = await handler(IncomingRequest(typed, attempt=record.attempts + 1))
         except Reject as reject:
             await self._answer_safely(
-                self._reject(record, reject.code, reject.text, InboxState.REJECTED)
+                self._reject(record, reject.code, reject.text, InboxState.REJECTED, envelope)
             )
             return
         except Exception as exc:  # a handler's failure is retried, then dead-lettered
-            log.warning("handler.failed", error=repr(exc), attempt=record.attempts + 1)
-            await self._failed(record, exc)
+            self.ctx.log(envelope).warning(
+                "handler.failed", error=repr(exc), attempt=record.attempts + 1
+            )
+            await self._failed(record, envelope, exc)
             return
         if isinstance(result, Later):
             try:
@@ -127,20 +129,24 @@ class Worker:
             except StateConflict:
                 pass
             return
-        await self._answer_safely(self._respond(record, result))
+        await self._answer_safely(self._respond(record, result, envelope))
 
     async def _answer_safely(self, answering: Awaitable[object]) -> None:
         with contextlib.suppress(StateConflict):  # answered already, or a cancel came first
             await answering
 
-    async def _failed(self, record: InboxRecord, error: Exception) -> None:
+    async def _failed(self, record: InboxRecord, envelope: Envelope, error: Exception) -> None:
         attempts = record.attempts + 1
         delays = self.ctx.config.handler_retry_delays
         if attempts > len(delays):
             text = f"the provider failed to process the request {attempts} times"
             await self._answer_safely(
                 self._reject(
-                    replace(record, attempts=attempts), "processing-failed", text, InboxState.DEAD
+                    replace(record, attempts=attempts),
+                    "processing-failed",
+                    text,
+                    InboxState.DEAD,
+                    envelope,
                 )
             )
             return
