@@ -169,17 +169,18 @@ def write_group(
         Busy: another connection holds the write lock; nothing was written.
     """
     errors: list[Exception | None] = [None] * len(group)
+    linker = audit_chain.Linker(at, party)  # one per group: the whole group shares its time
     try:
         seq, head = _begin(conn)
         try:
-            _apply_group(conn, group, party, seq, head, at)
+            _apply_group(conn, group, linker, seq, head)
         except (sqlite3.IntegrityError, StoreError, ValueError, TypeError):
             conn.execute("ROLLBACK")
             seq, head = _begin(conn)  # another process may have written in between
             for i, buffer in enumerate(group):
                 conn.execute("SAVEPOINT batch")
                 try:
-                    seq, head = _apply(conn, buffer, party, seq, head, at)
+                    seq, head = _apply(conn, buffer, linker, seq, head)
                 except (StoreError, ValueError, TypeError) as exc:
                     conn.execute("ROLLBACK TO batch")
                     errors[i] = exc
@@ -203,10 +204,9 @@ def write_group(
 def _apply_group(
     conn: sqlite3.Connection,
     group: Sequence[TransactionBuffer],
-    party: str,
+    linker: audit_chain.Linker,
     seq: int,
     head: str,
-    at: datetime,
 ) -> None:
     """Run every batch's statements, consecutive inserts into one table as one executemany."""
     sql: str | None = None
@@ -232,7 +232,6 @@ def _apply_group(
             rows.append(row)
     if sql is not None:
         conn.executemany(sql, rows)
-    linker = audit_chain.Linker(at, party)
     audit: list[tuple[Any, ...]] = []
     for i, buffer in enumerate(group):
         events = buffer.events
@@ -247,10 +246,9 @@ def _apply_group(
 def _apply(
     conn: sqlite3.Connection,
     buffer: TransactionBuffer,
-    party: str,
+    linker: audit_chain.Linker,
     seq: int,
     head: str,
-    at: datetime,
 ) -> tuple[int, str]:
     """Run one transaction's statements; return the new chain head (seq, hash)."""
     events = list(buffer.events)
@@ -274,7 +272,6 @@ def _apply(
         elif (event := _apply_op(conn, op)) is not None:
             events.append(event)
     if events:
-        linker = audit_chain.Linker(at, party)
         audit: list[tuple[Any, ...]] = []
         seq, head = _rows.chain_audit(events, linker, linker.at_text, seq, head, audit)
         conn.executemany(_INSERT_AUDIT, audit)
