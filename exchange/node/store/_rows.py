@@ -116,9 +116,11 @@ def inbox_values(record: InboxRecord, put: TimeEncoder) -> tuple[Any, ...]:
 
 
 def audit_values(record: AuditRecord, put: TimeEncoder) -> tuple[Any, ...]:
-    """The record's values in ``AUDIT_COLUMNS`` order, detail as JSON text."""
+    """The record's values in ``AUDIT_COLUMNS`` order, detail as its canonical JSON text."""
+    from exchange.audit.chain import canonical_detail  # exchange.audit imports the store
+
     e = record.event
-    detail = json.dumps(dict(e.detail), sort_keys=True, ensure_ascii=False, allow_nan=False)
+    detail = canonical_detail(e.detail)
     return (
         record.seq,
         put(record.at),
