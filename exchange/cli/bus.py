@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 from importlib import import_module
@@ -19,6 +18,7 @@ from exchange._hazmat.xml import parse
 from exchange._logging import configure_logging
 from exchange.catalog import Catalog
 from exchange.cli._output import console, fail, load_settings, print_json, user_errors
+from exchange.codec.json import loads_strict
 from exchange.codec.xml import payload_from_element
 from exchange.config import Settings
 from exchange.envelope.model import Kind
@@ -171,10 +171,8 @@ def send(
 
 
 def _read_payload(raw: bytes, service: str) -> tuple[dict[str, Any], WireFormat]:
-    text = raw.lstrip()
-    if text.startswith(b"{"):
-        data = json.loads(raw)
-        return data, WireFormat.JSON
+    if raw.lstrip().startswith(b"{"):
+        return loads_strict(raw), WireFormat.JSON  # bad JSON: Malformed, not a traceback
     settings = load_settings()
     entry = Catalog.load(settings.catalog, settings.schemas_dir).service(service)
     try:

@@ -244,3 +244,28 @@ def test_send_without_broker_fails_with_a_hint(
     assert "EXCHANGE_AMQP_URL" in result.stderr
     assert "guest:***@127.0.0.1:5999" in result.stderr
     assert "guest:guest@" not in result.output
+
+
+def test_send_with_broken_json_payload_is_malformed(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    """A JSON payload file that is not strict JSON: exit 1, malformed, no traceback."""
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"address": "Kazan", "address": "twice"}')
+
+    result = invoke(
+        env,
+        "send",
+        "--from",
+        "single-center",
+        "--to",
+        "improvement",
+        "--service",
+        "tree-felling-permit",
+        "--payload",
+        str(broken),
+    )
+
+    assert result.exit_code == 1
+    assert "error malformed" in result.stderr
+    assert "Traceback" not in result.output
