@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from exchange._hazmat.xml import Element, XMLSchema, load_schema, schema_violation
+from exchange._validation import first_error
 from exchange.catalog.model import CatalogData, Party, Service
 from exchange.catalog.typed import typed_value
 from exchange.codec.xml import payload_element
@@ -55,9 +56,8 @@ class Catalog:
         except tomllib.TOMLDecodeError as exc:
             raise CatalogError(f"{path}: not TOML: {exc}") from None
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "catalog"
-            raise CatalogError(f"{path}: {where}: {first['msg']}") from None
+            where, message = first_error(exc, "catalog")
+            raise CatalogError(f"{path}: {where}: {message}") from None
         return cls(data, schemas_dir)
 
     @property
@@ -129,10 +129,8 @@ class Catalog:
                 field = _xsd_field(document, violation[0])
                 raise InvalidContent(f"payload: {field}: {violation[1]}")
         else:
-            validator = schemas.json[envelope.kind]
-            if validator.is_valid(envelope.payload):
-                return
-            error = next(iter(validator.iter_errors(envelope.payload)), None)
+            # One pass: is_valid() would validate a failing payload twice.
+            error = next(schemas.json[envelope.kind].iter_errors(envelope.payload), None)
             if error is not None:
                 where = ".".join(str(part) for part in error.absolute_path) or "(payload)"
                 raise InvalidContent(f"payload: {where}: {error.message}")

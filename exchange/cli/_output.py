@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from exchange._validation import first_error
 from exchange.config import Settings
 from exchange.exceptions import ExchangeError
 
@@ -46,9 +47,8 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise fail("config-error", f"bad EXCHANGE_{where.upper()}: {first['msg']}") from None
+        where, message = first_error(exc, "")
+        raise fail("config-error", f"bad EXCHANGE_{where.upper()}: {message}") from None
 
 
 def certs_dir(path: Path | None) -> Path:

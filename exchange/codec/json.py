@@ -7,6 +7,7 @@ from typing import Any
 import jiter
 from pydantic import ValidationError
 
+from exchange._validation import first_error
 from exchange.envelope.model import Envelope
 from exchange.exceptions import Malformed
 
@@ -16,7 +17,7 @@ def encode_json(envelope: Envelope) -> bytes:
     return envelope.model_dump_json(exclude_none=True).encode()
 
 
-def loads_strict(raw: bytes | str) -> Any:
+def loads_strict(raw: bytes) -> Any:
     """Parse JSON refusing duplicate members, NaN, Infinity and lone surrogates.
 
     Each of those is a parser differential: two readers of the same bytes could disagree
@@ -26,12 +27,9 @@ def loads_strict(raw: bytes | str) -> Any:
         Malformed (malformed): not UTF-8, not JSON, or ambiguous JSON.
     """
     try:
-        data = raw.encode("utf-8") if isinstance(raw, str) else raw
         return jiter.from_json(
-            data, allow_inf_nan=False, catch_duplicate_keys=True, cache_mode="keys"
+            raw, allow_inf_nan=False, catch_duplicate_keys=True, cache_mode="keys"
         )
-    except UnicodeEncodeError:
-        raise Malformed("text with lone surrogates is not UTF-8") from None
     except ValueError as exc:
         what = "ambiguous JSON" if "duplicate key" in str(exc) else "not JSON"
         raise Malformed(f"{what}: {exc}") from None
@@ -47,6 +45,5 @@ def decode_json(raw: bytes) -> Envelope:
     try:
         return Envelope.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "envelope"
-        raise Malformed(f"envelope: {where}: {first['msg']}") from None
+        where, message = first_error(exc, "envelope")
+        raise Malformed(f"envelope: {where}: {message}") from None

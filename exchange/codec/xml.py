@@ -22,6 +22,7 @@ from exchange._hazmat.xml import (
     schema_violation,
     sub_element,
 )
+from exchange._validation import first_error
 from exchange.config import ENVELOPE_XSD
 from exchange.envelope.model import Envelope, Kind
 from exchange.exceptions import Malformed
@@ -212,7 +213,5 @@ def _decode_object(node: Element, ns: str) -> dict[str, Any]:
 
 def _first_error(exc: ValueError | ValidationError) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "envelope"
-        return f"{where}: {first['msg']}"
+        return ": ".join(first_error(exc, "envelope"))
     return str(exc)

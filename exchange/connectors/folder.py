@@ -57,6 +57,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from exchange._validation import first_error
 from exchange.connectors._files import (
     answer_file,
     is_request_file,
@@ -308,6 +309,4 @@ def _marker(name: str, wire_format: WireFormat) -> bytes:
 
 
 def _invalid(exc: ValidationError) -> ExchangeError:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "request"
-    return InvalidContent(f"{where}: {first['msg']}")
+    return InvalidContent(": ".join(first_error(exc, "request")))

@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from yarl import URL
 
+from exchange._validation import first_error
 from exchange.connectors._callbacks import CallbackConfig, Dispatcher
 from exchange.exceptions import (
     BrokerUnavailable,
@@ -287,9 +288,8 @@ class HttpBridge:
         try:
             return await handler(request)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
-            return _error(400, "invalid-request", f"{where}: {first['msg']}", field=where)
+            where, message = first_error(exc, "body")
+            return _error(400, "invalid-request", f"{where}: {message}", field=where)
         except ExchangeError as exc:
             status = _status_of(exc)
             if status >= 500:
