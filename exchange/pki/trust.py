@@ -66,7 +66,7 @@ class TrustStore:
         self._root = root
         self._crl: x509.CertificateRevocationList | None = None
         self._crl_signed = False
-        self._crl_window: tuple[datetime, datetime] | None = None
+        self._crl_next_update: datetime | None = None
         self._set_crl(crl)
         # Keyed by id(): hashing a certificate hashes its DER; the verifiers hand us the
         # same cached object for the same signer, and the entry keeps it alive.
@@ -131,10 +131,7 @@ class TrustStore:
                 crl.is_signature_valid(self._root.public_key())  # type: ignore[arg-type]
             )
         )
-        next_update = crl.next_update_utc if crl is not None else None
-        self._crl_window = (
-            (crl.last_update_utc, next_update) if crl is not None and next_update else None
-        )
+        self._crl_next_update = crl.next_update_utc if crl is not None else None
 
     def check(self, cert: x509.Certificate, at: datetime) -> Signer:
         """Judge a signer's certificate at time ``at``; return who it names.
@@ -197,7 +194,7 @@ class TrustStore:
             raise RevocationUnknown("the CRL is not signed by the root CA")
         # A CRL issued after ``at`` still answers for ``at`` (it lists every revocation up to
         # its issue, with dates): what a signature from the past is judged with, offline.
-        if self._crl_window is None or at > self._crl_window[1]:
+        if self._crl_next_update is None or at > self._crl_next_update:
             raise RevocationUnknown(
                 "the CRL does not cover this time; an admin must run `exchange certs crl`"
             )
