@@ -13,7 +13,6 @@ records, each segment's links, and each checkpoint's signature and match.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from exchange.audit.trace import trace
 from exchange.exceptions import AuditTampered, BundleInvalid, ExchangeError
 from exchange.node.store.base import PRUNED, AuditRecord, InboxRecord, OutboxRecord, Store
 from exchange.pki.trust import TrustStore
+from exchange.signing import digest as digest_of
 from exchange.signing import unseal
 
 BUNDLE_VERSION = 1
@@ -62,7 +62,7 @@ async def export_bundle(
                     entry.setdefault("pruned_by", []).append(party)
                     continue
                 wire = copy.wire
-                digest = hashlib.sha256(wire).hexdigest()
+                digest = digest_of(wire)
                 envelopes.setdefault(
                     (message_id, digest),
                     {
@@ -214,7 +214,7 @@ def _check_envelope(
     digests: set[str],
     trust: TrustStore,
 ) -> None:
-    actual = hashlib.sha256(wire).hexdigest()
+    actual = digest_of(wire)
     if actual != digest or actual not in digests:
         raise BundleInvalid(
             f"envelope {message_id}: its bytes are not the ones the audit log recorded",
