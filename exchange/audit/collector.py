@@ -46,7 +46,6 @@ class Collector:
         self.store = store
         self.trust = trust
         self.clock = clock
-        self.batches = 0
         # The consumer runs deliveries as concurrent tasks; a party's batches must be stored
         # in the order they arrive (lock waiters are served first come, first served).
         self._locks: dict[str, asyncio.Lock] = {}
@@ -91,7 +90,6 @@ class Collector:
             await message.nack(requeue=True)
             return
         await message.ack()
-        self.batches += 1
         for finding in outcome.findings:
             log.warning(
                 f"audit.{finding.kind}", party=finding.party, seq=finding.seq, detail=finding.detail

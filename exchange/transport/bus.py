@@ -111,10 +111,6 @@ class Bus:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-    async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until the connection is up."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
-
     async def publish(
         self,
         exchange: str,

@@ -21,7 +21,7 @@ class Finding:
 
     party: str
     seq: int
-    kind: str  # gap, broken, checkpoint-invalid, checkpoint-mismatch
+    kind: str  # gap, broken, checkpoint-invalid
     detail: str
     found_at: datetime
 
