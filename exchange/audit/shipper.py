@@ -17,7 +17,6 @@ from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, StoreErr
 
 if TYPE_CHECKING:
     from exchange.node.context import NodeContext
-    from exchange.node.store.base import AuditRecord
 
 # exchange.node imports this module while exchange.audit.chain may still be loading (chain
 # needs exchange.node.store.base): what needs the chain is imported when first used.
@@ -74,7 +73,7 @@ class Shipper:
         every = self.settings.checkpoint_every
         for record in records:
             if every > 0 and record.seq % every == 0:
-                await self._checkpoint(record)
+                await self._checkpoint(record.seq, record.hash)
         shipped_cp = int(await store.get_meta(SHIPPED_CHECKPOINT) or 0)
         checkpoints = await store.checkpoints(since_seq=shipped_cp)
         if not records and not checkpoints:
@@ -100,31 +99,18 @@ class Shipper:
 
     async def shutdown(self) -> None:
         """Sign a checkpoint at the head of the chain, then try to ship what is left."""
-        head = await self._head()
+        head = await self.ctx.store.audit_head()
         if head is not None:
-            await self._checkpoint(head)
+            await self._checkpoint(*head)
         while await self.ship_once() > 0:
             pass
 
-    async def _head(self) -> AuditRecord | None:
-        store = self.ctx.store
-        since = int(await store.get_meta(SHIPPED) or 0)
-        last: AuditRecord | None = None
-        while page := await store.audit(since_seq=since, limit=10_000):
-            last, since = page[-1], page[-1].seq
-        if last is None and since > 0:
-            page = await store.audit(since_seq=since - 1, limit=1)
-            last = page[0] if page else None
-        return last
-
-    async def _checkpoint(self, record: AuditRecord) -> None:
+    async def _checkpoint(self, seq: int, head_hash: str) -> None:
         from exchange.audit.checkpoint import make_checkpoint
 
         store = self.ctx.store
-        if int(await store.get_meta(CHECKPOINTED) or 0) >= record.seq:
+        if int(await store.get_meta(CHECKPOINTED) or 0) >= seq:
             return
-        checkpoint = make_checkpoint(
-            self.ctx.credentials, record.seq, record.hash, self.ctx.clock.now()
-        )
-        await store.add_checkpoint(record.seq, checkpoint.dumps())
-        await store.set_meta(CHECKPOINTED, str(record.seq))
+        checkpoint = make_checkpoint(self.ctx.credentials, seq, head_hash, self.ctx.clock.now())
+        await store.add_checkpoint(seq, checkpoint.dumps())
+        await store.set_meta(CHECKPOINTED, str(seq))

@@ -204,10 +204,8 @@ async def _caught_up(settings: Settings, central: SQLiteCentralStore, parties: l
         store = open_store(party, settings, SYSTEM_CLOCK)
         await store.open()
         try:
-            last = 0
-            while page := await store.audit(since_seq=last, limit=10_000):
-                last = page[-1].seq
-            heads[party] = last
+            head = await store.audit_head()
+            heads[party] = head[0] if head else 0
         finally:
             await store.close()
     loop = asyncio.get_running_loop()

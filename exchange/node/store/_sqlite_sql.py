@@ -137,6 +137,9 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
 
 
+AUDIT_HEAD = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+
+
 def _begin(conn: sqlite3.Connection) -> tuple[int, str]:
     """BEGIN IMMEDIATE and return the audit chain's head (seq, hash).
 
@@ -148,7 +151,7 @@ def _begin(conn: sqlite3.Connection) -> tuple[int, str]:
         if _is_busy(exc):
             raise Busy(exc) from exc
         raise
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    row = conn.execute(AUDIT_HEAD).fetchone()
     return (row[0], row[1]) if row else (0, audit_chain.GENESIS_HASH)
 
 

@@ -214,6 +214,9 @@ class Store(Protocol):
     async def audit(self, since_seq: int = 0, limit: int = 10_000) -> Sequence[AuditRecord]:
         """Audit records with seq > since_seq, in order."""
 
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The (seq, hash) of the last audit record, or None while the chain is empty."""
+
     async def count_inbox(self, state: InboxState | None = None) -> int:
         """How many received messages (in a state)."""
 

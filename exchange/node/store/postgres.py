@@ -433,6 +433,11 @@ class PostgresStore:
         )
         return [_rows.audit_record(r, _rows.identity) for r in rows]
 
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The (seq, hash) of the last audit record, or None while the chain is empty."""
+        rows = await self._fetch(self._head)
+        return (rows[0]["seq"], rows[0]["hash"]) if rows else None
+
     async def count_inbox(self, state: InboxState | None = None) -> int:
         """How many received messages (in a state)."""
         if state is None:

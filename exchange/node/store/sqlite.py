@@ -25,6 +25,7 @@ from exchange.exceptions import StoreError, StoreUnavailable
 from exchange.node.store import _rows
 from exchange.node.store._buffer import TransactionBuffer
 from exchange.node.store._sqlite_sql import (
+    AUDIT_HEAD,
     SELECT_AUDIT,
     SELECT_INBOX,
     SELECT_OUTBOX,
@@ -168,6 +169,11 @@ class SQLiteStore:
             f"{SELECT_AUDIT} WHERE seq > ? ORDER BY seq LIMIT ?", (since_seq, limit)
         )
         return [_rows.audit_record(r, datetime.fromisoformat) for r in rows]
+
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The (seq, hash) of the last audit record, or None while the chain is empty."""
+        rows = await self._fetch(AUDIT_HEAD, ())
+        return (rows[0][0], rows[0][1]) if rows else None
 
     async def count_inbox(self, state: InboxState | None = None) -> int:
         """How many received messages (in a state)."""

@@ -454,6 +454,15 @@ class StoreContract:
         rest = await store.audit(since_seq=2)
         verify_chain(rest, start_seq=3, prev_hash=(await store.audit(since_seq=1, limit=1))[0].hash)
 
+    async def test_audit_head(self, store: Store) -> None:
+        """audit_head() is None for an empty chain, then the last record's (seq, hash)."""
+        assert await store.audit_head() is None
+        async with store.transaction() as tx:
+            for i in range(3):
+                tx.audit(AuditEvent("status", detail={"i": i}))
+        last = (await store.audit())[-1]
+        assert await store.audit_head() == (3, last.hash)
+
     async def test_concurrent_transactions(self, store: Store, clock: FrozenClock) -> None:
         """200 concurrent transactions all commit and their audit seqs run 1..200 without gaps."""
         records = [outbox(clock.now()) for _ in range(200)]
