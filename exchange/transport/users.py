@@ -51,6 +51,14 @@ def grants(names: BusNames, parties: list[str]) -> list[Grant]:
     return result
 
 
+def new_password() -> str:
+    """A random broker password (192 bits) that rabbitmqctl cannot mistake for an option.
+
+    token_urlsafe() may start with '-', and rabbitmqctl then refuses the command.
+    """
+    return secrets.token_hex(24)
+
+
 def apply_grants(grant_list: list[Grant], vhost: str) -> dict[str, str]:
     """Create (or re-key) each user and set its permissions; return user -> new password.
 
@@ -59,7 +67,7 @@ def apply_grants(grant_list: list[Grant], vhost: str) -> dict[str, str]:
     """
     passwords: dict[str, str] = {}
     for grant in grant_list:
-        password = secrets.token_urlsafe(24)
+        password = new_password()
         if _ctl("add_user", grant.user, password, check=False).returncode != 0:
             _ctl("change_password", grant.user, password)
         _ctl("set_permissions", "-p", vhost, grant.user, grant.configure, grant.write, grant.read)

@@ -16,7 +16,7 @@ from exchange.config import Settings
 from exchange.node import IncomingRequest, Node, build_node
 from exchange.signing import WireFormat
 from exchange.transport.names import BusNames
-from exchange.transport.users import apply_grants, delete_users, grants, url_for
+from exchange.transport.users import apply_grants, delete_users, grants, new_password, url_for
 from tests.bus.conftest import AMQP_URL, BUS_PARTIES, FAST, delete_topology
 
 pytestmark = pytest.mark.rabbit
@@ -98,3 +98,10 @@ def test_url_for_quotes_credentials(tmp_path: Path) -> None:
     """Credentials with URL-special characters survive in the AMQP URL."""
     url = url_for("amqp://guest:guest@127.0.0.1:5672/", "kzn.a-b", "p@ss/w:rd")
     assert url == "amqp://kzn.a-b:p%40ss%2Fw%3Ard@127.0.0.1:5672/"
+
+
+def test_new_passwords_never_look_like_an_option() -> None:
+    """Generated passwords never start with '-' (rabbitmqctl would refuse the command)."""
+    passwords = {new_password() for _ in range(2000)}
+    assert len(passwords) == 2000
+    assert not any(password.startswith("-") for password in passwords)
