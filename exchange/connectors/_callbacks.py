@@ -26,11 +26,10 @@ from typing import Any
 
 import aiohttp
 
+from exchange.connectors._content import answer_content
 from exchange.envelope.model import Envelope
-from exchange.exceptions import ContentPruned
 from exchange.node import Node
-from exchange.node.store.base import PRUNED, AuditEvent, AuditRecord
-from exchange.signing.stored import decode_stored
+from exchange.node.store.base import AuditEvent, AuditRecord
 
 STATE_KEY = "http-bridge.callbacks"
 URL_KEY = "http-bridge.callback-url."  # + request id: the callback_url given with the request
@@ -238,16 +237,11 @@ class Dispatcher:
             answer = await store.get_inbox(event.message_id)
             if url is None or answer is None:
                 return None
-            try:
-                envelope = self.node.ctx.catalog.typed(decode_stored(answer.wire))
-            except ContentPruned:
+            envelope = self.node.stored_envelope(answer.wire)
+            if envelope is None:
                 return Callback(record.seq, url, _pruned(event, _NOTICES[event.event]))
             body = _about(envelope, _NOTICES[event.event], event.correlation_id, event.message_id)
-            if envelope.payload is not None:
-                body["payload"] = envelope.payload
-            if envelope.fault is not None:
-                body["fault"] = envelope.fault.model_dump()
-            return Callback(record.seq, url, body)
+            return Callback(record.seq, url, body | answer_content(envelope))
         if event.event == "undelivered" and event.kind == "request" and event.message_id:
             url = await self.callback_url(event.message_id)
             if url is None:
@@ -266,9 +260,9 @@ class Dispatcher:
             return None
         if event.event == "handed-over":
             request = await store.get_inbox(event.message_id)
-            if request is None or request.wire == PRUNED:
+            envelope = self.node.stored_envelope(request.wire) if request is not None else None
+            if envelope is None:
                 return None  # finished and pruned: nothing left to hand over
-            envelope = self.node.ctx.catalog.typed(decode_stored(request.wire))
             body = _about(envelope, "request", envelope.message_id, envelope.message_id)
             body |= {"sender": envelope.sender, "version": envelope.service.version}
             body |= {"expires_at": envelope.expires_at.isoformat(), "payload": envelope.payload}

@@ -17,6 +17,7 @@ from exchange._hazmat.xml import parse, serialize
 from exchange.catalog import Catalog
 from exchange.codec.json import loads_strict
 from exchange.codec.xml import payload_element, payload_from_element
+from exchange.connectors._content import answer_content
 from exchange.envelope.model import Kind
 from exchange.exceptions import Malformed, TooLarge
 from exchange.node.notices import Notice
@@ -137,10 +138,7 @@ def _json_answer(notice: Notice, source: str) -> bytes:
             case_id=envelope.case_id,
             created_at=envelope.created_at.isoformat().replace("+00:00", "Z"),
         )
-        if envelope.payload is not None:
-            document["payload"] = envelope.payload
-        if envelope.fault is not None:
-            document["fault"] = envelope.fault.model_dump()
+        document.update(answer_content(envelope))
     return json.dumps(document, ensure_ascii=False, indent=2).encode() + b"\n"
 
 

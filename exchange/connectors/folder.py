@@ -76,9 +76,7 @@ from exchange.exceptions import (
     Unroutable,
 )
 from exchange.node import Node, Notice
-from exchange.node.store.base import OutboxState
 from exchange.signing import WireFormat
-from exchange.signing.stored import decode_stored
 
 # Errors after which the file stays claimed and is tried again: nothing is wrong with it.
 _TRANSIENT = (StoreError, BrokerUnavailable, PublishNotConfirmed)
@@ -279,25 +277,11 @@ class FolderBridge:
     async def _deliver_final(self, request_id: str) -> bool:
         """Write a waiting request's final answer if the store has it."""
         marker = self._marker_of(request_id)
-        notice = await self._final_from_store(request_id)
+        notice = await self.node.final_notice(request_id)
         if marker is None or notice is None:
             return False
         self._deliver(notice, *marker)
         return True
-
-    async def _final_from_store(self, request_id: str) -> Notice | None:
-        store = self.node.ctx.store
-        for record in await store.inbox_for(request_id):
-            if record.kind in (Kind.RESPONSE.value, Kind.FAULT.value):
-                try:
-                    answer = self.node.ctx.catalog.typed(decode_stored(record.wire))
-                except ExchangeError:  # content no longer kept (pruned): the kind alone
-                    return Notice(record.kind, request_id)
-                return Notice(record.kind, request_id, answer)
-        sent = await store.get_outbox(request_id)
-        if sent is not None and sent.state is OutboxState.UNDELIVERED:
-            return Notice("undelivered", request_id)
-        return None
 
     def _log(self, request_id: str | None = None) -> Any:
         logger = self.node.ctx.log(message_id=request_id) if request_id else self.node.ctx.log()

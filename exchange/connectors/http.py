@@ -21,9 +21,9 @@ from yarl import URL
 
 from exchange._validation import first_error
 from exchange.connectors._callbacks import CallbackConfig, Dispatcher
+from exchange.connectors._content import answer_content
 from exchange.exceptions import (
     BrokerUnavailable,
-    ContentPruned,
     EnvelopeError,
     ExchangeError,
     Malformed,
@@ -36,7 +36,6 @@ from exchange.exceptions import (
 from exchange.node import LATER, IncomingRequest, Later, Node
 from exchange.node.store.base import PRUNED, InboxRecord, OutboxRecord
 from exchange.signing import WireFormat
-from exchange.signing.stored import decode_stored
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "schemas" / "http-bridge.openapi.json"
 _OPEN_PATHS = frozenset({"/health", "/openapi.json"})  # served without the bearer token
@@ -222,16 +221,11 @@ class HttpBridge:
                 "message_id": record.message_id,
                 "received_at": record.received_at.isoformat(),
             }
-            try:
-                envelope = self.node.ctx.catalog.typed(decode_stored(record.wire))
-            except ContentPruned:
+            envelope = self.node.stored_envelope(record.wire)
+            if envelope is None:
                 answers.append(answer | {"content_pruned": True})
                 continue
-            if envelope.payload is not None:
-                answer["payload"] = envelope.payload
-            if envelope.fault is not None:
-                answer["fault"] = envelope.fault.model_dump()
-            answers.append(answer)
+            answers.append(answer | answer_content(envelope))
         return {
             "message_id": sent.message_id,
             "direction": "sent",
@@ -246,10 +240,8 @@ class HttpBridge:
         }
 
     async def _received_state(self, received: InboxRecord) -> dict[str, Any]:
-        try:
-            payload = self.node.ctx.catalog.typed(decode_stored(received.wire)).payload
-        except ContentPruned:
-            payload = None
+        envelope = self.node.stored_envelope(received.wire)
+        payload = envelope.payload if envelope is not None else None
         answers = [
             {
                 "kind": record.kind,

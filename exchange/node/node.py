@@ -18,7 +18,14 @@ from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
 from exchange.node.relay import Relay
 from exchange.node.retention import Pruner
-from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord, Transaction
+from exchange.node.store.base import (
+    PRUNED,
+    InboxRecord,
+    InboxState,
+    OutboxRecord,
+    OutboxState,
+    Transaction,
+)
 from exchange.node.worker import Worker
 from exchange.signing import WireFormat, sniff_format
 from exchange.signing.stored import decode_stored
@@ -183,7 +190,7 @@ class Node:
             async with asyncio.timeout(timeout):
                 # The store is looked at too: another process of this party may have
                 # consumed the answer.
-                while (final := await self._final_from_store(request_id)) is None:
+                while (final := await self.final_notice(request_id)) is None:
                     with contextlib.suppress(TimeoutError):
                         return await asyncio.wait_for(asyncio.shield(future), 1.0)
                 return final
@@ -314,15 +321,18 @@ class Node:
             raise UnknownMessage(f"{self.party} has sent no request {request_id}")
         return record
 
-    async def _final_from_store(self, request_id: str) -> Notice | None:
+    def stored_envelope(self, wire: bytes) -> Envelope | None:
+        """The typed envelope of a stored wire (as handlers see it), None if pruned."""
+        return None if wire == PRUNED else self.ctx.catalog.typed(decode_stored(wire))
+
+    async def final_notice(self, request_id: str) -> Notice | None:
+        """The final answer to a request this party sent, as stored (None while open)."""
         for record in await self.ctx.store.inbox_for(request_id):
             if record.kind in (Kind.RESPONSE.value, Kind.FAULT.value):
-                if record.wire == PRUNED:  # a metadata-only party kept no content
-                    return Notice(record.kind, request_id)
-                answer = self.ctx.catalog.typed(decode_stored(record.wire))
-                return Notice(record.kind, request_id, answer)
+                # None when a metadata-only party kept no content: the kind alone
+                return Notice(record.kind, request_id, self.stored_envelope(record.wire))
         sent = await self.ctx.store.get_outbox(request_id)
-        if sent is not None and sent.state.value == "undelivered":
+        if sent is not None and sent.state is OutboxState.UNDELIVERED:
             return Notice("undelivered", request_id)
         return None
 
