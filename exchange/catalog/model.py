@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from exchange.envelope.model import PARTY_ID_PATTERN, SERVICE_CODE_PATTERN
-
-PartyId = Annotated[str, StringConstraints(pattern=PARTY_ID_PATTERN)]
+from exchange.envelope.model import PartyId, ServiceCode, ServiceVersion
 
 
 class _Frozen(BaseModel):
@@ -32,8 +30,8 @@ class Deadline(_Frozen):
 class Service(_Frozen):
     """One service contract: provider, callers, deadline, and its schemas."""
 
-    code: Annotated[str, StringConstraints(pattern=SERVICE_CODE_PATTERN)]
-    version: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}(\.[0-9]{1,4}){0,2}$")]
+    code: ServiceCode
+    version: ServiceVersion
     title: str
     provider: PartyId
     callers: frozenset[PartyId]

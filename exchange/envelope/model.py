@@ -21,6 +21,7 @@ from typing_extensions import TypeAliasType
 
 PARTY_ID_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
 SERVICE_CODE_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+SERVICE_VERSION_PATTERN = r"^[0-9]{1,4}(\.[0-9]{1,4}){0,2}$"
 MESSAGE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 PAYLOAD_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
 SHA256_HEX_PATTERN = r"^[0-9a-f]{64}$"
@@ -37,6 +38,8 @@ def _utc(value: datetime) -> datetime:
 
 
 PartyId = Annotated[str, StringConstraints(pattern=PARTY_ID_PATTERN)]
+ServiceCode = Annotated[str, StringConstraints(pattern=SERVICE_CODE_PATTERN)]
+ServiceVersion = Annotated[str, StringConstraints(pattern=SERVICE_VERSION_PATTERN)]
 MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
 Digest = Annotated[str, StringConstraints(pattern=SHA256_HEX_PATTERN)]
@@ -61,8 +64,8 @@ class _Frozen(BaseModel):
 class ServiceRef(_Frozen):
     """A service of the catalog and the version of its contract."""
 
-    code: Annotated[str, StringConstraints(pattern=SERVICE_CODE_PATTERN)]
-    version: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}(\.[0-9]{1,4}){0,2}$")]
+    code: ServiceCode
+    version: ServiceVersion
 
 
 class Attachment(_Frozen):
