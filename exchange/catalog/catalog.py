@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import jsonschema_rs
 from pydantic import ValidationError
 
 from exchange._hazmat.xml import Element, XMLSchema, load_schema, schema_violation
@@ -26,7 +26,8 @@ SCHEMA_FILES = ("request.xsd", "request.schema.json", "response.xsd", "response.
 @dataclass(frozen=True)
 class _Schemas:
     xsd: dict[Kind, XMLSchema]
-    json: dict[Kind, Draft202012Validator]
+    json: dict[Kind, jsonschema_rs.Draft202012Validator]
+    json_documents: dict[Kind, dict[str, Any]]
 
 
 class Catalog:
@@ -132,7 +133,7 @@ class Catalog:
             # One pass: is_valid() would validate a failing payload twice.
             error = next(schemas.json[envelope.kind].iter_errors(envelope.payload), None)
             if error is not None:
-                where = ".".join(str(part) for part in error.absolute_path) or "(payload)"
+                where = ".".join(str(part) for part in error.instance_path) or "(payload)"
                 raise InvalidContent(f"payload: {where}: {error.message}")
 
     def schema_files(self, service: Service) -> dict[str, Path]:
@@ -143,7 +144,7 @@ class Catalog:
     def schema_documents(self, service: Service) -> dict[Kind, dict[str, Any]]:
         """The JSON Schema documents of a service's request and response."""
         schemas = self._schemas[service.key]
-        return {kind: dict(validator.schema) for kind, validator in schemas.json.items()}
+        return {kind: dict(document) for kind, document in schemas.json_documents.items()}
 
     def typed_payload(
         self, service: ServiceRef, kind: Kind, payload: Mapping[str, Any]
@@ -157,9 +158,9 @@ class Catalog:
         returned as they are; nothing here validates (see ``check_payload``).
         """
         schemas = self._schemas.get((service.code, service.version))
-        if schemas is None or kind not in schemas.json:
+        if schemas is None or kind not in schemas.json_documents:
             return dict(payload)
-        document = schemas.json[kind].schema
+        document = schemas.json_documents[kind]
         shaped = typed_value(dict(payload), document, document)
         return shaped if isinstance(shaped, dict) else dict(payload)
 
@@ -217,13 +218,23 @@ def _load_schemas(schemas_dir: Path, service: Service) -> _Schemas:
             kind: load_schema(folder / f"{kind.value}.xsd")
             for kind in (Kind.REQUEST, Kind.RESPONSE)
         }
-        json_schemas: dict[Kind, Draft202012Validator] = {}
+        documents: dict[Kind, dict[str, Any]] = {}
         for kind in (Kind.REQUEST, Kind.RESPONSE):
-            document: Any = json.loads((folder / f"{kind.value}.schema.json").read_text())
-            Draft202012Validator.check_schema(document)
-            json_schemas[kind] = Draft202012Validator(
-                document, format_checker=Draft202012Validator.FORMAT_CHECKER
+            documents[kind] = json.loads((folder / f"{kind.value}.schema.json").read_text())
+            jsonschema_rs.meta.validate(documents[kind])
+        validators = {
+            kind: jsonschema_rs.Draft202012Validator(
+                document, validate_formats=True, retriever=_refuse_remote
             )
+            for kind, document in documents.items()
+        }
     except Exception as exc:  # a broken schema file must stop the node at start, clearly
-        raise CatalogError(f"{service.code}: bad schema in {folder}: {exc}") from None
-    return _Schemas(xsd, json_schemas)
+        detail = exc.message if isinstance(exc, jsonschema_rs.ValidationError) else exc
+        raise CatalogError(f"{service.code}: bad schema in {folder}: {detail}") from None
+    return _Schemas(xsd, validators, documents)
+
+
+def _refuse_remote(uri: str) -> Any:
+    # A service schema is one self-contained file: fetching a $ref at start-up would make
+    # validation depend on the network and on whoever serves that address.
+    raise ValueError(f"schemas may not refer outside their own file: {uri}")

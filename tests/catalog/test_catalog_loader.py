@@ -156,6 +156,16 @@ def test_invalid_json_schema(write: Write, schemas: Path) -> None:
     assert "bad schema" in refused(write(), schemas)
 
 
+def test_json_schema_referring_elsewhere(write: Write, schemas: Path) -> None:
+    """A $ref outside the schema's own file stops the load; nothing is fetched."""
+    (schemas / "services/tree-felling-permit/1/request.schema.json").write_text(
+        '{"$ref": "https://schemas.example.org/trees.json"}'
+    )
+    message = refused(write(), schemas)
+    assert "bad schema" in message
+    assert "https://schemas.example.org/trees.json" in message
+
+
 def test_broken_xsd(write: Write, schemas: Path) -> None:
     """An XSD that does not compile stops the load."""
     (schemas / "services/tree-felling-permit/1/request.xsd").write_text("<xs:schema/>")

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from jsonschema import Draft202012Validator
+from jsonschema_rs import Draft202012Validator
 
 from exchange.node import LATER, IncomingRequest, Later
 from tests.bus.helpers import eventually
