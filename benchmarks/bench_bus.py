@@ -9,7 +9,9 @@ Ours: two nodes (``single-center`` -> ``improvement``) with SQLite stores; ``N``
 envelope: signed, stored with its audit event, published with a confirm, verified, stored
 and audited on the other side) from the first request until the sender has every receipt.
 Then request-to-receipt latency at a steady pace of half our measured rate, with both nodes
-in one process and with the provider in its own (as deployed).
+in one process and with the provider in its own (as deployed), each right after raw aio-pika's
+at the same pace (a request and a receipt, each published with a confirm): how much of the
+tail is ours and how much the broker's and the disk's.
 
 Prints the numbers and the ratio; no assertion (timings are noisy here). Run with
 ``.venv/bin/python benchmarks/bench_bus.py [N] [W]`` or ``make bench``.
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +167,89 @@ async def raw_baseline(prefix: str, count: int, window: int, size: int) -> float
     finally:
         await consumer.close()
         await publisher.close()
+
+
+async def raw_latency(
+    prefix: str, rate: float, request_size: int, receipt_size: int
+) -> list[float]:
+    """Request-to-receipt latencies (ms) of plain aio-pika at a steady ``rate`` per second.
+
+    Our path's two hops without our work: the sender publishes a request (confirmed,
+    persistent, quorum queue); the provider publishes a receipt back (the same) and then
+    acks the request; the sender's latency ends when the receipt arrives. What the broker
+    and this machine's disk cost alone, at the same pace and in the same run as ours.
+    """
+    sender = await aio_pika.connect(AMQP_URL)
+    provider = await aio_pika.connect(AMQP_URL)
+    try:
+        sender_channel = await sender.channel(publisher_confirms=True, on_return_raises=True)
+        provider_channel = await provider.channel(publisher_confirms=True, on_return_raises=True)
+        for channel in (sender_channel, provider_channel):
+            await channel.set_qos(prefetch_count=PREFETCH)
+        requests = await provider_channel.declare_queue(
+            f"{prefix}raw.requests", durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        receipts = await sender_channel.declare_queue(
+            f"{prefix}raw.receipts", durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        receipt_body = b"r" * receipt_size
+
+        async def on_request(message: AbstractIncomingMessage) -> None:
+            receipt = aio_pika.Message(
+                receipt_body,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                correlation_id=message.message_id,
+            )
+            await provider_channel.default_exchange.publish(
+                receipt, receipts.name, mandatory=True, timeout=60
+            )
+            await message.ack()
+
+        count = max(50, int(rate * LATENCY_SECONDS))
+        started: dict[str, float] = {}
+        arrived: dict[str, float] = {}
+        done = asyncio.Event()
+
+        async def on_receipt(message: AbstractIncomingMessage) -> None:
+            arrived[str(message.correlation_id)] = time.perf_counter()
+            await message.ack()
+            if len(arrived) == count:
+                done.set()
+
+        await requests.consume(on_request, no_ack=False)
+        await receipts.consume(on_receipt, no_ack=False)
+        request_body = b"x" * request_size
+
+        async def send() -> None:
+            message_id = uuid.uuid4().hex
+            started[message_id] = time.perf_counter()
+            request = aio_pika.Message(
+                request_body,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message_id,
+            )
+            await sender_channel.default_exchange.publish(
+                request, requests.name, mandatory=True, timeout=60
+            )
+
+        await paced(count, rate, send)
+        await asyncio.wait_for(done.wait(), 60)
+        return sorted((arrived[m] - t0) * 1000 for m, t0 in started.items())
+    finally:
+        await provider.close()
+        await sender.close()
+
+
+async def paced(count: int, rate: float, send: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Start ``count`` calls of ``send`` at a steady ``rate`` per second; wait for them all."""
+    tasks: list[asyncio.Task[None]] = []
+    begin = time.perf_counter()
+    for i in range(count):
+        delay = begin + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send()))
+    await asyncio.gather(*tasks)
 
 
 # --- our path ------------------------------------------------------------------------------
@@ -341,20 +427,13 @@ async def latency(
         count = max(50, int(rate * LATENCY_SECONDS))
         arrivals.expect(count)
         started: dict[str, float] = {}
-        tasks: list[asyncio.Task[None]] = []
 
         async def send() -> None:
             t0 = time.perf_counter()
             request_id = await pair.sender.request(SERVICE, payload, wire_format=wire_format)
             started[request_id] = t0
 
-        begin = time.perf_counter()
-        for i in range(count):
-            delay = begin + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send()))
-        await asyncio.gather(*tasks)
+        await paced(count, rate, send)
         await arrivals.wait(60)
         return sorted((arrivals.at[m] - t0) * 1000 for m, t0 in started.items())
     finally:
@@ -366,12 +445,20 @@ def _percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[index]
 
 
+def _summary(samples: list[float]) -> str:
+    return (
+        f"p50 {_percentile(samples, 50):5.1f} ms  p99 {_percentile(samples, 99):5.1f} ms  "
+        f"max {samples[-1]:5.1f} ms  mean {statistics.fmean(samples):5.1f} ms"
+    )
+
+
 async def delete_topology(prefix: str) -> None:
     """Remove every queue and exchange this run declared."""
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()
-        await channel.queue_delete(f"{prefix}raw.queue")
+        for queue in ("queue", "requests", "receipts"):
+            await channel.queue_delete(f"{prefix}raw.{queue}")
         await channel.exchange_delete(f"{prefix}raw")
         for run_prefix in RUN_PREFIXES:
             await remove_topology(channel, BusNames(run_prefix), PARTIES)
@@ -453,16 +540,22 @@ async def main(count: int, window: int) -> None:
             for wire_format in (xml, json):
                 # Half our max rate (in requests/s) in that arrangement of the processes.
                 pace = (split_rates if split else rates)[wire_format] / 2 / 2
+                # Right before ours, so both see the same moment of the shared disk.
+                raw_samples = await raw_latency(
+                    prefix, pace, sizes.request[wire_format], sizes.receipt[wire_format]
+                )
                 samples = await latency(
                     settings, wire_format, pace, sizes.reason_chars, split=split
                 )
-                p50, p99 = _percentile(samples, 50), _percentile(samples, 99)
                 where = ", provider in its own process" if split else ""
                 print(
                     f"latency {wire_format.value.upper():<4} request->receipt{where} at "
-                    f"{pace:.0f} req/s ({len(samples)} requests): p50 {p50:5.1f} ms  "
-                    f"p99 {p99:5.1f} ms  max {samples[-1]:5.1f} ms  "
-                    f"mean {statistics.fmean(samples):5.1f} ms  "
+                    f"{pace:.0f} req/s ({len(samples)} requests):"
+                )
+                print(f"  raw aio-pika, two confirmed hops: {_summary(raw_samples)}")
+                print(
+                    f"  ours:                             {_summary(samples)}  "
+                    f"p99 ours/raw {_percentile(samples, 99) / _percentile(raw_samples, 99):.2f}  "
                     f"(target p99 < {P99_TARGET_MS:.0f} ms)"
                 )
     finally:
