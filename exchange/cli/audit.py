@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ from exchange.audit.config import AuditSettings
 from exchange.audit.trace import TraceFilter, trace
 from exchange.audit.verify import PartyReport, verify_party
 from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
+from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.config import Settings
 from exchange.node.factory import open_store
 from exchange.node.store.base import Store
@@ -54,12 +54,9 @@ def collect() -> None:
 
 
 async def _collect(collector: Collector) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signal()
     await collector.start()
-    print("ready collector", flush=True)  # the readiness signal scripts and tests wait for
+    announce_ready("collector")
     await stop.wait()
     await collector.stop()
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Annotated
 
 import typer
 
 from exchange._logging import configure_logging
 from exchange.cli._output import load_settings, user_errors
+from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.connectors import CallbackConfig, HttpBridge
 from exchange.node import Node, build_node
 
@@ -45,15 +45,11 @@ def http(
 
 
 async def _serve(node: Node, bridge: HttpBridge, host: str, port: int) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signal()
     await node.start()
     try:
         bound = await bridge.start(host, port)
-        # The readiness signal scripts and tests wait for.
-        print(f"ready {node.party} http://{host}:{bound}", flush=True)
+        announce_ready(f"{node.party} http://{host}:{bound}")
         await stop.wait()
     finally:
         await bridge.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ import typer
 from exchange._logging import configure_logging
 from exchange.cli import bridge_http
 from exchange.cli._output import fail, load_settings, user_errors
+from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.connectors import FolderBridge
 from exchange.node import build_node
 
@@ -49,15 +49,12 @@ def _slow() -> float:
 
 
 async def _serve(bridge: FolderBridge) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signal()
     node = bridge.node
     await node.start()
     try:
         running = asyncio.create_task(bridge.run(), name=f"{node.party}-folder-bridge")
-        print(f"ready {node.party}", flush=True)  # the readiness signal scripts and tests wait for
+        announce_ready(node.party)
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
         bridge.stop()

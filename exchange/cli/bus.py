@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from exchange._hazmat.xml import parse
 from exchange._logging import configure_logging
 from exchange.catalog import Catalog
 from exchange.cli._output import console, fail, load_settings, print_json, user_errors
+from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.codec.json import loads_strict
 from exchange.codec.xml import payload_from_element
 from exchange.config import Settings
@@ -125,12 +125,9 @@ def _load_handlers(spec: str) -> Any:
 
 
 async def _serve(node: Node) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signal()
     await node.start()
-    print(f"ready {node.party}", flush=True)  # the readiness signal scripts and tests wait for
+    announce_ready(node.party)
     await stop.wait()
     await node.stop()
 
