@@ -8,6 +8,9 @@ Ours: two nodes (``single-center`` -> ``improvement``) with SQLite stores; ``N``
 ``W`` in flight through ``Node.request``; envelopes/s (each request and each receipt is one
 envelope: signed, stored with its audit event, published with a confirm, verified, stored
 and audited on the other side) from the first request until the sender has every receipt.
+Each arrangement runs ``TRIALS`` times, each run right after a raw run with messages of our
+request's size, and the ratio printed is the median of those pairs' ratios: the machine's
+speed drifts between runs, and a pair a few seconds apart sees the same moment of it.
 Then request-to-receipt latency at a steady pace of half our measured rate, with both nodes
 in one process and with the provider in its own (as deployed), each right after raw aio-pika's
 at the same pace (a request and a receipt, each published with a confirm): how much of the
@@ -55,6 +58,7 @@ SERVICE = "tree-felling-permit"
 TARGET_REQUEST_BYTES = 2560  # a signed XML request of about 2.5 KiB
 PREFETCH = 32  # what exchange.transport.Bus uses
 RATIO_TARGET = 0.40
+TRIALS = 3  # pairs of raw and ours per arrangement; the ratio printed is their median
 P99_TARGET_MS = 25.0
 LATENCY_SECONDS = 10.0  # long enough that p99 is not just the few worst samples
 RUN_PREFIXES: list[str] = []  # every bus prefix this process declared, deleted at the end
@@ -358,12 +362,14 @@ async def ours(
     *,
     handler: bool = False,
     split: bool = False,
+    trial: int = 0,
 ) -> tuple[float, dict[str, int]]:
     """Envelopes/s through two nodes; with ``handler`` a trivial response is counted too.
 
     With ``split`` the provider runs as its own process (no handler there).
     """
-    run = f"{wire_format.value}-{'handler' if handler else 'plain'}{'-split' if split else ''}"
+    arrangement = f"{'handler' if handler else 'plain'}{'-split' if split else ''}"
+    run = f"{wire_format.value}-{arrangement}-{trial}"
     pair = await start_pair(settings, run, split=split)
     try:
         if handler:
@@ -452,6 +458,73 @@ def _summary(samples: list[float]) -> str:
     )
 
 
+@dataclass
+class Paired:
+    """Runs of ours, each right after a raw aio-pika run of its own."""
+
+    raw: list[float]
+    ours: list[float]
+    counts: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        """Our median envelopes/s."""
+        return statistics.median(self.ours)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Ours/raw of each pair: a slow moment of the shared machine slows both of a pair."""
+        return [o / r for o, r in zip(self.ours, self.raw, strict=True)]
+
+    def line(self, what: str, envelopes_per_request: int) -> str:
+        """One printed line: median rate, median ratio, and every run behind them."""
+        runs = " / ".join(f"{o:.0f}:{r:.0f}" for o, r in zip(self.ours, self.raw, strict=True))
+        return (
+            f"ours {what}: {self.rate:6.0f} envelopes/s "
+            f"({self.rate / envelopes_per_request:.0f} requests/s)  "
+            f"ratio ours/raw {statistics.median(self.ratios):.2f} "
+            f"(target >= {RATIO_TARGET:.2f}; median of {_join(self.ratios)}; "
+            f"runs ours:raw {runs})  {_extra(self.counts)}"
+        )
+
+
+async def paired(
+    settings: Settings,
+    sizes: Sizes,
+    wire_format: WireFormat,
+    count: int,
+    window: int,
+    *,
+    trials: int = TRIALS,
+    handler: bool = False,
+    split: bool = False,
+) -> Paired:
+    """``trials`` runs of ours, each right after raw aio-pika with messages of our size."""
+    result = Paired([], [], {})
+    for trial in range(trials):
+        result.raw.append(
+            await raw_baseline(settings.bus_prefix, 2 * count, window, sizes.request[wire_format])
+        )
+        rate, counts = await ours(
+            settings,
+            wire_format,
+            count,
+            window,
+            sizes.reason_chars,
+            handler=handler,
+            split=split,
+            trial=trial,
+        )
+        result.ours.append(rate)
+        for event, n in counts.items():
+            result.counts[event] = result.counts.get(event, 0) + n
+    return result
+
+
+def _join(values: list[float]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
+
+
 async def delete_topology(prefix: str) -> None:
     """Remove every queue and exchange this run declared."""
     connection = await aio_pika.connect(AMQP_URL)
@@ -489,57 +562,25 @@ async def main(count: int, window: int) -> None:
             f"{sizes.request[json]}, receipt XML {sizes.receipt[xml]} / JSON {sizes.receipt[json]}"
         )
 
-        raw_size = sizes.request[xml]
-        raw_count = 2 * count  # as many messages as our runs carry envelopes
-        # Raw runs are short, so one hiccup of the shared broker skews them: run it before,
-        # between and after our runs, and divide by the best (the conservative ratio).
-        raws = [await raw_baseline(prefix, raw_count, window, raw_size)]
-        rates: dict[WireFormat, float] = {}
-        counts: dict[WireFormat, dict[str, int]] = {}
-        for wire_format in (xml, json):
-            rates[wire_format], counts[wire_format] = await ours(
-                settings, wire_format, count, window, sizes.reason_chars
-            )
-        raws.append(await raw_baseline(prefix, raw_count, window, raw_size))
-        handled, handled_counts = await ours(
-            settings, xml, count, window, sizes.reason_chars, handler=True
-        )
-        split_rates = {
-            wire_format: (
-                await ours(settings, wire_format, count, window, sizes.reason_chars, split=True)
-            )[0]
-            for wire_format in (xml, json)
-        }
-        raws.append(await raw_baseline(prefix, raw_count, window, raw_size))
-        raw = max(raws)
+        # The machine's speed drifts from minute to minute (shared disk, noisy neighbours):
+        # so raw and ours run by turns, and each ratio compares runs a few seconds apart.
         print(
-            f"raw aio-pika ({raw_count} msgs of {raw_size} B; quorum, persistent, confirms, "
-            f"mandatory, manual ack): {raw:6.0f} msgs/s  "
-            f"(best of {' / '.join(f'{r:.0f}' for r in raws)})"
+            f"raw aio-pika: {2 * count} msgs of our request's size per run; quorum, persistent, "
+            f"confirms, mandatory, manual ack; run right before each run of ours"
         )
-        for wire_format in (xml, json):
-            rate = rates[wire_format]
-            print(
-                f"ours {wire_format.value.upper():<4} request+receipt: {rate:6.0f} envelopes/s "
-                f"({rate / 2:.0f} requests/s)  ratio ours/raw {rate / raw:.2f} "
-                f"(target >= {RATIO_TARGET:.2f})  {_extra(counts[wire_format])}"
-            )
-        for wire_format in (xml, json):
-            rate = split_rates[wire_format]
-            print(
-                f"ours {wire_format.value.upper():<4} request+receipt, provider in its own "
-                f"process: {rate:6.0f} envelopes/s  ratio ours/raw {rate / raw:.2f} "
-                f"(target >= {RATIO_TARGET:.2f})"
-            )
-        print(
-            f"ours XML  request+receipt+response (trivial handler): {handled:6.0f} envelopes/s "
-            f"({handled / 3:.0f} requests/s)  ratio ours/raw {handled / raw:.2f}  "
-            f"{_extra(handled_counts)}"
-        )
+        throughput: dict[tuple[WireFormat, bool], Paired] = {}
+        for split in (False, True):
+            for wire_format in (xml, json):
+                result = await paired(settings, sizes, wire_format, count, window, split=split)
+                throughput[wire_format, split] = result
+                where = ", provider in its own process" if split else ""
+                print(result.line(f"{wire_format.value.upper():<4} request+receipt{where}", 2))
+        handled = await paired(settings, sizes, xml, count, window, trials=1, handler=True)
+        print(handled.line("XML  request+receipt+response (trivial handler)", 3))
         for split in (False, True):
             for wire_format in (xml, json):
                 # Half our max rate (in requests/s) in that arrangement of the processes.
-                pace = (split_rates if split else rates)[wire_format] / 2 / 2
+                pace = throughput[wire_format, split].rate / 2 / 2
                 # Right before ours, so both see the same moment of the shared disk.
                 raw_samples = await raw_latency(
                     prefix, pace, sizes.request[wire_format], sizes.receipt[wire_format]
