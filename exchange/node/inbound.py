@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from exchange.envelope.model import Envelope, Fault, Kind
@@ -24,9 +25,11 @@ from exchange.node.context import NodeContext, audit_event, record_event
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
 from exchange.node.store.base import (
+    PRUNED,
     AuditEvent,
     InboxRecord,
     InboxState,
+    OutboxRecord,
     OutboxState,
     Transaction,
 )
@@ -149,9 +152,19 @@ class Inbound:
             tx.audit(audit_event("duplicate", envelope, verified.digest, sender=envelope.sender))
         # Whatever we answered before (receipt, statuses, response or fault) goes out again.
         for record in await self.ctx.store.outbox_answering(envelope.message_id):
+            if record.wire == PRUNED and record.kind == Kind.RECEIPT.value:
+                record = await self._kept_receipt(record)
             await self.outbound.republish(record)
         self.ctx.log(envelope).info("request.duplicate")
         return "duplicate"
+
+    async def _kept_receipt(self, receipt: OutboxRecord) -> OutboxRecord:
+        # Pruning empties the receipt's outbox copy, but the request's inbox row keeps one:
+        # a sender that missed the receipt can always get it again (DESIGN.md: dedupe).
+        request = await self.ctx.store.get_inbox(receipt.correlation_id or "")
+        if request is None or not request.receipt_wire:
+            return receipt
+        return replace(receipt, wire=request.receipt_wire)
 
     async def _refuse(self, verified: VerifiedEnvelope, error: ExchangeError) -> str:
         envelope = verified.envelope

@@ -17,7 +17,7 @@ from exchange.codec.xml import encode_xml
 from exchange.config import Settings
 from exchange.envelope.model import Envelope, Kind, ServiceRef
 from exchange.node import IncomingRequest, Node, Notice
-from exchange.node.store.base import InboxState, OutboxState
+from exchange.node.store.base import PRUNED, InboxState, OutboxState
 from exchange.signing import digest, seal, unseal
 from exchange.signing.stored import decode_stored
 from exchange.signing.xmldsig.signer import sign_xml
@@ -305,10 +305,7 @@ async def test_replayed_request_is_a_duplicate(
     assert duplicate.digest == digest(raw)
 
     def receipts_of(messages: list[Any]) -> list[Envelope]:
-        answers = [unseal(m.body, live_pki.trust()).envelope for m in messages]
-        return [
-            a for a in answers if a.kind is Kind.RECEIPT and a.correlation_id == envelope.message_id
-        ]
+        return receipts_for(envelope.message_id, messages, live_pki)
 
     messages = await raw_bus.take_until(
         names.inbox("single-center"), lambda taken: len(receipts_of(taken)) >= 2
@@ -331,6 +328,42 @@ async def test_replayed_request_is_a_duplicate(
     sender = await make_node("single-center")
     calls.clear()
     await assert_still_serves(sender, calls)
+
+
+async def test_replay_after_pruning_gets_the_same_receipt(
+    make_node: MakeNode, live_pki: ThrowawayPKI, raw_bus: RawBus, names: BusNames
+) -> None:
+    """A metadata-only provider prunes its answers; a replayed request still gets its receipt."""
+    metadata_only = replace(SMALL, metadata_only=True, prune_interval=0.05)
+    provider, calls = await provider_counting(make_node, metadata_only)
+    inbox = names.inbox("single-center")
+    await raw_bus.take_all(inbox)  # leftovers of earlier tests
+    envelope = now_envelope()
+    raw = seal(envelope, live_pki.credentials("single-center"))
+
+    def receipts_of(messages: list[Any]) -> list[Envelope]:
+        return receipts_for(envelope.message_id, messages, live_pki)
+
+    await raw_bus.publish("improvement", raw)
+    (receipt,) = receipts_of(await raw_bus.take_until(inbox, lambda m: bool(receipts_of(m))))
+
+    async def receipt_pruned() -> bool:
+        record = await provider.ctx.store.get_outbox(receipt.message_id)
+        return record is not None and record.wire == PRUNED
+
+    await eventually(receipt_pruned, 10, "the provider to prune its receipt")
+    await raw_bus.publish("improvement", raw)
+    await wait_event(provider, "duplicate", envelope.message_id)
+
+    again = receipts_of(await raw_bus.take_until(inbox, lambda m: bool(receipts_of(m))))
+    assert again == [receipt]
+    assert calls == [envelope.message_id]
+
+
+def receipts_for(request_id: str, messages: list[Any], pki: ThrowawayPKI) -> list[Envelope]:
+    """The verified receipts among ``messages`` that answer ``request_id``."""
+    answers = [unseal(m.body, pki.trust()).envelope for m in messages]
+    return [a for a in answers if a.kind is Kind.RECEIPT and a.correlation_id == request_id]
 
 
 async def _inbox_state(node: Node, message_id: str, state: InboxState) -> bool:
