@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import string
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -345,6 +346,20 @@ def test_member_not_base64url(check: Check, sealed: bytes, member: str) -> None:
     value = parts(sealed)[member]
     refused(check, rebuild(sealed, **{member: value + "="}), Malformed, "malformed")
     refused(check, rebuild(sealed, **{member: "+/" + value[2:]}), Malformed, "malformed")
+
+
+def test_signature_with_unused_bits_set(check: Check, sealed: bytes) -> None:
+    """Another spelling of the same signature bytes raises Malformed, malformed.
+
+    The signature member is outside what is signed: accepted, it would give one signed
+    message many wire forms, each with a digest of its own.
+    """
+    value = parts(sealed)["signature"]
+    assert len(value) % 4 == 2  # 64 bytes: the last character carries 4 unused bits
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    respelled = value[:-1] + alphabet[alphabet.index(value[-1]) ^ 1]
+    assert unb64url(respelled) == unb64url(value)  # the same bytes, spelled otherwise
+    refused(check, rebuild(sealed, signature=respelled), Malformed, "malformed")
 
 
 def test_altered_payload_encoding(check: Check, sealed: bytes) -> None:
