@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import string
 from typing import Any
 
 from exchange._hazmat import signature
@@ -12,7 +13,14 @@ from exchange.envelope.model import Envelope
 from exchange.pki.credentials import Credentials
 from exchange.signing.jws.profile import CONTENT_TYPE
 
-__all__ = ["b64url", "compact", "forge", "header_for", "parts", "unb64url"]
+__all__ = ["ALPHABET", "b64url", "compact", "forge", "header_for", "parts", "respelled", "unb64url"]
+
+ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+
+
+def respelled(text: str, bit: int) -> str:
+    """``text`` with ``bit`` of its last base64url character flipped."""
+    return text[:-1] + ALPHABET[ALPHABET.index(text[-1]) ^ (1 << bit)]
 
 
 def b64url(data: bytes) -> str:
