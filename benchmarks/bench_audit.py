@@ -25,10 +25,11 @@ from exchange._clock import SystemClock
 from exchange.audit.batch import Batch
 from exchange.audit.central import CentralStore, SQLiteCentralStore
 from exchange.audit.central.postgres import PostgresCentralStore
-from exchange.audit.chain import GENESIS_HASH, link
 from exchange.audit.trace import trace
 from exchange.audit.verify import verify_party
-from exchange.node.store import AuditEvent, AuditRecord, PostgresStore, SQLiteStore, Store
+from exchange.ledger.chain import GENESIS_HASH, link
+from exchange.ledger.event import AuditEvent, AuditRecord, EventName
+from exchange.node.store import PostgresStore, SQLiteStore, Store
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PARTIES = ("single-center", "improvement", "land-property", "architecture", "urban-permits")
@@ -46,7 +47,11 @@ async def appends_per_second(
         for i in range(per_task):
             async with store.transaction() as tx:
                 for j in range(per_transaction):
-                    tx.audit(AuditEvent("status", message_id=f"m{n}-{i}-{j}", detail={"i": i}))
+                    tx.audit(
+                        AuditEvent(
+                            EventName.STATUS_SENT, message_id=f"m{n}-{i}-{j}", detail={"i": i}
+                        )
+                    )
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(n) for n in range(concurrency)))
@@ -66,7 +71,7 @@ def case_records(total: int) -> Iterator[list[AuditRecord]]:
         mid = request if i % 5 == 0 else f"msg-{i:08d}"
         kind = ("request", "receipt", "status", "response", "request")[i % 5]
         event = AuditEvent(
-            "received" if kind == "request" else f"{kind}-sent",
+            EventName.RECEIVED if kind == "request" else EventName(f"{kind}-sent"),
             message_id=mid,
             correlation_id=None if kind == "request" else request,
             case_id=case,

@@ -22,6 +22,7 @@ PUBLIC_MODULES = (
     "exchange.envelope",
     "exchange.codec",
     "exchange.testing",
+    "exchange.ledger",
 )
 CODE = re.compile(r"^[a-z][a-z-]+$")
 # Abstract bases that carry the code of their most common leaf, on purpose: catching the base

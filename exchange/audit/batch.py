@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from exchange.audit.chain import canonical_time
 from exchange.exceptions import AuditTampered
-from exchange.node.store.base import AuditEvent, AuditRecord
+from exchange.ledger.codec import record_from_json, record_to_json
+from exchange.ledger.event import AuditRecord
 
 BATCH_VERSION = 1
 
@@ -22,54 +20,6 @@ class Batch:
     party: str
     records: Sequence[AuditRecord]
     checkpoints: Sequence[bytes]
-
-
-def record_to_json(record: AuditRecord) -> dict[str, Any]:
-    """An audit record as a JSON object: every field its hash covers, plus the hash."""
-    e = record.event
-    return {
-        "seq": record.seq,
-        "at": canonical_time(record.at),
-        "party": record.party,
-        "event": e.event,
-        "message_id": e.message_id,
-        "correlation_id": e.correlation_id,
-        "case_id": e.case_id,
-        "service": e.service,
-        "kind": e.kind,
-        "digest": e.digest,
-        "detail": dict(e.detail),
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    }
-
-
-def record_from_json(doc: dict[str, Any]) -> AuditRecord:
-    """The inverse of ``record_to_json`` (no check of the hash: the verifier does that).
-
-    Raises:
-        KeyError, TypeError, ValueError: not a record document.
-    """
-    detail = doc["detail"]
-    if not isinstance(detail, dict):
-        raise TypeError("detail must be an object")
-    return AuditRecord(
-        seq=int(doc["seq"]),
-        at=datetime.fromisoformat(doc["at"]),
-        party=str(doc["party"]),
-        event=AuditEvent(
-            event=str(doc["event"]),
-            message_id=doc["message_id"],
-            correlation_id=doc["correlation_id"],
-            case_id=doc["case_id"],
-            service=doc["service"],
-            kind=doc["kind"],
-            digest=doc["digest"],
-            detail=detail,
-        ),
-        prev_hash=str(doc["prev_hash"]),
-        hash=str(doc["hash"]),
-    )
 
 
 def encode_batch(batch: Batch) -> bytes:

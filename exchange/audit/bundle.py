@@ -20,13 +20,14 @@ from datetime import datetime
 from typing import Any
 
 from exchange._clock import FrozenClock
-from exchange.audit.batch import record_from_json, record_to_json
 from exchange.audit.central.base import CentralStore
-from exchange.audit.chain import canonical_time, verify_chain
 from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from exchange.audit.trace import trace
 from exchange.exceptions import AuditTampered, BundleInvalid, ExchangeError
-from exchange.node.store.base import PRUNED, AuditRecord, InboxRecord, OutboxRecord, Store
+from exchange.ledger.chain import canonical_time, verify_chain
+from exchange.ledger.codec import record_from_json, record_to_json
+from exchange.ledger.event import AuditRecord
+from exchange.node.store.base import PRUNED, InboxRecord, OutboxRecord, Store
 from exchange.pki.trust import TrustStore
 from exchange.signing import digest as digest_of
 from exchange.signing import unseal

@@ -17,8 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from exchange._hazmat.signature import Algorithm, sign, verify
-from exchange.audit.chain import canonical_time
 from exchange.exceptions import CheckpointInvalid, ExchangeError
+from exchange.ledger.chain import canonical_time
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 

@@ -12,13 +12,15 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
+from exchange.audit.batch import Batch, encode_batch
+from exchange.audit.checkpoint import make_checkpoint
 from exchange.audit.config import AuditSettings
 from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, StoreError, Unroutable
 
 if TYPE_CHECKING:
     from exchange.node.context import NodeContext
 
-# exchange.node imports this module while exchange.audit.chain may still be loading (chain
+# exchange.node imports this module while exchange.ledger.chain may still be loading (chain
 # needs exchange.node.store.base): what needs the chain is imported when first used.
 
 SHIPPED = "audit.shipped_seq"
@@ -65,8 +67,6 @@ class Shipper:
         Raises:
             StoreError: the store cannot be read or written.
         """
-        from exchange.audit.batch import Batch, encode_batch
-
         store = self.ctx.store
         cursor = int(await store.get_meta(SHIPPED) or 0)
         records = await store.audit(since_seq=cursor, limit=self.settings.batch_size)
@@ -106,8 +106,6 @@ class Shipper:
             pass
 
     async def _checkpoint(self, seq: int, head_hash: str) -> None:
-        from exchange.audit.checkpoint import make_checkpoint
-
         store = self.ctx.store
         if int(await store.get_meta(CHECKPOINTED) or 0) >= seq:
             return

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from exchange.audit.central.base import CentralStore
-from exchange.audit.chain import canonical_time
-from exchange.node.store.base import AuditRecord
+from exchange.ledger.chain import canonical_time
+from exchange.ledger.event import ANSWER_RECEIVED, AuditRecord, EventName
 
 _ANSWER_KINDS = ("response", "fault")
 
@@ -137,13 +137,13 @@ def _waits(ordered: Sequence[AuditRecord], now: datetime) -> list[Wait]:
     answers: dict[tuple[str, str], AuditRecord] = {}
     for record in ordered:
         e = record.event
-        if e.kind in _ANSWER_KINDS and e.correlation_id and not e.event.endswith("-received"):
+        if e.kind in _ANSWER_KINDS and e.correlation_id and e.event not in ANSWER_RECEIVED:
             answers.setdefault((record.party, e.correlation_id), record)
     waits: list[Wait] = []
     seen: set[tuple[str, str]] = set()
     for record in ordered:
         e = record.event
-        if e.event != "received" or e.kind != "request" or e.message_id is None:
+        if e.event is not EventName.RECEIVED or e.kind != "request" or e.message_id is None:
             continue
         key = (record.party, e.message_id)
         if key in seen:

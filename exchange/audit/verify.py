@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from exchange.audit.chain import GENESIS_HASH, record_hash
 from exchange.audit.checkpoint import Checkpoint, parse_checkpoint, verify_checkpoint
 from exchange.exceptions import AuditTampered, CheckpointInvalid
-from exchange.node.store.base import AuditRecord
+from exchange.ledger.chain import GENESIS_HASH, record_hash
+from exchange.ledger.event import AuditRecord
 from exchange.pki.trust import TrustStore
 
 Fetch = Callable[[int, int], Awaitable[Sequence[AuditRecord]]]

@@ -23,9 +23,10 @@ from exchange.codec.xml import payload_from_element
 from exchange.config import Settings
 from exchange.envelope.model import Kind
 from exchange.exceptions import BrokerUnavailable, Malformed
+from exchange.ledger.event import AuditEvent, EventName
 from exchange.node import Node, build_node
 from exchange.node.factory import open_store
-from exchange.node.store.base import AuditEvent, InboxState
+from exchange.node.store.base import InboxState
 from exchange.signing import WireFormat
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
@@ -291,7 +292,7 @@ async def _replay(party: str, message_id: str | None) -> int:
                 )
                 tx.audit(
                     AuditEvent(
-                        "replayed",
+                        EventName.REPLAYED,
                         record.message_id,
                         record.correlation_id,
                         record.case_id,

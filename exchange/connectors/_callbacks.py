@@ -28,16 +28,16 @@ import aiohttp
 
 from exchange.connectors._content import answer_content
 from exchange.envelope.model import Envelope
+from exchange.ledger.event import AuditEvent, AuditRecord, EventName
 from exchange.node import Node
-from exchange.node.store.base import AuditEvent, AuditRecord
 
 STATE_KEY = "http-bridge.callbacks"
 URL_KEY = "http-bridge.callback-url."  # + request id: the callback_url given with the request
 _NOTICES = {
-    "receipt-received": "receipt",
-    "status-received": "status",
-    "response-received": "response",
-    "fault-received": "fault",
+    EventName.RECEIPT_RECEIVED: "receipt",
+    EventName.STATUS_RECEIVED: "status",
+    EventName.RESPONSE_RECEIVED: "response",
+    EventName.FAULT_RECEIVED: "fault",
 }
 _SCAN_BATCH = 500
 
@@ -242,7 +242,7 @@ class Dispatcher:
                 return Callback(record.seq, url, _pruned(event, _NOTICES[event.event]))
             body = _about(envelope, _NOTICES[event.event], event.correlation_id, event.message_id)
             return Callback(record.seq, url, body | answer_content(envelope))
-        if event.event == "undelivered" and event.kind == "request" and event.message_id:
+        if event.event is EventName.UNDELIVERED and event.kind == "request" and event.message_id:
             url = await self.callback_url(event.message_id)
             if url is None:
                 return None
@@ -258,7 +258,7 @@ class Dispatcher:
         url = self.config.requests_url
         if url is None or not event.message_id:
             return None
-        if event.event == "handed-over":
+        if event.event is EventName.HANDED_OVER:
             request = await store.get_inbox(event.message_id)
             envelope = self.node.stored_envelope(request.wire) if request is not None else None
             if envelope is None:
@@ -267,7 +267,7 @@ class Dispatcher:
             body |= {"sender": envelope.sender, "version": envelope.service.version}
             body |= {"expires_at": envelope.expires_at.isoformat(), "payload": envelope.payload}
             return Callback(record.seq, url, body)
-        if event.event == "cancelled" and event.correlation_id:
+        if event.event is EventName.CANCELLED and event.correlation_id:
             body = {
                 "callback_id": event.message_id,
                 "kind": "cancel",

@@ -10,8 +10,9 @@ import structlog
 from exchange._clock import Clock
 from exchange.catalog import Catalog
 from exchange.envelope.model import Envelope
+from exchange.ledger.event import AuditEvent, EventName
 from exchange.node.config import NodeConfig
-from exchange.node.store.base import AuditEvent, InboxRecord, OutboxRecord, Store
+from exchange.node.store.base import InboxRecord, OutboxRecord, Store
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
@@ -48,7 +49,7 @@ class NodeContext:
 
 
 def audit_event(
-    event: str, envelope: Envelope, digest: str | None = None, **detail: Any
+    event: EventName, envelope: Envelope, digest: str | None = None, **detail: Any
 ) -> AuditEvent:
     """An audit event about one envelope."""
     return AuditEvent(
@@ -63,7 +64,7 @@ def audit_event(
     )
 
 
-def record_event(event: str, record: OutboxRecord | InboxRecord, **detail: Any) -> AuditEvent:
+def record_event(event: EventName, record: OutboxRecord | InboxRecord, **detail: Any) -> AuditEvent:
     """An audit event about one stored message (no need to decode its envelope)."""
     return AuditEvent(
         event=event,

@@ -21,12 +21,12 @@ from exchange.exceptions import (
     StateConflict,
     WrongRecipient,
 )
+from exchange.ledger.event import AuditEvent, EventName
 from exchange.node.context import NodeContext, audit_event, record_event
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
 from exchange.node.store.base import (
     PRUNED,
-    AuditEvent,
     InboxRecord,
     InboxState,
     OutboxRecord,
@@ -137,8 +137,12 @@ class Inbound:
             async with self.ctx.store.transaction() as tx:
                 tx.add_inbox(self._record(verified, InboxState.RECEIVED, receipt.wire))
                 tx.add_outbox(receipt)
-                tx.audit(audit_event("received", envelope, verified.digest, sender=envelope.sender))
-                tx.audit(record_event("receipt-sent", receipt, recipient=receipt.recipient))
+                tx.audit(
+                    audit_event(
+                        EventName.RECEIVED, envelope, verified.digest, sender=envelope.sender
+                    )
+                )
+                tx.audit(record_event(EventName.RECEIPT_SENT, receipt, recipient=receipt.recipient))
         except DuplicateMessage:
             return await self._duplicate(verified)
         self.ctx.log(envelope).info("request.received", sender=envelope.sender)
@@ -149,7 +153,9 @@ class Inbound:
     async def _duplicate(self, verified: VerifiedEnvelope) -> str:
         envelope = verified.envelope
         async with self.ctx.store.transaction() as tx:
-            tx.audit(audit_event("duplicate", envelope, verified.digest, sender=envelope.sender))
+            tx.audit(
+                audit_event(EventName.DUPLICATE, envelope, verified.digest, sender=envelope.sender)
+            )
         # Whatever we answered before (receipt, statuses, response or fault) goes out again.
         for record in await self.ctx.store.outbox_answering(envelope.message_id):
             if record.wire == PRUNED and record.kind == Kind.RECEIPT.value:
@@ -182,12 +188,18 @@ class Inbound:
             tx.add_inbox(self._record(verified, InboxState.REJECTED))
             tx.audit(
                 audit_event(
-                    "rejected", envelope, verified.digest, code=error.code, reason=error.message
+                    EventName.REJECTED,
+                    envelope,
+                    verified.digest,
+                    code=error.code,
+                    reason=error.message,
                 )
             )
 
         try:
-            await self.outbound.send(fault, verified.format, "fault-sent", also=record_request)
+            await self.outbound.send(
+                fault, verified.format, EventName.FAULT_SENT, also=record_request
+            )
         except DuplicateMessage:
             return await self._duplicate(verified)
         self.ctx.log(envelope).info("request.rejected", code=error.code, reason=error.message)
@@ -212,7 +224,7 @@ class Inbound:
                     InboxState.CANCELLED,
                     only_from=(InboxState.RECEIVED, InboxState.WAITING),
                 )
-                tx.audit(audit_event("cancelled", envelope, verified.digest))
+                tx.audit(audit_event(EventName.CANCELLED, envelope, verified.digest))
         except DuplicateMessage:
             return "duplicate"
         except StateConflict:
@@ -241,7 +253,7 @@ class Inbound:
         if request is None or request != (envelope.sender, envelope.request_digest):
             return await self._ignore(verified, "answer not bound to a request of ours")
         advance = _ADVANCES.get(envelope.kind)
-        event = f"{envelope.kind.value}-received"
+        event = EventName.received(envelope.kind.value)
         try:
             try:
                 await self._note(verified, event, advance)
@@ -257,7 +269,7 @@ class Inbound:
     async def _note(
         self,
         verified: VerifiedEnvelope,
-        event: str,
+        event: EventName,
         advance: tuple[OutboxState, tuple[OutboxState, ...]] | None,
     ) -> None:
         envelope = verified.envelope
@@ -273,7 +285,9 @@ class Inbound:
     async def _ignore(self, verified: VerifiedEnvelope, reason: str) -> str:
         # Never a fault in reply to a non-request: two nodes must not ping-pong faults.
         async with self.ctx.store.transaction() as tx:
-            tx.audit(audit_event("ignored", verified.envelope, verified.digest, reason=reason))
+            tx.audit(
+                audit_event(EventName.IGNORED, verified.envelope, verified.digest, reason=reason)
+            )
         self.ctx.log(verified.envelope).warning("inbound.ignored", reason=reason)
         return "ignored"
 
@@ -289,7 +303,7 @@ class Inbound:
         async with self.ctx.store.transaction() as tx:
             tx.audit(
                 AuditEvent(
-                    "quarantined",
+                    EventName.QUARANTINED,
                     digest=raw_digest,
                     detail={"code": error.code, "reason": error.message[:1000], "size": len(raw)},
                 )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from exchange.audit.shipper import Shipper
 from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import AccessDenied, StateConflict, UnknownMessage
+from exchange.ledger.event import EventName
 from exchange.node.context import NodeContext, record_event
 from exchange.node.handlers import Handler
 from exchange.node.inbound import Inbound
@@ -154,7 +155,7 @@ class Node:
         wire_format = wire_format or self.ctx.config.wire_format
         self.ctx.catalog.check_request(envelope)
         self.ctx.catalog.check_payload(envelope, xml=wire_format is WireFormat.XML)
-        await self.outbound.send(envelope, wire_format, "created")
+        await self.outbound.send(envelope, wire_format, EventName.CREATED)
         self.ctx.log(envelope).info("request.sent", recipient=entry.provider)
         return envelope.message_id
 
@@ -176,7 +177,7 @@ class Node:
             answering=(request.message_id, request.digest),
             case_id=request.case_id,
         )
-        await self.outbound.send(cancel, sniff_format(request.wire), "cancel-sent")
+        await self.outbound.send(cancel, sniff_format(request.wire), EventName.CANCEL_SENT)
 
     def on_notice(self, listener: Listener) -> None:
         """Call ``listener`` for every receipt, status, response, fault and undelivered."""
@@ -235,7 +236,7 @@ class Node:
         if record.state not in _OPEN:
             raise StateConflict(f"request {request_id} is already {record.state.value}")
         payload = {"state": state, **({"note": note} if note else {})}
-        return await self._answer(record, Kind.STATUS, "status-sent", payload=payload)
+        return await self._answer(record, Kind.STATUS, EventName.STATUS_SENT, payload=payload)
 
     # --- internals ------------------------------------------------------------------------
 
@@ -245,7 +246,7 @@ class Node:
         return await self._answer(
             record,
             Kind.RESPONSE,
-            "responded",
+            EventName.RESPONDED,
             payload=payload,
             close=InboxState.ANSWERED,
             request=request,
@@ -259,7 +260,7 @@ class Node:
         state: InboxState,
         request: Envelope | None = None,
     ) -> str:
-        event = "dead-lettered" if state is InboxState.DEAD else "fault-sent"
+        event = EventName.DEAD_LETTERED if state is InboxState.DEAD else EventName.FAULT_SENT
         return await self._answer(
             record,
             Kind.FAULT,
@@ -273,7 +274,7 @@ class Node:
         self,
         record: InboxRecord,
         kind: Kind,
-        event: str,
+        event: EventName,
         *,
         payload: dict[str, Any] | None = None,
         fault: Fault | None = None,
@@ -303,7 +304,7 @@ class Node:
                 tx.set_inbox_state(
                     record.message_id, close, attempts=record.attempts, only_from=_OPEN
                 )
-                tx.audit(record_event(close.value, record))
+                tx.audit(record_event(EventName(close.value), record))
 
         sent = await self.outbound.send(answer, wire_format, event, also=close_request)
         self.ctx.log(request).info(f"request.{event}", answer=sent.message_id)

@@ -18,8 +18,9 @@ from exchange.exceptions import (
     StateConflict,
     Unroutable,
 )
+from exchange.ledger.event import AuditEvent, EventName
 from exchange.node.context import NodeContext, audit_event, record_event
-from exchange.node.store.base import PRUNED, AuditEvent, OutboxRecord, OutboxState, Transaction
+from exchange.node.store.base import PRUNED, OutboxRecord, OutboxState, Transaction
 from exchange.signing import WireFormat, digest, seal, sniff_format
 
 _SENT_CACHE = 100_000
@@ -98,7 +99,11 @@ class Outbound:
         )
 
     async def send(
-        self, envelope: Envelope, wire_format: WireFormat, event: str, also: Extra | None = None
+        self,
+        envelope: Envelope,
+        wire_format: WireFormat,
+        event: EventName,
+        also: Extra | None = None,
     ) -> OutboxRecord:
         """Sign, store (with ``also``'s changes, atomically) and publish one envelope.
 
@@ -200,7 +205,7 @@ class Outbound:
             )
         else:
             tx.set_outbox_state(record.message_id, OutboxState.DONE, attempts=attempts)
-        tx.audit(_record_event("resent" if resend else "confirmed", record))
+        tx.audit(_record_event(EventName.RESENT if resend else EventName.CONFIRMED, record))
 
     async def drain(self) -> None:
         """Write the confirms still waiting (at shutdown)."""
@@ -238,7 +243,7 @@ class Outbound:
                     OutboxState.UNDELIVERED,
                     only_from=(OutboxState.PENDING, OutboxState.SENT),
                 )
-                tx.audit(_record_event("undelivered", record, reason=reason))
+                tx.audit(_record_event(EventName.UNDELIVERED, record, reason=reason))
         except StateConflict:
             return
         self.ctx.log(message_id=record.message_id).warning("request.undelivered", reason=reason)
@@ -250,8 +255,8 @@ class Outbound:
             return
         async with self.ctx.store.transaction() as tx:
             tx.set_outbox_state(record.message_id, OutboxState.UNDELIVERED)
-            tx.audit(_record_event("undelivered", record, reason=exc.message))
+            tx.audit(_record_event(EventName.UNDELIVERED, record, reason=exc.message))
 
 
-def _record_event(event: str, record: OutboxRecord, **detail: Any) -> AuditEvent:
+def _record_event(event: EventName, record: OutboxRecord, **detail: Any) -> AuditEvent:
     return record_event(event, record, recipient=record.recipient, **detail)

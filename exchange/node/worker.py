@@ -18,6 +18,7 @@ from typing import Any
 
 from exchange.envelope.model import Envelope
 from exchange.exceptions import ExchangeError, StateConflict
+from exchange.ledger.event import EventName
 from exchange.node.context import NodeContext, audit_event, record_event
 from exchange.node.handlers import Handler, IncomingRequest, Later, Reject
 from exchange.node.store.base import InboxRecord, InboxState
@@ -125,7 +126,7 @@ class Worker:
                     tx.set_inbox_state(
                         record.message_id, InboxState.WAITING, only_from=(InboxState.RECEIVED,)
                     )
-                    tx.audit(audit_event("handed-over", envelope, record.digest))
+                    tx.audit(audit_event(EventName.HANDED_OVER, envelope, record.digest))
             except StateConflict:
                 pass
             return
@@ -162,7 +163,7 @@ class Worker:
                 )
                 tx.audit(
                     record_event(
-                        "retried",
+                        EventName.RETRIED,
                         record,
                         attempt=attempts,
                         retry_at=retry_at.isoformat(),

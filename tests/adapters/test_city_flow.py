@@ -236,7 +236,7 @@ async def test_tree_felling_crosses_three_departments_in_order(
         timeline = await trace(central, "KZN-T-3D", SYSTEM_CLOCK.now())
     finally:
         await collector.stop()
-    steps = [(r.party, r.event.event, r.event.service) for r in timeline.steps]
+    steps = [(r.party, str(r.event.event), r.event.service) for r in timeline.steps]
     assert {party for party, _, _ in steps} == {"single-center", "improvement", "land-property"}
     tree, plot = "tree-felling-permit", "land-plot-info"
     in_order = [

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from exchange._clock import SystemClock
-from exchange.audit import chain
-from exchange.node.store import AuditEvent, OutboxRecord, PostgresStore, SQLiteStore, Store
+from exchange.ledger import chain
+from exchange.ledger.event import AuditEvent, EventName
+from exchange.node.store import OutboxRecord, PostgresStore, SQLiteStore, Store
 
 
 def _outbox(message_id: str, clock: SystemClock) -> OutboxRecord:
@@ -49,12 +50,12 @@ async def _main(backend: str, where: str, party: str) -> None:
     await store.open()
     async with store.transaction() as tx:
         tx.add_outbox(_outbox("kept", clock))
-        tx.audit(AuditEvent("created", message_id="kept"))
+        tx.audit(AuditEvent(EventName.CREATED, message_id="kept"))
     print("committed", flush=True)
     chain.Linker.hash = _die  # type: ignore[method-assign]
     async with store.transaction() as tx:
         tx.add_outbox(_outbox("lost", clock))
-        tx.audit(AuditEvent("created", message_id="lost"))
+        tx.audit(AuditEvent(EventName.CREATED, message_id="lost"))
     print("survived", flush=True)  # never reached
 
 

@@ -13,9 +13,9 @@ from typer.testing import CliRunner, Result
 
 from exchange.audit.batch import Batch
 from exchange.audit.central import SQLiteCentralStore
-from exchange.audit.chain import GENESIS_HASH, link
 from exchange.audit.checkpoint import make_checkpoint
 from exchange.cli import app
+from exchange.ledger.chain import GENESIS_HASH, link
 from exchange.testing import ThrowawayPKI
 from tests.audit.central.contract import _three_party_case
 

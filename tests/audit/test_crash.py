@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from exchange._clock import SystemClock
-from exchange.audit import verify_chain
+from exchange.ledger import verify_chain
 from exchange.node.store import PostgresStore, SQLiteStore, Store
 from tests.postgres import DSN
 

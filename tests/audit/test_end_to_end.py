@@ -27,10 +27,11 @@ from exchange.audit.trace import trace
 from exchange.audit.verify import verify_party
 from exchange.config import Settings
 from exchange.exceptions import BundleInvalid
+from exchange.ledger.event import AuditRecord
 from exchange.node import Node, build_node
 from exchange.node.factory import open_store
 from exchange.node.handlers import IncomingRequest
-from exchange.node.store.base import AuditRecord, Store
+from exchange.node.store.base import Store
 from exchange.pki.trust import TrustStore
 from exchange.signing import WireFormat
 from exchange.testing import ThrowawayPKI
@@ -181,7 +182,7 @@ async def test_case_across_three_parties(settings: Settings, central: CentralSto
         )
         assert timeline.steps == expected
         assert {r.party for r in timeline.steps} == set(BUS_PARTIES)
-        events = [(r.party, r.event.event) for r in timeline.steps]
+        events = [(r.party, str(r.event.event)) for r in timeline.steps]
         assert events.index(("improvement", "received")) < events.index(
             ("land-property", "received")
         )

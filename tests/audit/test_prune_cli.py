@@ -12,9 +12,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from exchange._clock import SYSTEM_CLOCK
-from exchange.audit import verify_chain
 from exchange.cli import app
-from exchange.node.store import AuditEvent, InboxState, OutboxRecord, OutboxState, SQLiteStore
+from exchange.ledger import verify_chain
+from exchange.ledger.event import AuditEvent, EventName
+from exchange.node.store import InboxState, OutboxRecord, OutboxState, SQLiteStore
 from exchange.node.store.base import PRUNED, InboxRecord
 from tests.node.store.contract import PARTY, inbox, outbox
 
@@ -39,7 +40,7 @@ async def _fill(path: Path) -> tuple[OutboxRecord, OutboxRecord, InboxRecord, Ou
         for record in (old, young, still_open):
             tx.add_outbox(record)
         tx.add_inbox(answered)
-        tx.audit(AuditEvent("created", message_id=old.message_id))
+        tx.audit(AuditEvent(EventName.CREATED, message_id=old.message_id))
     await store.close()
     return old, young, answered, still_open
 

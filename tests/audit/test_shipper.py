@@ -17,7 +17,8 @@ from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from exchange.audit.config import AuditSettings
 from exchange.audit.shipper import SHIPPED, Shipper
 from exchange.exceptions import BrokerUnavailable
-from exchange.node.store import AuditEvent, SQLiteStore
+from exchange.ledger.event import AuditEvent, EventName
+from exchange.node.store import SQLiteStore
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 from exchange.testing import ThrowawayPKI
@@ -61,7 +62,7 @@ async def ctx(tmp_path: Path, pki: ThrowawayPKI, clock: FrozenClock) -> AsyncIte
     await store.open()
     for i in range(25):
         async with store.transaction() as tx:
-            tx.audit(AuditEvent("status", message_id=f"m{i}"))
+            tx.audit(AuditEvent(EventName.STATUS_SENT, message_id=f"m{i}"))
     yield Context(
         "improvement", store, FakeBus(), BusNames("t."), pki.credentials("improvement"), clock
     )

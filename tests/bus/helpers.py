@@ -12,8 +12,9 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from exchange.envelope.model import Envelope
+from exchange.ledger.event import AuditEvent
 from exchange.node import Node
-from exchange.node.store.base import AuditEvent, OutboxRecord, OutboxState
+from exchange.node.store.base import OutboxRecord, OutboxState
 from tests.bus.conftest import AMQP_URL
 
 T = TypeVar("T")

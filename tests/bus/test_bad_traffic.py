@@ -16,6 +16,7 @@ from exchange._hazmat.xml import serialize
 from exchange.codec.xml import encode_xml
 from exchange.config import Settings
 from exchange.envelope.model import Envelope, Kind, ServiceRef
+from exchange.ledger import EventName
 from exchange.node import IncomingRequest, Node, Notice
 from exchange.node.store.base import PRUNED, InboxState, OutboxState
 from exchange.signing import digest, seal, unseal
@@ -166,7 +167,7 @@ async def test_unverifiable_delivery_is_quarantined(
     assert "rejected" not in provider_events
     assert calls == []
     await assert_still_serves(sender, calls)
-    assert [e.event for e in await audit_events(sender)].count("fault-received") == 0
+    assert [e.event for e in await audit_events(sender)].count(EventName.FAULT_RECEIVED) == 0
 
 
 # --- attributable but refused: a signed fault to the sender ------------------------------
@@ -324,7 +325,7 @@ async def test_replayed_request_is_a_duplicate(
         "the replayed request to be answered",
     )
     assert calls == [envelope.message_id]
-    assert [e.event for e in await audit_events(provider)].count("received") == 1
+    assert [e.event for e in await audit_events(provider)].count(EventName.RECEIVED) == 1
     sender = await make_node("single-center")
     calls.clear()
     await assert_still_serves(sender, calls)

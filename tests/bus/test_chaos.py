@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from exchange._clock import SYSTEM_CLOCK
-from exchange.audit import verify_chain
 from exchange.config import Settings
+from exchange.ledger import verify_chain
 from exchange.node import Node
 from exchange.node.store.base import InboxState, OutboxState, Store
 from exchange.node.store.sqlite import SQLiteStore

@@ -12,8 +12,8 @@ import pytest
 
 from exchange.connectors import CallbackConfig, HttpBridge
 from exchange.connectors._callbacks import STATE_KEY
+from exchange.ledger.event import AuditEvent, EventName
 from exchange.node import IncomingRequest, Node
-from exchange.node.store.base import AuditEvent
 from exchange.signing import WireFormat
 from tests.bus.conftest import MakeNode
 from tests.bus.helpers import eventually
@@ -298,7 +298,7 @@ async def test_undelivered_and_cancel_are_called_back(
     async with bridge.node.ctx.store.transaction() as tx:  # as the relay and inbound note them
         tx.audit(
             AuditEvent(
-                "undelivered",
+                EventName.UNDELIVERED,
                 "req-1",
                 None,
                 "KZN-9",
@@ -308,7 +308,9 @@ async def test_undelivered_and_cancel_are_called_back(
             )
         )
         tx.audit(
-            AuditEvent("cancelled", "cancel-1", "req-2", None, "tree-felling-permit", "cancel")
+            AuditEvent(
+                EventName.CANCELLED, "cancel-1", "req-2", None, "tree-felling-permit", "cancel"
+            )
         )
     (undelivered,) = await notices.wait_kinds("undelivered")
     (cancel,) = await system.wait_kinds("cancel")

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from exchange.audit.central.base import Finding
-from exchange.audit.chain import GENESIS_HASH, record_hash
-from exchange.node.store.base import AuditRecord
+from exchange.ledger.chain import GENESIS_HASH, record_hash
+from exchange.ledger.event import AuditRecord
 
 
 @dataclass(slots=True)

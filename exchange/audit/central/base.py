@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from exchange.audit.batch import Batch
-from exchange.node.store.base import AuditRecord
+from exchange.ledger.event import AuditRecord
 
 
 @dataclass(frozen=True, slots=True)

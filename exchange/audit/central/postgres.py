@@ -16,8 +16,8 @@ from exchange.audit.central._plan import plan_ingest
 from exchange.audit.central.base import Finding, IngestOutcome
 from exchange.audit.checkpoint import parse_checkpoint
 from exchange.exceptions import StoreError, StoreUnavailable
-from exchange.node.store import _rows
-from exchange.node.store.base import AuditRecord
+from exchange.ledger import codec
+from exchange.ledger.event import AuditRecord
 
 if TYPE_CHECKING:
     import asyncpg
@@ -65,8 +65,8 @@ class PostgresCentralStore:
         self._max = max_connections
         self._pool: asyncpg.Pool | None = None
         s = self._s = f'"{schema}"'
-        columns = ", ".join(_rows.AUDIT_COLUMNS)
-        marks = ", ".join(f"${i}" for i in range(1, len(_rows.AUDIT_COLUMNS) + 1))
+        columns = ", ".join(codec.AUDIT_COLUMNS)
+        marks = ", ".join(f"${i}" for i in range(1, len(codec.AUDIT_COLUMNS) + 1))
         self._insert = f"INSERT INTO {s}.records ({columns}) VALUES ({marks})"  # noqa: S608
         self._select = f"SELECT {columns} FROM {s}.records"  # noqa: S608
         self._set_head = (
@@ -126,13 +126,13 @@ class PostgresCentralStore:
                 outcome = IngestOutcome(findings=[*plan.findings, *rejected])
                 if plan.fresh:
                     await conn.executemany(
-                        self._insert, [_rows.audit_values(r, _rows.identity) for r in plan.fresh]
+                        self._insert, [codec.audit_values(r, codec.as_is) for r in plan.fresh]
                     )
                 outcome.stored = len(plan.fresh)
                 for record in plan.late:
                     status = await conn.execute(
                         self._insert + " ON CONFLICT DO NOTHING",
-                        *_rows.audit_values(record, _rows.identity),
+                        *codec.audit_values(record, codec.as_is),
                     )
                     added = int(status.rsplit(" ", 1)[-1])
                     outcome.stored += added
@@ -171,8 +171,8 @@ class PostgresCentralStore:
             await conn.copy_records_to_table(
                 "records",
                 schema_name=self.schema,
-                columns=list(_rows.AUDIT_COLUMNS),
-                records=[_rows.audit_values(r, _rows.identity) for r in records],
+                columns=list(codec.AUDIT_COLUMNS),
+                records=[codec.audit_values(r, codec.as_is) for r in records],
             )
             await conn.executemany(self._set_head, [(p, s, h) for p, (s, h) in heads.items()])
         async with self._need().acquire() as conn:
@@ -201,7 +201,7 @@ class PostgresCentralStore:
             since_seq,
             limit,
         )
-        return [_rows.audit_record(r, _rows.identity) for r in rows]
+        return [codec.audit_record(r, codec.as_is) for r in rows]
 
     async def checkpoints(self, party: str) -> Sequence[bytes]:
         """A party's checkpoint documents, in seq order."""
@@ -222,12 +222,12 @@ class PostgresCentralStore:
             "AND NOT (message_id = ANY($1::text[]))",
             list(ids),
         )
-        return [_rows.audit_record(r, _rows.identity) for r in rows]
+        return [codec.audit_record(r, codec.as_is) for r in rows]
 
     async def by_case(self, case_id: str) -> Sequence[AuditRecord]:
         """Every record of a case."""
         rows = await self._fetch(f"{self._select} WHERE case_id = $1", case_id)
-        return [_rows.audit_record(r, _rows.identity) for r in rows]
+        return [codec.audit_record(r, codec.as_is) for r in rows]
 
     async def findings(self, party: str | None = None) -> Sequence[Finding]:
         """Findings on arrival, oldest first."""

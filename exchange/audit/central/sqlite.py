@@ -15,9 +15,8 @@ from exchange.audit.central._plan import plan_ingest
 from exchange.audit.central.base import Finding, IngestOutcome
 from exchange.audit.checkpoint import parse_checkpoint
 from exchange.exceptions import StoreError, StoreUnavailable
-from exchange.node.store import _rows
-from exchange.node.store._sqlite_sql import to_text
-from exchange.node.store.base import AuditRecord
+from exchange.ledger import codec
+from exchange.ledger.event import AuditRecord
 
 T = TypeVar("T")
 
@@ -44,9 +43,9 @@ CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
-_COLUMNS = ", ".join(_rows.AUDIT_COLUMNS)
+_COLUMNS = ", ".join(codec.AUDIT_COLUMNS)
 _SELECT = f"SELECT {_COLUMNS} FROM records"  # noqa: S608
-_INSERT = f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * len(_rows.AUDIT_COLUMNS))})"  # noqa: S608
+_INSERT = f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * len(codec.AUDIT_COLUMNS))})"  # noqa: S608
 _INSERT_LATE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
 _SET_HEAD = "INSERT OR REPLACE INTO heads (party, seq, hash) VALUES (?, ?, ?)"
 
@@ -108,10 +107,10 @@ class SQLiteCentralStore:
             head = row.fetchone()
             plan = plan_ingest(batch.party, (head[0], head[1]) if head else None, batch.records, at)
             outcome = IngestOutcome(findings=[*plan.findings, *rejected])
-            conn.executemany(_INSERT, [_rows.audit_values(r, to_text) for r in plan.fresh])
+            conn.executemany(_INSERT, [codec.audit_values(r, codec.time_text) for r in plan.fresh])
             outcome.stored = len(plan.fresh)
             for record in plan.late:
-                cur = conn.execute(_INSERT_LATE, _rows.audit_values(record, to_text))
+                cur = conn.execute(_INSERT_LATE, codec.audit_values(record, codec.time_text))
                 outcome.stored += cur.rowcount
                 outcome.duplicates += 1 - cur.rowcount
             if plan.head is not None:
@@ -124,7 +123,10 @@ class SQLiteCentralStore:
                 )
             conn.executemany(
                 "INSERT INTO findings (party, seq, kind, detail, found_at) VALUES (?, ?, ?, ?, ?)",
-                [(f.party, f.seq, f.kind, f.detail, to_text(f.found_at)) for f in outcome.findings],
+                [
+                    (f.party, f.seq, f.kind, f.detail, codec.time_text(f.found_at))
+                    for f in outcome.findings
+                ],
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -139,7 +141,7 @@ class SQLiteCentralStore:
             conn = self._need(conn)
             heads: dict[str, tuple[int, str]] = {}
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_INSERT, [_rows.audit_values(r, to_text) for r in records])
+            conn.executemany(_INSERT, [codec.audit_values(r, codec.time_text) for r in records])
             for r in records:
                 if r.seq > heads.get(r.party, (0, ""))[0]:
                     heads[r.party] = (r.seq, r.hash)
@@ -165,7 +167,7 @@ class SQLiteCentralStore:
         rows = await self._fetch(
             f"{_SELECT} WHERE party = ? AND seq > ? ORDER BY seq LIMIT ?", (party, since_seq, limit)
         )
-        return [_rows.audit_record(r, datetime.fromisoformat) for r in rows]
+        return [codec.audit_record(r, datetime.fromisoformat) for r in rows]
 
     async def checkpoints(self, party: str) -> Sequence[bytes]:
         """A party's checkpoint documents, in seq order."""
@@ -183,12 +185,12 @@ class SQLiteCentralStore:
             f"{_SELECT} WHERE message_id IN ({marks}) OR correlation_id IN ({marks})",
             (*ids, *ids),
         )
-        return [_rows.audit_record(r, datetime.fromisoformat) for r in rows]
+        return [codec.audit_record(r, datetime.fromisoformat) for r in rows]
 
     async def by_case(self, case_id: str) -> Sequence[AuditRecord]:
         """Every record of a case."""
         rows = await self._fetch(f"{_SELECT} WHERE case_id = ?", (case_id,))
-        return [_rows.audit_record(r, datetime.fromisoformat) for r in rows]
+        return [codec.audit_record(r, datetime.fromisoformat) for r in rows]
 
     async def findings(self, party: str | None = None) -> Sequence[Finding]:
         """Findings on arrival, oldest first."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from exchange.node.store.base import (
-    AuditEvent,
-    AuditRecord,
     InboxRecord,
     InboxState,
     OutboxRecord,
@@ -16,8 +14,6 @@ from exchange.node.store.postgres import PostgresStore
 from exchange.node.store.sqlite import SQLiteStore
 
 __all__ = [
-    "AuditEvent",
-    "AuditRecord",
     "InboxRecord",
     "InboxState",
     "OutboxRecord",

@@ -5,13 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from exchange.node.store.base import (
-    AuditEvent,
-    InboxRecord,
-    InboxState,
-    OutboxRecord,
-    OutboxState,
-)
+from exchange.ledger.event import AuditEvent
+from exchange.node.store.base import InboxRecord, InboxState, OutboxRecord, OutboxState
 
 
 @dataclass(frozen=True, slots=True)

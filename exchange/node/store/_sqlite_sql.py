@@ -14,8 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exchange.audit import chain as audit_chain
 from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
+from exchange.ledger import chain as audit_chain
+from exchange.ledger import codec
+from exchange.ledger.event import AuditEvent
 from exchange.node.store import _rows
 from exchange.node.store._buffer import (
     PruneWire,
@@ -25,14 +27,7 @@ from exchange.node.store._buffer import (
     SetOutboxState,
     TransactionBuffer,
 )
-from exchange.node.store.base import (
-    PRUNED,
-    AuditEvent,
-    InboxRecord,
-    InboxState,
-    OutboxRecord,
-    OutboxState,
-)
+from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord, OutboxState
 
 _SCHEMA = """
 BEGIN IMMEDIATE;
@@ -90,12 +85,12 @@ def _update_state(table: str) -> str:
 
 _INSERT_OUTBOX = _insert("outbox", _rows.OUTBOX_COLUMNS)
 _INSERT_INBOX = _insert("inbox", _rows.INBOX_COLUMNS)
-_INSERT_AUDIT = _insert("audit", _rows.AUDIT_COLUMNS)
+_INSERT_AUDIT = _insert("audit", codec.AUDIT_COLUMNS)
 _UPDATE_OUTBOX = _update_state("outbox")
 _UPDATE_INBOX = _update_state("inbox")
 SELECT_OUTBOX = _select("outbox", _rows.OUTBOX_COLUMNS)
 SELECT_INBOX = _select("inbox", _rows.INBOX_COLUMNS)
-SELECT_AUDIT = _select("audit", _rows.AUDIT_COLUMNS)
+SELECT_AUDIT = _select("audit", codec.AUDIT_COLUMNS)
 
 
 def to_text(value: datetime | None) -> str | None:
@@ -241,7 +236,7 @@ def _apply_group(
         if i in extra:
             events = [*events, *extra[i]]
         if events:
-            seq, head = _rows.chain_audit(events, linker, linker.at_text, seq, head, audit)
+            seq, head = codec.chain_audit(events, linker, linker.at_text, seq, head, audit)
     if audit:
         conn.executemany(_INSERT_AUDIT, audit)
 
@@ -276,7 +271,7 @@ def _apply(
             events.append(event)
     if events:
         audit: list[tuple[Any, ...]] = []
-        seq, head = _rows.chain_audit(events, linker, linker.at_text, seq, head, audit)
+        seq, head = codec.chain_audit(events, linker, linker.at_text, seq, head, audit)
         conn.executemany(_INSERT_AUDIT, audit)
     return seq, head
 

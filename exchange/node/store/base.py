@@ -6,12 +6,14 @@ commit in one transaction: a crash can never leave one without the other.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
+
+from exchange.ledger.event import AuditEvent, AuditRecord
 
 
 class OutboxState(StrEnum):
@@ -92,32 +94,6 @@ class InboxRecord:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     receipt_wire: bytes | None = None  # resent as-is when the same request arrives again
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """One step of one message, as a node records it."""
-
-    event: str  # created, sent, confirmed, received, receipt, status, responded, rejected ...
-    message_id: str | None = None
-    correlation_id: str | None = None
-    case_id: str | None = None
-    service: str | None = None
-    kind: str | None = None
-    digest: str | None = None
-    detail: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    """An audit event as stored: numbered, timed and chained to its predecessor."""
-
-    seq: int
-    at: datetime
-    party: str
-    event: AuditEvent
-    prev_hash: str
-    hash: str
 
 
 class Transaction(Protocol):

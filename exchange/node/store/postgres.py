@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from exchange._clock import Clock
-from exchange.audit import chain as audit_chain
 from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
+from exchange.ledger import chain as audit_chain
+from exchange.ledger import codec
+from exchange.ledger.event import AuditEvent, AuditRecord
 from exchange.node.store import _rows
 from exchange.node.store._buffer import (
     PruneWire,
@@ -29,8 +31,6 @@ from exchange.node.store.base import (
     FINISHED_INBOX,
     FINISHED_OUTBOX,
     PRUNED,
-    AuditEvent,
-    AuditRecord,
     InboxRecord,
     InboxState,
     OutboxRecord,
@@ -121,7 +121,7 @@ class PostgresStore:
         self._ddl = _DDL.format(s=s)
         self._insert_outbox = _insert(f"{s}.outbox", _rows.OUTBOX_COLUMNS)
         self._insert_inbox = _insert(f"{s}.inbox", _rows.INBOX_COLUMNS)
-        self._insert_audit = _insert(f"{s}.audit", _rows.AUDIT_COLUMNS, {"detail": "::jsonb"})
+        self._insert_audit = _insert(f"{s}.audit", codec.AUDIT_COLUMNS, {"detail": "::jsonb"})
         update = (
             "UPDATE {t} SET state = $1, attempts = COALESCE($2, attempts), "
             "next_attempt_at = COALESCE($3, next_attempt_at) "
@@ -133,7 +133,7 @@ class PostgresStore:
         self._state_inbox = f"SELECT state FROM {s}.inbox WHERE message_id = $1"  # noqa: S608
         self._outbox = _select(f"{s}.outbox", _rows.OUTBOX_COLUMNS)
         self._inbox = _select(f"{s}.inbox", _rows.INBOX_COLUMNS)
-        self._audit = _select(f"{s}.audit", _rows.AUDIT_COLUMNS, {"detail": "::text"})
+        self._audit = _select(f"{s}.audit", codec.AUDIT_COLUMNS, {"detail": "::text"})
         self._head = f"SELECT seq, hash FROM {s}.audit ORDER BY seq DESC LIMIT 1"  # noqa: S608
         self._meta = s + ".meta"
         self._count_inbox = f"SELECT count(*) FROM {s}.inbox"  # noqa: S608
@@ -240,9 +240,7 @@ class PostgresStore:
         for op in buffer.operations:
             if isinstance(op, OutboxRecord):
                 try:
-                    await conn.execute(
-                        self._insert_outbox, *_rows.outbox_values(op, _rows.identity)
-                    )
+                    await conn.execute(self._insert_outbox, *_rows.outbox_values(op, codec.as_is))
                 except asyncpg.UniqueViolationError as exc:
                     raise StoreError(
                         f"the outbox already holds message {op.message_id}",
@@ -250,7 +248,7 @@ class PostgresStore:
                     ) from exc
             elif isinstance(op, InboxRecord):
                 try:
-                    await conn.execute(self._insert_inbox, *_rows.inbox_values(op, _rows.identity))
+                    await conn.execute(self._insert_inbox, *_rows.inbox_values(op, codec.as_is))
                 except asyncpg.UniqueViolationError as exc:
                     raise DuplicateMessage(
                         f"message {op.message_id} was already received",
@@ -268,7 +266,7 @@ class PostgresStore:
         seq, prev = (head["seq"], head["hash"]) if head else (0, audit_chain.GENESIS_HASH)
         at = self._clock.now()
         rows: list[tuple[Any, ...]] = []
-        _rows.chain_audit(events, audit_chain.Linker(at, self.party), at, seq, prev, rows)
+        codec.chain_audit(events, audit_chain.Linker(at, self.party), at, seq, prev, rows)
         await conn.executemany(self._insert_audit, rows)
 
     async def _set_state(
@@ -370,12 +368,12 @@ class PostgresStore:
     async def get_outbox(self, message_id: str) -> OutboxRecord | None:
         """One outgoing message, or None."""
         rows = await self._fetch(f"{self._outbox} WHERE message_id = $1", message_id)
-        return _rows.outbox_record(rows[0], _rows.identity) if rows else None
+        return _rows.outbox_record(rows[0], codec.as_is) if rows else None
 
     async def get_inbox(self, message_id: str) -> InboxRecord | None:
         """One received message, or None."""
         rows = await self._fetch(f"{self._inbox} WHERE message_id = $1", message_id)
-        return _rows.inbox_record(rows[0], _rows.identity) if rows else None
+        return _rows.inbox_record(rows[0], codec.as_is) if rows else None
 
     async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
         """PENDING and SENT messages whose next_attempt_at has come, oldest first."""
@@ -388,7 +386,7 @@ class PostgresStore:
             now,
             limit,
         )
-        return [_rows.outbox_record(r, _rows.identity) for r in rows]
+        return [_rows.outbox_record(r, codec.as_is) for r in rows]
 
     async def due_inbox(self, now: datetime, limit: int = 100) -> Sequence[InboxRecord]:
         """RECEIVED requests whose next_attempt_at is unset or has come, oldest first."""
@@ -399,7 +397,7 @@ class PostgresStore:
             now,
             limit,
         )
-        return [_rows.inbox_record(r, _rows.identity) for r in rows]
+        return [_rows.inbox_record(r, codec.as_is) for r in rows]
 
     async def inbox_by_state(self, state: InboxState, limit: int = 1000) -> Sequence[InboxRecord]:
         """Received messages in a state, oldest first."""
@@ -408,7 +406,7 @@ class PostgresStore:
             state.value,
             limit,
         )
-        return [_rows.inbox_record(r, _rows.identity) for r in rows]
+        return [_rows.inbox_record(r, codec.as_is) for r in rows]
 
     async def inbox_for(self, correlation_id: str) -> Sequence[InboxRecord]:
         """Messages received that refer to the request ``correlation_id``, oldest first."""
@@ -416,7 +414,7 @@ class PostgresStore:
             f"{self._inbox} WHERE correlation_id = $1 ORDER BY received_at, message_id",
             correlation_id,
         )
-        return [_rows.inbox_record(r, _rows.identity) for r in rows]
+        return [_rows.inbox_record(r, codec.as_is) for r in rows]
 
     async def outbox_answering(self, correlation_id: str) -> Sequence[OutboxRecord]:
         """Messages this party sent that answer the request ``correlation_id``, oldest first."""
@@ -424,14 +422,14 @@ class PostgresStore:
             f"{self._outbox} WHERE correlation_id = $1 ORDER BY created_at, message_id",
             correlation_id,
         )
-        return [_rows.outbox_record(r, _rows.identity) for r in rows]
+        return [_rows.outbox_record(r, codec.as_is) for r in rows]
 
     async def audit(self, since_seq: int = 0, limit: int = 10_000) -> Sequence[AuditRecord]:
         """Audit records with seq > since_seq, in order."""
         rows = await self._fetch(
             f"{self._audit} WHERE seq > $1 ORDER BY seq LIMIT $2", since_seq, limit
         )
-        return [_rows.audit_record(r, _rows.identity) for r in rows]
+        return [codec.audit_record(r, codec.as_is) for r in rows]
 
     async def audit_head(self) -> tuple[int, str] | None:
         """The (seq, hash) of the last audit record, or None while the chain is empty."""

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 from exchange._clock import Clock
 from exchange.exceptions import StoreError, StoreUnavailable
+from exchange.ledger import codec
+from exchange.ledger.event import AuditRecord
 from exchange.node.store import _rows
 from exchange.node.store._buffer import TransactionBuffer
 from exchange.node.store._sqlite_sql import (
@@ -36,7 +38,6 @@ from exchange.node.store._sqlite_writer import Writer
 from exchange.node.store.base import (
     FINISHED_INBOX,
     FINISHED_OUTBOX,
-    AuditRecord,
     InboxRecord,
     InboxState,
     OutboxRecord,
@@ -168,7 +169,7 @@ class SQLiteStore:
         rows = await self._fetch(
             f"{SELECT_AUDIT} WHERE seq > ? ORDER BY seq LIMIT ?", (since_seq, limit)
         )
-        return [_rows.audit_record(r, datetime.fromisoformat) for r in rows]
+        return [codec.audit_record(r, datetime.fromisoformat) for r in rows]
 
     async def audit_head(self) -> tuple[int, str] | None:
         """The (seq, hash) of the last audit record, or None while the chain is empty."""

@@ -11,11 +11,11 @@ import pytest
 
 from exchange.audit.batch import Batch
 from exchange.audit.central import CentralStore
-from exchange.audit.chain import GENESIS_HASH, link
 from exchange.audit.checkpoint import make_checkpoint, parse_checkpoint
 from exchange.audit.trace import trace
 from exchange.audit.verify import PartyReport, verify_party
-from exchange.node.store.base import AuditEvent, AuditRecord
+from exchange.ledger.chain import GENESIS_HASH, link
+from exchange.ledger.event import AuditEvent, AuditRecord, EventName
 from exchange.pki.trust import TrustStore
 from exchange.testing import ThrowawayPKI
 
@@ -28,7 +28,7 @@ def chain(n: int, party: str = PARTY, start: datetime = T0) -> list[AuditRecord]
     records: list[AuditRecord] = []
     prev = GENESIS_HASH
     for seq in range(1, n + 1):
-        event = AuditEvent("status", message_id=f"{party}-m{seq}", detail={"i": seq})
+        event = AuditEvent(EventName.STATUS_SENT, message_id=f"{party}-m{seq}", detail={"i": seq})
         records.append(link(seq, start + timedelta(seconds=seq), party, event, prev))
         prev = records[-1].hash
     return records
@@ -180,7 +180,7 @@ class CentralContract:
         """A forger who recomputes every hash after an edit is caught by the signed checkpoint."""
         records = await self._filled(central, pki)
         forged = chain(30)
-        edited = replace(forged[12].event, event="rejected")
+        edited = replace(forged[12].event, event=EventName.REJECTED)
         prev = forged[11].hash
         for record in records[12:]:
             event = edited if record.seq == 13 else record.event
@@ -206,7 +206,9 @@ class CentralContract:
         records = await self._filled(central, pki)
         for seq in range(30, 21, -1):
             await tamper.renumber(PARTY, seq, seq + 1)
-        inserted = link(22, records[20].at, PARTY, AuditEvent("responded"), records[20].hash)
+        inserted = link(
+            22, records[20].at, PARTY, AuditEvent(EventName.RESPONDED), records[20].hash
+        )
         await tamper.insert(inserted)
         # The insert links properly to 21, so the first record that no longer holds is the
         # original 22 (now labelled 23): it does not link to the inserted one.
@@ -283,7 +285,7 @@ def _three_party_case() -> list[tuple[datetime, str, AuditEvent]]:
         return (
             T0 + timedelta(minutes=minute),
             party,
-            AuditEvent(event, mid, corr, "CASE-1", service, kind),
+            AuditEvent(EventName(event), mid, corr, "CASE-1", service, kind),
         )
 
     sc, im, lp = "single-center", "improvement", "land-property"

@@ -12,8 +12,8 @@ import pytest
 
 from exchange.audit.central import CentralStore
 from exchange.audit.central.postgres import PostgresCentralStore
-from exchange.node.store import _rows
-from exchange.node.store.base import AuditRecord
+from exchange.ledger import codec
+from exchange.ledger.event import AuditRecord
 from tests.postgres import DSN
 
 from .contract import CentralContract, Tamper
@@ -56,10 +56,10 @@ class PostgresTamper:
 
     async def insert(self, record: AuditRecord) -> None:
         """Add a record as it is."""
-        marks = ", ".join(f"${i}" for i in range(1, len(_rows.AUDIT_COLUMNS) + 1))
+        marks = ", ".join(f"${i}" for i in range(1, len(codec.AUDIT_COLUMNS) + 1))
         await self._run(
-            f"INSERT INTO {self.s}.records ({', '.join(_rows.AUDIT_COLUMNS)}) VALUES ({marks})",
-            *_rows.audit_values(record, _rows.identity),
+            f"INSERT INTO {self.s}.records ({', '.join(codec.AUDIT_COLUMNS)}) VALUES ({marks})",
+            *codec.audit_values(record, codec.as_is),
         )
 
     async def renumber(self, party: str, old: int, new: int) -> None:

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from exchange.audit.central import CentralStore, SQLiteCentralStore
-from exchange.node.store import _rows
-from exchange.node.store._sqlite_sql import to_text
-from exchange.node.store.base import AuditRecord
+from exchange.ledger import codec
+from exchange.ledger.event import AuditRecord
 
 from .contract import CentralContract, Tamper
 
@@ -51,10 +50,10 @@ class SQLiteTamper:
 
     async def insert(self, record: AuditRecord) -> None:
         """Add a record as it is."""
-        marks = ", ".join("?" * len(_rows.AUDIT_COLUMNS))
+        marks = ", ".join("?" * len(codec.AUDIT_COLUMNS))
         self._run(
-            f"INSERT INTO records ({', '.join(_rows.AUDIT_COLUMNS)}) VALUES ({marks})",
-            _rows.audit_values(record, to_text),
+            f"INSERT INTO records ({', '.join(codec.AUDIT_COLUMNS)}) VALUES ({marks})",
+            codec.audit_values(record, codec.time_text),
         )
 
     async def renumber(self, party: str, old: int, new: int) -> None:

@@ -9,7 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from exchange._clock import SystemClock
-from exchange.node.store import AuditEvent, OutboxRecord, SQLiteStore
+from exchange.ledger.event import AuditEvent, EventName
+from exchange.node.store import OutboxRecord, SQLiteStore
 
 
 async def _main(path: Path, party: str) -> None:
@@ -36,7 +37,7 @@ async def _main(path: Path, party: str) -> None:
                         expires_at=now + timedelta(days=1),
                     )
                 )
-                tx.audit(AuditEvent("created", message_id=mid))
+                tx.audit(AuditEvent(EventName.CREATED, message_id=mid))
             print(mid, flush=True)
 
     await asyncio.gather(*(writer() for _ in range(8)))

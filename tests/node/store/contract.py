@@ -12,10 +12,10 @@ from typing import Protocol
 import pytest
 
 from exchange._clock import FrozenClock
-from exchange.audit import GENESIS_HASH, verify_chain
 from exchange.exceptions import DuplicateMessage, StateConflict, StoreError
+from exchange.ledger import GENESIS_HASH, verify_chain
+from exchange.ledger.event import AuditEvent, EventName
 from exchange.node.store import (
-    AuditEvent,
     InboxRecord,
     InboxState,
     OutboxRecord,
@@ -159,7 +159,7 @@ class StoreContract:
             async with store.transaction() as tx:
                 tx.add_outbox(record)
                 tx.set_inbox_state("missing", InboxState.ANSWERED)
-                tx.audit(AuditEvent("created", message_id=record.message_id))
+                tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
 
         with pytest.raises(StoreError) as info:
             await move()
@@ -279,14 +279,14 @@ class StoreContract:
         first = inbox(clock.now())
         async with store.transaction() as tx:
             tx.add_inbox(first)
-            tx.audit(AuditEvent("received", message_id=first.message_id))
+            tx.audit(AuditEvent(EventName.RECEIVED, message_id=first.message_id))
         reply = outbox(clock.now(), correlation_id=first.message_id, kind="receipt")
 
         async def receive_again() -> None:
             async with store.transaction() as tx:
                 tx.add_outbox(reply)
                 tx.add_inbox(inbox(clock.now(), message_id=first.message_id))
-                tx.audit(AuditEvent("received", message_id=first.message_id))
+                tx.audit(AuditEvent(EventName.RECEIVED, message_id=first.message_id))
 
         with pytest.raises(DuplicateMessage) as info:
             await receive_again()
@@ -304,7 +304,7 @@ class StoreContract:
         async def receive(record: InboxRecord) -> None:
             async with store.transaction() as tx:
                 tx.add_inbox(record)
-                tx.audit(AuditEvent("received", message_id=record.message_id))
+                tx.audit(AuditEvent(EventName.RECEIVED, message_id=record.message_id))
 
         others = [inbox(clock.now()) for _ in range(20)]
         batch = [*others[:10], inbox(clock.now(), message_id=first.message_id), *others[10:]]
@@ -364,7 +364,7 @@ class StoreContract:
                     OutboxState.ANSWERED,
                     only_from=(OutboxState.PENDING, OutboxState.SENT),
                 )
-                tx.audit(AuditEvent("responded", message_id=request.message_id))
+                tx.audit(AuditEvent(EventName.RESPONDED, message_id=request.message_id))
 
         with pytest.raises(StateConflict) as info:
             await answer()
@@ -386,7 +386,9 @@ class StoreContract:
                 tx.set_inbox_state(
                     request.message_id, InboxState.ANSWERED, only_from=(InboxState.RECEIVED,)
                 )
-                tx.audit(AuditEvent("responded", message_id=request.message_id, detail={"n": n}))
+                tx.audit(
+                    AuditEvent(EventName.RESPONDED, message_id=request.message_id, detail={"n": n})
+                )
 
         results = await asyncio.gather(*(answer(n) for n in range(10)), return_exceptions=True)
         assert sorted(type(r).__name__ for r in results) == ["NoneType"] + ["StateConflict"] * 9
@@ -403,7 +405,7 @@ class StoreContract:
             async with store.transaction() as tx:
                 tx.add_inbox(record)
                 tx.add_outbox(outbox(clock.now()))
-                tx.audit(AuditEvent("received", message_id=record.message_id))
+                tx.audit(AuditEvent(EventName.RECEIVED, message_id=record.message_id))
                 raise LookupError("handler failed")
 
         with pytest.raises(LookupError, match="handler failed"):
@@ -424,9 +426,19 @@ class StoreContract:
     async def test_audit_chain(self, store: Store, clock: FrozenClock) -> None:
         """Audit events are numbered from 1, timed by the clock, chained and verifiable."""
         events = [
-            AuditEvent("created", message_id="m1", service="tree-felling-permit", kind="request"),
-            AuditEvent("sent", message_id="m1", correlation_id="c", case_id="k", digest="f" * 64),
-            AuditEvent("rejected", detail={"reason": "подпись", "codes": ["expired"], "n": 2}),
+            AuditEvent(
+                EventName.CREATED, message_id="m1", service="tree-felling-permit", kind="request"
+            ),
+            AuditEvent(
+                EventName.CONFIRMED,
+                message_id="m1",
+                correlation_id="c",
+                case_id="k",
+                digest="f" * 64,
+            ),
+            AuditEvent(
+                EventName.REJECTED, detail={"reason": "подпись", "codes": ["expired"], "n": 2}
+            ),
         ]
         async with store.transaction() as tx:
             tx.audit(events[0])
@@ -447,7 +459,7 @@ class StoreContract:
         """audit(since_seq, limit) pages through the chain in seq order."""
         async with store.transaction() as tx:
             for i in range(7):
-                tx.audit(AuditEvent("status", detail={"i": i}))
+                tx.audit(AuditEvent(EventName.STATUS_SENT, detail={"i": i}))
         page = await store.audit(since_seq=2, limit=3)
         assert [r.seq for r in page] == [3, 4, 5]
         assert [r.seq for r in await store.audit(since_seq=7)] == []
@@ -459,7 +471,7 @@ class StoreContract:
         assert await store.audit_head() is None
         async with store.transaction() as tx:
             for i in range(3):
-                tx.audit(AuditEvent("status", detail={"i": i}))
+                tx.audit(AuditEvent(EventName.STATUS_SENT, detail={"i": i}))
         last = (await store.audit())[-1]
         assert await store.audit_head() == (3, last.hash)
 
@@ -470,7 +482,7 @@ class StoreContract:
         async def create(record: OutboxRecord) -> None:
             async with store.transaction() as tx:
                 tx.add_outbox(record)
-                tx.audit(AuditEvent("created", message_id=record.message_id))
+                tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
 
         await asyncio.gather(*(create(r) for r in records))
         audit = await store.audit()
@@ -496,7 +508,7 @@ class StoreContract:
                 tx.add_outbox(sent)
             for received in [*old_in.values(), young_in]:
                 tx.add_inbox(received)
-            tx.audit(AuditEvent("created"))
+            tx.audit(AuditEvent(EventName.CREATED))
 
         assert await store.prune_messages(cutoff) == len(FINISHED_OUTBOX) + len(FINISHED_INBOX)
 
@@ -531,7 +543,7 @@ class StoreContract:
         async def receive_again() -> None:
             async with store.transaction() as tx:
                 tx.add_inbox(inbox(clock.now(), message_id=request.message_id))
-                tx.audit(AuditEvent("received", message_id=request.message_id))
+                tx.audit(AuditEvent(EventName.RECEIVED, message_id=request.message_id))
 
         with pytest.raises(DuplicateMessage):
             await receive_again()
@@ -592,8 +604,8 @@ class StoreContract:
         async with store.transaction() as tx:
             tx.add_outbox(sent)
             tx.add_inbox(received)
-            tx.audit(AuditEvent("created", message_id=sent.message_id))
-            tx.audit(AuditEvent("received", message_id=received.message_id))
+            tx.audit(AuditEvent(EventName.CREATED, message_id=sent.message_id))
+            tx.audit(AuditEvent(EventName.RECEIVED, message_id=received.message_id))
         await store.close()
         reopened = make_store()
         await reopened.open()
@@ -601,7 +613,7 @@ class StoreContract:
             assert await reopened.get_outbox(sent.message_id) == sent
             assert await reopened.get_inbox(received.message_id) == received
             async with reopened.transaction() as tx:
-                tx.audit(AuditEvent("sent", message_id=sent.message_id))
+                tx.audit(AuditEvent(EventName.CONFIRMED, message_id=sent.message_id))
             records = await reopened.audit()
             assert [r.seq for r in records] == [1, 2, 3]
             verify_chain(records)

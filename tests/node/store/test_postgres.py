@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from exchange._clock import FrozenClock
-from exchange.audit import verify_chain
 from exchange.exceptions import StoreUnavailable
-from exchange.node.store import AuditEvent, PostgresStore
+from exchange.ledger import verify_chain
+from exchange.ledger.event import AuditEvent, EventName
+from exchange.node.store import PostgresStore
 from tests.postgres import DSN
 
 from .contract import PARTY, StoreContract, StoreFactory, outbox
@@ -41,8 +42,8 @@ async def test_processes_share_one_chain(pg_schema: str, clock: FrozenClock) -> 
             record = outbox(clock.now())
             async with store.transaction() as tx:
                 tx.add_outbox(record)
-                tx.audit(AuditEvent("created", message_id=record.message_id))
-                tx.audit(AuditEvent("stored", message_id=record.message_id))
+                tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
+                tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
 
         await asyncio.gather(*(create(stores[i % 3]) for i in range(150)))
         records = await stores[0].audit()

@@ -14,9 +14,10 @@ import pytest
 import structlog.testing
 
 from exchange._clock import FrozenClock
-from exchange.audit import verify_chain
 from exchange.exceptions import StoreUnavailable
-from exchange.node.store import AuditEvent, SQLiteStore, _sqlite_sql, _sqlite_writer
+from exchange.ledger import verify_chain
+from exchange.ledger.event import AuditEvent, EventName
+from exchange.node.store import SQLiteStore, _sqlite_sql, _sqlite_writer
 
 from .contract import PARTY, StoreContract, StoreFactory, outbox
 
@@ -68,14 +69,14 @@ async def test_disk_full(tmp_path: Path, clock: FrozenClock) -> None:
         async def create_big() -> None:
             async with store.transaction() as tx:
                 tx.add_outbox(replace(big, wire=b"x" * 400_000))
-                tx.audit(AuditEvent("created", message_id=big.message_id))
+                tx.audit(AuditEvent(EventName.CREATED, message_id=big.message_id))
 
         with pytest.raises(StoreUnavailable, match="disk full — free space"):
             await create_big()
         small = outbox(clock.now())
         async with store.transaction() as tx:
             tx.add_outbox(small)
-            tx.audit(AuditEvent("created", message_id=small.message_id))
+            tx.audit(AuditEvent(EventName.CREATED, message_id=small.message_id))
         assert await store.get_outbox(big.message_id) is None
         assert await store.get_outbox(small.message_id) == small
         assert [r.seq for r in await store.audit()] == [1]
@@ -97,7 +98,7 @@ async def test_locked_database_waits_without_blocking_the_loop(
         async def create() -> None:
             async with store.transaction() as tx:
                 tx.add_outbox(record)
-                tx.audit(AuditEvent("created", message_id=record.message_id))
+                tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
 
         commit = asyncio.create_task(create())
         ticks = 0
@@ -146,7 +147,7 @@ async def test_wal_is_checkpointed_and_starts_over(
             record = outbox(clock.now())
             async with store.transaction() as tx:
                 tx.add_outbox(record)
-                tx.audit(AuditEvent("created", message_id=record.message_id))
+                tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
         assert (tmp_path / "party.db-wal").stat().st_size < 5_000_000
         assert len(await store.audit(limit=1000)) == 600
     finally:
@@ -163,7 +164,7 @@ async def test_close_lets_a_checkpoint_under_way_finish(
     record = outbox(clock.now())
     async with store.transaction() as tx:  # 2 rows: the outbox row and its audit record
         tx.add_outbox(record)
-        tx.audit(AuditEvent("created", message_id=record.message_id))
+        tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
     with structlog.testing.capture_logs() as logs:
         await store.close()
     assert [entry for entry in logs if entry["event"] == "store.checkpoint_failed"] == []

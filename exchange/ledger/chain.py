@@ -15,7 +15,7 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from typing import Any
 
 from exchange.exceptions import AuditTampered
-from exchange.node.store.base import AuditEvent, AuditRecord
+from exchange.ledger.event import AuditEvent, AuditRecord
 
 GENESIS_HASH = "0" * 64
 
@@ -60,7 +60,7 @@ def _canonical_text(
     return (
         f'{{"at":{at_json},"case_id":{_field(e.case_id)},'
         f'"correlation_id":{_field(e.correlation_id)},"detail":{detail_json},'
-        f'"digest":{_field(e.digest)},"event":{_field(e.event)},"kind":{_field(e.kind)},'
+        f'"digest":{_field(e.digest)},"event":{encode_basestring(e.event)},"kind":{_field(e.kind)},'
         f'"message_id":{_field(e.message_id)},"party":{party_json},'
         f'"prev_hash":{_field(prev_hash)},'
         f'"seq":{seq if type(seq) is int else _JSON(seq)},"service":{_field(e.service)}}}'

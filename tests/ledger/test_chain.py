@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from exchange.audit import (
+from exchange.exceptions import AuditTampered
+from exchange.ledger import (
     GENESIS_HASH,
     canonical_bytes,
     chain_hash,
@@ -20,9 +21,8 @@ from exchange.audit import (
     record_hash,
     verify_chain,
 )
-from exchange.audit.chain import Linker, canonical_time
-from exchange.exceptions import AuditTampered
-from exchange.node.store import AuditEvent, AuditRecord
+from exchange.ledger.chain import Linker, canonical_time
+from exchange.ledger.event import AuditEvent, AuditRecord, EventName
 
 T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
 PARTY = "improvement"
@@ -33,7 +33,7 @@ def make_chain(n: int = 10) -> list[AuditRecord]:
     records: list[AuditRecord] = []
     prev = GENESIS_HASH
     for seq in range(1, n + 1):
-        event = AuditEvent("status", message_id=f"m{seq}", detail={"step": seq})
+        event = AuditEvent(EventName.STATUS_SENT, message_id=f"m{seq}", detail={"step": seq})
         records.append(link(seq, T0 + timedelta(minutes=seq), PARTY, event, prev))
         prev = records[-1].hash
     return records
@@ -55,7 +55,7 @@ def tampered_at(records: list[AuditRecord]) -> int:
 
 def test_known_answer() -> None:
     """The hash is SHA-256 over sorted-key compact JSON with UTC microsecond times."""
-    event = AuditEvent("received", message_id="m1", detail={"b": 1, "a": "ё"})
+    event = AuditEvent(EventName.RECEIVED, message_id="m1", detail={"b": 1, "a": "ё"})
     text = (
         '{"at":"2026-01-15T09:00:00.000000+00:00","case_id":null,"correlation_id":null,'
         '"detail":{"a":"ё","b":1},"digest":null,"event":"received","kind":null,'
@@ -89,16 +89,20 @@ class _ReadOnly(Mapping[str, Any]):
 
 
 AWKWARD = [
-    AuditEvent("sent"),
-    AuditEvent("received", message_id='q"uo\te', case_id="KZN-\u0001\n\t\x7f", kind=_Kind.REQUEST),
-    AuditEvent("status", correlation_id="ё ü 中文 😀 \u2028", service="tree-felling-permit"),
+    AuditEvent(EventName.CONFIRMED),
     AuditEvent(
-        "rejected",
+        EventName.RECEIVED, message_id='q"uo\te', case_id="KZN-\u0001\n\t\x7f", kind=_Kind.REQUEST
+    ),
+    AuditEvent(
+        EventName.STATUS_SENT, correlation_id="ё ü 中文 😀 \u2028", service="tree-felling-permit"
+    ),
+    AuditEvent(
+        EventName.REJECTED,
         digest="f" * 64,
         detail={"z": [1, 2.5, -0.0, 1e300, True, None], "a": {"y": "</script>", "b": {}}},
     ),
-    AuditEvent("noted", detail=_ReadOnly(b=1, a="ё")),
-    AuditEvent("noted", detail={"": "", "a b": [], "\u00e9": "\ud7ff"}),
+    AuditEvent(EventName.RECEIPT_RECEIVED, detail=_ReadOnly(b=1, a="ё")),
+    AuditEvent(EventName.RECEIPT_RECEIVED, detail={"": "", "a b": [], "\u00e9": "\ud7ff"}),
 ]
 
 
@@ -149,7 +153,7 @@ def test_linker_refuses_what_json_refuses() -> None:
 
 def test_time_zone_does_not_change_the_hash() -> None:
     """The same instant in another zone hashes the same; a naive time is refused."""
-    event = AuditEvent("sent")
+    event = AuditEvent(EventName.CONFIRMED)
     moscow = T0.astimezone(timezone(timedelta(hours=3)))
     assert chain_hash(1, moscow, PARTY, event, GENESIS_HASH) == chain_hash(
         1, T0, PARTY, event, GENESIS_HASH
@@ -206,14 +210,14 @@ def test_deleted_record_renumbered() -> None:
 def test_inserted_record() -> None:
     """A well-formed record inserted after seq 4 (later ones renumbered) is found at seq 6."""
     records = make_chain()
-    forged = link(5, records[3].at, PARTY, AuditEvent("responded"), records[3].hash)
+    forged = link(5, records[3].at, PARTY, AuditEvent(EventName.RESPONDED), records[3].hash)
     assert tampered_at(renumber([*records[:4], forged, *records[4:]])) == 6
 
 
 def test_inserted_duplicate_seq() -> None:
     """A record inserted with an existing seq is found at the seq after it."""
     records = make_chain()
-    forged = link(5, records[3].at, PARTY, AuditEvent("responded"), records[3].hash)
+    forged = link(5, records[3].at, PARTY, AuditEvent(EventName.RESPONDED), records[3].hash)
     assert tampered_at([*records[:4], forged, *records[4:]]) == 6
 
 
