@@ -78,7 +78,7 @@ class SQLiteCentralStore:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA synchronous = FULL")  # acked batches are gone from the broker
         conn.executescript(_SCHEMA)
         self._conn = conn
 

@@ -110,13 +110,18 @@ def unavailable(path: Path, exc: sqlite3.Error) -> StoreUnavailable:
 
 
 def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
-    """A connection in WAL mode; usable from any one thread at a time."""
+    """A connection in WAL mode with synchronous=FULL; usable from any one thread at a time.
+
+    FULL fsyncs the WAL at every commit: the receiver acks a delivery once its transaction
+    commits, and the broker then forgets it, so a commit must survive a power loss, not
+    only a killed process (DESIGN.md, Durable before acknowledged).
+    """
     conn = sqlite3.connect(
         path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA synchronous = FULL")
     return conn
 
 
@@ -150,18 +155,20 @@ def _begin(conn: sqlite3.Connection) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, audit_chain.GENESIS_HASH)
 
 
-def write_group(
+def stage_group(
     conn: sqlite3.Connection,
     group: Sequence[TransactionBuffer],
     party: str,
     at: datetime,
     path: Path,
 ) -> list[Exception | None]:
-    """Write a group in one SQLite transaction; return each transaction's error or None.
+    """Write a group in one SQLite transaction, left open; return each one's error or None.
 
     The fast path writes the whole group with batched statements. If any batch fails
     (a duplicate, a state conflict), it starts over with one SAVEPOINT per batch, so that
-    only the failing batches are rolled back.
+    only the failing batches are rolled back. While ``conn.in_transaction``, the caller
+    commits with ``commit`` (its fsync may run on another thread); otherwise the group
+    failed as a whole and was rolled back.
 
     Raises:
         Busy: another connection holds the write lock; nothing was written.
@@ -183,7 +190,6 @@ def write_group(
                     conn.execute("ROLLBACK TO batch")
                     errors[i] = exc
                 conn.execute("RELEASE batch")
-        conn.execute("COMMIT")
     except Busy:
         _rollback(conn)
         raise
@@ -197,6 +203,20 @@ def write_group(
         _rollback(conn)
         return [e or StoreError(f"store write failed: {exc!r}") for e in errors]
     return errors
+
+
+def commit(conn: sqlite3.Connection, path: Path) -> StoreUnavailable | None:
+    """COMMIT what ``stage_group`` wrote (blocking: with synchronous=FULL it fsyncs).
+
+    Return None once it is durable, or the error every transaction of the group gets (then
+    nothing of it was written).
+    """
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        return unavailable(path, exc)
+    return None
 
 
 def _apply_group(

@@ -1,10 +1,11 @@
-"""The SQLite store's writer: group commits on the event loop, WAL checkpoints off it."""
+"""The SQLite store's writer: group writes on the event loop, fsyncs and checkpoints off it."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from exchange._clock import Clock
 from exchange.exceptions import StoreUnavailable
 from exchange.node.store import _sqlite_sql
 from exchange.node.store._buffer import TransactionBuffer
-from exchange.node.store._sqlite_sql import Busy, unavailable, write_group
+from exchange.node.store._sqlite_sql import Busy, commit, stage_group, unavailable
 
 log = structlog.get_logger("exchange.store")
 
@@ -42,15 +43,16 @@ def _settle(group: list[Pending], errors: list[Exception | None]) -> None:
 
 
 class Writer:
-    """The store's one writer: it group-commits on the event loop, once per loop turn.
+    """The store's one writer: it group-commits, writing on the event loop, fsyncing off it.
 
-    Every transaction queued during one turn of the loop is written in one SQLite transaction
-    right after it. Not a thread: sqlite3 releases and retakes the GIL around every statement,
-    so a writer thread fought the event loop for the GIL at every row (a quarter of a node's
-    CPU went to those hand-offs). A WAL commit with ``synchronous=NORMAL`` only writes to the
-    OS (no fsync), so it is cheap enough to run inline. A write lock held by another process
-    (a CLI command) never blocks the loop: BEGIN IMMEDIATE fails at once, and the group is
-    tried again a little later until ``busy_timeout`` has passed.
+    Every transaction queued while the previous group was committing is written in one
+    SQLite transaction. The statements run on the loop: sqlite3 releases and retakes the GIL
+    around every statement, so a writer thread fought the event loop for the GIL at every row
+    (a quarter of a node's CPU went to those hand-offs). The COMMIT runs on a thread of its
+    own: with ``synchronous=FULL`` it fsyncs, which can take from a millisecond to hundreds on
+    a disk the broker shares, and the loop goes on meanwhile. A write lock held by another
+    process (a CLI command) never blocks the loop: BEGIN IMMEDIATE fails at once, and the
+    group is tried again a little later until ``busy_timeout`` has passed.
 
     The WAL checkpoint (which fsyncs) is not left to SQLite's auto-checkpoint, which would
     run it inside a COMMIT on the loop (up to 15 ms here): ``checkpoint`` runs it on another
@@ -86,6 +88,8 @@ class Writer:
         self._held = False  # commits wait for the end of a checkpoint
         self._changes_at_checkpoint = 0
         self._closing = False
+        self._writing: asyncio.Task[None] | None = None
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
 
     def open(self) -> None:
         """Open the connection and create the tables (blocking: run it in a thread).
@@ -117,7 +121,7 @@ class Writer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append(Pending(buffer, future))
-        if self._scheduled is None and not self._held:
+        if self._scheduled is None and self._writing is None and not self._held:
             self._scheduled = loop.call_soon(self._flush)
         return future
 
@@ -129,8 +133,11 @@ class Writer:
             self._scheduled = None
         if self._checkpointing is not None:
             await self._checkpointing
-        while self._pending:
-            self._flush()
+        while self._pending or self._writing is not None:
+            if self._writing is None:
+                self._flush()
+            if self._writing is not None:
+                await self._writing
             if self._scheduled is not None:  # locked by another process: wait as _flush does
                 self._scheduled.cancel()
                 self._scheduled = None
@@ -138,40 +145,53 @@ class Writer:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+        self._committer.shutdown(wait=True)
 
     def _flush(self) -> None:
         self._scheduled = None
-        conn = self._conn
-        if conn is None or self._held:
-            return  # the checkpoint's end schedules the next flush
-        while self._pending:
-            group = self._pending[: self._max_batch]
-            try:
-                errors = write_group(
-                    conn, [p.buffer for p in group], self._party, self._clock.now(), self._path
-                )
-            except Busy as busy:
-                loop = asyncio.get_running_loop()
-                if self._busy_tries == 0:
-                    self._busy_since = loop.time()
-                if loop.time() - self._busy_since < self._busy_timeout:
-                    delay = _BUSY_RETRY[min(self._busy_tries, len(_BUSY_RETRY) - 1)]
-                    self._busy_tries += 1
-                    self._scheduled = loop.call_later(delay, self._flush)
-                    return
-                errors = [unavailable(self._path, busy.cause)] * len(group)
-            self._busy_tries = 0
-            del self._pending[: len(group)]
-            _settle(group, errors)
+        if self._conn is None or self._held or self._writing is not None or not self._pending:
+            return  # the checkpoint's or the running write's end schedules the next flush
+        self._writing = asyncio.get_running_loop().create_task(self._write(self._conn))
+
+    async def _write(self, conn: sqlite3.Connection) -> None:
+        # A task of its own: a caller cancelled while waiting cannot cancel a commit.
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending and not self._held:
+                group = self._pending[: self._max_batch]
+                try:
+                    errors = stage_group(
+                        conn, [p.buffer for p in group], self._party, self._clock.now(), self._path
+                    )
+                except Busy as busy:
+                    if self._busy_tries == 0:
+                        self._busy_since = loop.time()
+                    if loop.time() - self._busy_since < self._busy_timeout:
+                        delay = _BUSY_RETRY[min(self._busy_tries, len(_BUSY_RETRY) - 1)]
+                        self._busy_tries += 1
+                        self._scheduled = loop.call_later(delay, self._flush)
+                        return
+                    errors = [unavailable(self._path, busy.cause)] * len(group)
+                self._busy_tries = 0
+                del self._pending[: len(group)]
+                if conn.in_transaction:
+                    failure = await loop.run_in_executor(self._committer, commit, conn, self._path)
+                    if failure is not None:
+                        errors = [e or failure for e in errors]
+                _settle(group, errors)
+        finally:
+            self._writing = None
         if conn.total_changes - self._changes_at_checkpoint >= _CHECKPOINT_ROWS:
             self._changes_at_checkpoint = conn.total_changes
             if not self._closing and self._checkpointing is None:
-                self._checkpointing = asyncio.get_running_loop().create_task(self._checkpointed())
+                self._checkpointing = loop.create_task(self._checkpointed())
 
     async def _checkpointed(self) -> None:
         try:
             await self._checkpoint()  # the bulk, while commits go on
             self._held = True
+            if self._writing is not None:
+                await self._writing  # it stops after the group it is committing
             await self._checkpoint()  # the rest, with commits held: now the WAL can start over
         except Exception as exc:  # the WAL only grows until the next checkpoint
             log.warning("store.checkpoint_failed", path=str(self._path), error=str(exc))

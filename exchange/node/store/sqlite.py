@@ -1,9 +1,10 @@
 """The SQLite party store: one writer group-commits transactions into a WAL database.
 
 Transactions buffer their changes in memory. On exit they queue them for the writer, which
-writes every transaction queued during one turn of the event loop in one SQLite transaction;
-if one of them fails (a duplicate), only its own changes are rolled back. ``synchronous=NORMAL``
-in WAL mode survives a killed process; reads use a second connection on a reader thread.
+writes every transaction queued while the previous group committed in one SQLite
+transaction; if one of them fails (a duplicate), only its own changes are rolled back.
+``synchronous=FULL``: a commit survives a power loss, its fsync runs off the event loop;
+reads use a second connection on a reader thread.
 Use a store from one event loop at a time.
 """
 

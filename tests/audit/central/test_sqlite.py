@@ -80,3 +80,15 @@ class TestSQLiteCentral(CentralContract):
     def tamper(self, central: CentralStore, tmp_path: Path) -> Tamper:
         """Direct SQL on the file."""
         return SQLiteTamper(tmp_path / "central.db")
+
+
+async def test_central_commits_are_durable(tmp_path: Path) -> None:
+    """The collector acks a batch once committed: the commit must survive a power loss."""
+    store = SQLiteCentralStore(tmp_path / "central.db")
+    await store.open()
+    try:
+        conn = store._conn
+        assert conn is not None
+        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    finally:
+        await store.close()

@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -208,3 +209,36 @@ async def test_sigkill_loses_nothing_committed(tmp_path: Path, clock: FrozenCloc
         verify_chain(records)
     finally:
         await store.close()
+
+
+async def test_commits_are_durable_and_fsync_off_the_loop(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer commits with synchronous=FULL, and never runs a COMMIT on the loop's thread."""
+    connections: list[sqlite3.Connection] = []
+    commits: list[str] = []
+    connect = _sqlite_sql.connect
+
+    def traced(path: Path, busy_timeout: float) -> sqlite3.Connection:
+        conn = connect(path, busy_timeout)
+        connections.append(conn)
+        conn.set_trace_callback(
+            lambda sql: commits.append(threading.current_thread().name) if sql == "COMMIT" else None
+        )
+        return conn
+
+    monkeypatch.setattr(_sqlite_sql, "connect", traced)
+    store = SQLiteStore(tmp_path / "party.db", PARTY, clock)
+    await store.open()
+    try:
+        (writer,) = connections
+        assert writer.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        for n in range(3):
+            async with store.transaction() as tx:
+                tx.audit(AuditEvent(EventName.CREATED, message_id=f"m{n}"))
+        assert len(await store.audit()) == 3
+    finally:
+        await store.close()
+    loop_thread = threading.current_thread().name
+    assert commits
+    assert loop_thread not in commits
