@@ -20,5 +20,8 @@ class Notice:
 
     @property
     def final(self) -> bool:
-        """True for a response, a fault or undelivered: nothing more will come."""
+        """True for a response, a fault or undelivered: the request's one final answer.
+
+        An answer that comes after it is recorded as ``late-answer`` and never noticed.
+        """
         return self.kind in ("response", "fault", "undelivered")
