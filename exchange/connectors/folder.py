@@ -20,7 +20,7 @@ Folders under ``root`` (created when missing):
     fault, in the format of the request, and ``<request-id>.undelivered.json``. Files appear
     complete (written as ``*.tmp``, then renamed). An answer file is written once; a status
     file is replaced by the next status of the request. A request has one final answer file
-    (response, fault or undelivered): an answer after it is a late answer, kept in the
+    (response, fault or undelivered): a status or answer after it is late, kept in the
     node's audit log and never written here.
 ``.pending/``
     The bridge's own bookkeeping: one marker per request still waiting for its final answer.

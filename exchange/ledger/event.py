@@ -46,7 +46,7 @@ class EventName(StrEnum):
     STATUS_RECEIVED = "status-received"
     RESPONSE_RECEIVED = "response-received"
     FAULT_RECEIVED = "fault-received"
-    LATE_ANSWER = "late-answer"  # a response or fault after the final answer: kept, not passed on
+    LATE_ANSWER = "late-answer"  # a status, response or fault after the final answer
 
     # What is not processed, and housekeeping.
     IGNORED = "ignored"  # verified, but not for us to act on (no fault sent back)

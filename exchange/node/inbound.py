@@ -54,7 +54,9 @@ _ADVANCES = {
     ),
 }
 _ADVANCES[Kind.FAULT] = _ADVANCES[Kind.RESPONSE]
-_FINAL = frozenset({Kind.RESPONSE, Kind.FAULT})
+# What comes late once the request has its final answer: another final answer, or a status
+# (a system told "answered" must not hear "in progress" after it).
+_LATE_AFTER_FINAL = frozenset({Kind.STATUS, Kind.RESPONSE, Kind.FAULT})
 _OPEN = (InboxState.RECEIVED, InboxState.WAITING)
 CANCELLED = "cancelled"
 """The fault code confirming a cancel: the cancelled request's final answer."""
@@ -276,7 +278,7 @@ class Inbound:
             try:
                 await self._note(verified, event, advance)
             except StateConflict:
-                if envelope.kind in _FINAL:
+                if envelope.kind in _LATE_AFTER_FINAL:
                     return await self._late(verified)
                 await self._note(verified, event, None)
         except DuplicateMessage:
@@ -287,8 +289,9 @@ class Inbound:
         return envelope.kind.value
 
     async def _late(self, verified: VerifiedEnvelope) -> str:
-        # The request had its final answer: this one is kept and recorded as late, and the
-        # departmental system is not told (it must never get two final answers).
+        # The request had its final answer: this status, response or fault is kept and
+        # recorded as late, and the departmental system is not told (it must never hear of
+        # the request again after its one final answer).
         # Raises DuplicateMessage if it was seen before.
         await self._note(verified, EventName.LATE_ANSWER, None, InboxState.LATE)
         self.ctx.log(verified.envelope).warning(

@@ -22,6 +22,7 @@ class Notice:
     def final(self) -> bool:
         """True for a response, a fault or undelivered: the request's one final answer.
 
-        An answer that comes after it is recorded as ``late-answer`` and never noticed.
+        A status, response or fault that comes after it is recorded as ``late-answer`` and
+        never noticed.
         """
         return self.kind in ("response", "fault", "undelivered")

@@ -28,7 +28,10 @@ GRANTED = {"decision": "granted", "permit_number": "TF-FINAL"}
 async def test_response_after_a_fault_is_recorded_late_and_never_noticed(
     make_node: MakeNode,
 ) -> None:
-    """A response after the final fault is on record as late-answer, shown late, not noticed."""
+    """A response or status after the final fault is on record as late-answer, not noticed.
+
+    The trace shows them late.
+    """
     provider = await make_node("improvement")
     sender = await make_node("single-center")
     seen: list[Notice] = []
@@ -41,17 +44,21 @@ async def test_response_after_a_fault_is_recorded_late_and_never_noticed(
     request_id = await sender.request("tree-felling-permit", TREES, case_id="KZN-LATE-1")
     assert (await sender.wait_answer(request_id, timeout=10)).kind == "fault"
 
+    progress = {"state": "inspection"}
+    status = await answer_unchecked(provider, sender, request_id, Kind.STATUS, payload=progress)
     late = await answer_unchecked(provider, sender, request_id, Kind.RESPONSE, payload=GRANTED)
     # The same answer again: answers to one request are handled in delivery order, so once
     # its duplicate is on record, the late answer's handling is over.
     await provider.outbound.republish(late)
     await wait_event(sender, "duplicate", late.message_id)
 
-    (recorded,) = await audit_events(sender, "late-answer")
+    late_status, recorded = await audit_events(sender, "late-answer")
+    assert (late_status.message_id, late_status.kind) == (status.message_id, "status")
     assert (recorded.message_id, recorded.correlation_id) == (late.message_id, request_id)
     assert (recorded.kind, recorded.digest) == ("response", late.digest)
-    assert [e for e in await audit_events(sender, "response-received")] == []
-    assert [n.kind for n in seen if n.final] == ["fault"]
+    assert await audit_events(sender, "response-received") == []
+    assert await audit_events(sender, "status-received") == []
+    assert sorted(n.kind for n in seen) == ["fault", "receipt"]  # the receipt may come last
     final = await sender.wait_answer(request_id, timeout=1)
     assert final.kind == "fault"
     stored = await sender.ctx.store.get_inbox(late.message_id)
@@ -60,9 +67,10 @@ async def test_response_after_a_fault_is_recorded_late_and_never_noticed(
     assert await sender.final_notice(request_id) == final
     records = await sender.ctx.store.audit()
     shown = build_timeline(request_id, records, sender.ctx.clock.now()).to_json()
-    assert [s["event"] for s in shown["steps"] if s["late"]] == ["late-answer"]
+    assert [s["event"] for s in shown["steps"] if s["late"]] == ["late-answer"] * 2
     assert [(a["message_id"], a["kind"]) for a in shown["late_answers"]] == [
-        (late.message_id, "response")
+        (status.message_id, "status"),
+        (late.message_id, "response"),
     ]
 
 

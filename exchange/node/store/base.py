@@ -38,7 +38,7 @@ class InboxState(StrEnum):
     CANCELLED = "cancelled"  # the sender cancelled it before it was answered
     EXPIRED = "expired"  # it expired before it was answered
     NOTED = "noted"  # not a request (receipt, status, response ...): kept for the record
-    LATE = "late"  # a response or fault after the request's final answer: kept, not passed on
+    LATE = "late"  # a status, response or fault after the final answer: kept, not passed on
 
 
 FINISHED_OUTBOX = frozenset({OutboxState.DONE, OutboxState.ANSWERED, OutboxState.UNDELIVERED})
