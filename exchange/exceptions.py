@@ -256,3 +256,12 @@ class StateConflict(StoreError):
     """A record was not in the state a transaction expected (another step moved it first)."""
 
     code = "state-conflict"
+
+
+class AlreadyFinal(StateConflict):
+    """A request already has its final answer: nothing final may follow (DESIGN.md: Final is final).
+
+    To try again, its sender files a new request (new message id, same case id).
+    """
+
+    code = "already-final"

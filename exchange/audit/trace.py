@@ -3,6 +3,8 @@
 By message id: the message, the request it answers, and everything that refers to that
 request. By case id: every record of the case. Steps are in time order; for each
 request a department received, the time it kept the sender waiting (receipt to answer).
+An answer that came after a request's final answer is a step marked ``late``: on record,
+never the request's answer.
 """
 
 from __future__ import annotations
@@ -96,8 +98,15 @@ class Timeline:
                     "service": r.event.service,
                     "kind": r.event.kind,
                     "detail": dict(r.event.detail),
+                    "late": r.event.event is EventName.LATE_ANSWER,
                 }
                 for r in self.steps
+            ],
+            "late_answers": [
+                {"party": r.party, "message_id": r.event.message_id, "kind": r.event.kind}
+                | {"request_id": r.event.correlation_id, "digest": r.event.digest}
+                for r in self.steps
+                if r.event.event is EventName.LATE_ANSWER
             ],
             "waiting": [w.to_json() for w in self.waits],
             "waiting_by_party": {p: round(s, 6) for p, s in self.waiting_by_party().items()},

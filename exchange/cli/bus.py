@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,11 +24,16 @@ from exchange.codec.json import loads_strict
 from exchange.codec.xml import payload_from_element
 from exchange.config import Settings
 from exchange.envelope.model import Kind
-from exchange.exceptions import BrokerUnavailable, Malformed
-from exchange.ledger.event import AuditEvent, EventName
+from exchange.exceptions import (
+    AlreadyFinal,
+    BrokerUnavailable,
+    Malformed,
+    StateConflict,
+    UnknownMessage,
+)
 from exchange.node import Node, build_node
 from exchange.node.factory import open_store
-from exchange.node.store.base import InboxState
+from exchange.node.store.base import InboxRecord, InboxState, Store
 from exchange.signing import WireFormat
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
@@ -135,34 +142,76 @@ async def _serve(node: Node) -> None:
 
 def send(
     sender: Annotated[str, typer.Option("--from", help="Sending party.")],
-    recipient: Annotated[str, typer.Option("--to", help="Providing party.")],
-    service: Annotated[str, typer.Option(help="Service code from the catalog.")],
+    recipient: Annotated[
+        str | None, typer.Option("--to", help="Providing party (not with --refile).")
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option(help="Service code from the catalog (not with --refile).")
+    ] = None,
     payload: Annotated[
-        Path, typer.Option(exists=True, dir_okay=False, help="Payload file: JSON or XML.")
-    ],
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Payload file: JSON or XML (not with --refile)."
+        ),
+    ] = None,
     wire_format: Annotated[
         WireFormat | None, typer.Option("--format", help="Envelope format (default: as payload).")
     ] = None,
     case_id: Annotated[str | None, typer.Option(help="The citizen's case number.")] = None,
+    refile: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REQUEST_ID",
+            help="File this finished request of --from again as a new one: same service, "
+            "provider, payload and case id, new message id.",
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the response or fault.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
 ) -> None:
-    """Send a request and print its message id (and, with --wait, the answer)."""
+    """Send a request and print its message id (and, with --wait, the answer).
+
+    A final answer is never replaced: to try again, file the request anew with --refile.
+    """
     configure_logging("WARNING")
-    with user_errors():
-        data, payload_format = _read_payload(payload.read_bytes(), service)
-        result = asyncio.run(
-            _send(
-                sender,
-                recipient,
-                service,
-                data,
-                wire_format or payload_format,
-                case_id,
-                wait,
-                timeout,
+    if refile is not None:
+        clashing = [
+            name
+            for name, value in (
+                ("--to", recipient),
+                ("--service", service),
+                ("--payload", payload),
+                ("--format", wire_format),
+                ("--case-id", case_id),
             )
-        )
+            if value is not None
+        ]
+        if clashing:
+            raise fail(
+                "usage-error",
+                f"--refile takes all of it from request {refile}; drop {', '.join(clashing)}",
+            )
+        with user_errors():
+            result = asyncio.run(_send(sender, lambda node: node.refile(refile), wait, timeout))
+        result["refiles"] = refile
+    else:
+        if recipient is None or service is None or payload is None:
+            raise fail(
+                "usage-error", "--to, --service and --payload are needed (or --refile REQUEST_ID)"
+            )
+        with user_errors():
+            data, payload_format = _read_payload(payload.read_bytes(), service)
+
+            def file(node: Node) -> Awaitable[str]:
+                return node.request(
+                    service,
+                    data,
+                    recipient=recipient,
+                    case_id=case_id,
+                    wire_format=wire_format or payload_format,
+                )
+
+            result = asyncio.run(_send(sender, file, wait, timeout))
     print_json(result)
     if result.get("answer") in ("fault", "undelivered", "timeout"):
         raise typer.Exit(code=1)
@@ -183,21 +232,19 @@ def _read_payload(raw: bytes, service: str) -> tuple[dict[str, Any], WireFormat]
 
 
 async def _send(
-    sender: str,
-    recipient: str,
-    service: str,
-    data: dict[str, Any],
-    wire_format: WireFormat,
-    case_id: str | None,
-    wait: bool,
-    timeout: float,
+    sender: str, file: Callable[[Node], Awaitable[str]], wait: bool, timeout: float
 ) -> dict[str, Any]:
     node = build_node(sender)
     async with node:
-        request_id = await node.request(
-            service, data, recipient=recipient, case_id=case_id, wire_format=wire_format
-        )
-        result: dict[str, Any] = {"message_id": request_id, "sender": sender, "to": recipient}
+        request_id = await file(node)
+        sent = await node.ctx.store.get_outbox(request_id)
+        assert sent is not None, "a request just filed is in the outbox"
+        result: dict[str, Any] = {
+            "message_id": request_id,
+            "sender": sender,
+            "to": sent.recipient,
+            "case_id": sent.case_id,
+        }
         if wait:
             try:
                 notice = await node.wait_answer(request_id, timeout)
@@ -234,13 +281,8 @@ def dlq_list(party: PartyArg, as_json: Annotated[bool, typer.Option("--json")] =
 
 
 async def _dlq_rows(party: str) -> list[dict[str, Any]]:
-    settings = load_settings()
-    store = open_store(party, settings, SYSTEM_CLOCK)
-    await store.open()
-    try:
+    async with _opened_store(party) as store:
         dead = await store.inbox_by_state(InboxState.DEAD)
-    finally:
-        await store.close()
     rows: list[dict[str, Any]] = [
         {
             "where": "store",
@@ -252,7 +294,7 @@ async def _dlq_rows(party: str) -> list[dict[str, Any]]:
         }
         for r in dead
     ]
-    for body, headers in await _broker_dead_letters(settings, party, take=False):
+    for body, headers in await _broker_dead_letters(load_settings(), party, take=False):
         rows.append(
             {
                 "where": "broker",
@@ -269,44 +311,68 @@ async def _dlq_rows(party: str) -> list[dict[str, Any]]:
 @dlq_app.command("replay")
 def dlq_replay(
     party: PartyArg,
-    message_id: Annotated[str | None, typer.Argument(help="Only this request.")] = None,
+    message_id: Annotated[
+        str | None, typer.Argument(help="A request of the store: refused, it is final.")
+    ] = None,
 ) -> None:
-    """Give dead requests to the handler again, and put broker dead letters back in the inbox."""
+    """Put broker dead letters back in the inbox; requests dead in the store stay final.
+
+    A request dead in the store was answered with ``processing-failed``, its final answer,
+    so it is never handed to the handler again (DESIGN.md: Final is final). Its sender files
+    it again as a new request: ``exchange send --from SENDER --refile REQUEST_ID``.
+    """
     with user_errors():
-        replayed = asyncio.run(_replay(party, message_id))
-    console().print(f"replayed {replayed} message(s) for {party}")
+        if message_id is not None:
+            asyncio.run(_refuse_replay(party, message_id))
+        replayed, final = asyncio.run(_replay(party))
+    console().print(f"replayed {replayed} broker dead letter(s) for {party}")
+    for record in final:
+        console().print(
+            f"not replayed: request {record.message_id} from {record.sender} is final "
+            f"(processing-failed sent); to try again: "
+            f"exchange send --from {record.sender} --refile {record.message_id}"
+        )
 
 
-async def _replay(party: str, message_id: str | None) -> int:
-    settings = load_settings()
-    store = open_store(party, settings, SYSTEM_CLOCK)
+async def _refuse_replay(party: str, message_id: str) -> None:
+    """Refuse to replay one request of the store, saying why and what to do instead.
+
+    Raises:
+        AlreadyFinal (already-final): it has its final answer.
+        UnknownMessage (unknown-message): the store has no such request.
+    """
+    async with _opened_store(party) as store:
+        record = await store.get_inbox(message_id)
+    if record is None or record.kind != Kind.REQUEST.value:
+        raise UnknownMessage(
+            f"{party} has received no request {message_id}; broker dead letters have no id "
+            f"here: `exchange dlq replay {party}` replays them all"
+        )
+    if record.state in (InboxState.RECEIVED, InboxState.WAITING):
+        raise StateConflict(f"request {message_id} is still open ({record.state.value})")
+    raise AlreadyFinal(
+        f"request {message_id} from {record.sender} already has its final answer "
+        f"({record.state.value}); it is not handed to the handler again. Fix the cause, "
+        f"then have {record.sender} file it again as a new request with the same case id: "
+        f"`exchange send --from {record.sender} --refile {message_id}`"
+    )
+
+
+async def _replay(party: str) -> tuple[int, list[InboxRecord]]:
+    """Replay the broker's dead letters; return how many, and the store's dead requests."""
+    async with _opened_store(party) as store:
+        dead = await store.inbox_by_state(InboxState.DEAD)
+    return len(await _broker_dead_letters(load_settings(), party, take=True)), list(dead)
+
+
+@contextlib.asynccontextmanager
+async def _opened_store(party: str) -> AsyncIterator[Store]:
+    store = open_store(party, load_settings(), SYSTEM_CLOCK)
     await store.open()
-    count = 0
     try:
-        for record in await store.inbox_by_state(InboxState.DEAD):
-            if message_id and record.message_id != message_id:
-                continue
-            async with store.transaction() as tx:
-                tx.set_inbox_state(
-                    record.message_id, InboxState.RECEIVED, attempts=0, only_from=(InboxState.DEAD,)
-                )
-                tx.audit(
-                    AuditEvent(
-                        EventName.REPLAYED,
-                        record.message_id,
-                        record.correlation_id,
-                        record.case_id,
-                        record.service,
-                        record.kind,
-                        record.digest,
-                    )
-                )
-            count += 1
+        yield store
     finally:
         await store.close()
-    if message_id is None:
-        count += len(await _broker_dead_letters(settings, party, take=True))
-    return count
 
 
 async def _broker_dead_letters(

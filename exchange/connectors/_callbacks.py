@@ -3,7 +3,9 @@
 Nothing is kept only in memory. The node already records every step in its party's audit
 log, in the same transaction as the step itself: ``receipt-received``, ``status-received``,
 ``response-received``, ``fault-received`` and ``undelivered`` for requests the party sent,
-``handed-over`` and ``cancelled`` for requests it provides. The dispatcher reads that log
+``handed-over`` and ``cancelled`` for requests it provides. A ``late-answer`` (a status,
+response or fault after the request's final answer) is never called back: the system gets one final
+answer per request. The dispatcher reads that log
 from a cursor kept in the store's meta table (``http-bridge.callbacks``: the highest audit
 seq whose callbacks are all delivered, plus the seqs above it already delivered), turns each
 such event into a callback and POSTs it until the target answers 2xx, with back-off and

@@ -19,7 +19,9 @@ Folders under ``root`` (created when missing):
     Answers: ``<request-id>.<kind>.<json|xml>`` for every receipt, status, response and
     fault, in the format of the request, and ``<request-id>.undelivered.json``. Files appear
     complete (written as ``*.tmp``, then renamed). An answer file is written once; a status
-    file is replaced by the next status of the request.
+    file is replaced by the next status of the request. A request has one final answer file
+    (response, fault or undelivered): a status or answer after it is late, kept in the
+    node's audit log and never written here.
 ``.pending/``
     The bridge's own bookkeeping: one marker per request still waiting for its final answer.
 

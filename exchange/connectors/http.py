@@ -24,6 +24,7 @@ from exchange.connectors._callbacks import CallbackConfig, Dispatcher
 from exchange.connectors._content import answer_content
 from exchange.exceptions import (
     BrokerUnavailable,
+    ContentPruned,
     EnvelopeError,
     ExchangeError,
     Malformed,
@@ -34,7 +35,7 @@ from exchange.exceptions import (
     UnknownMessage,
 )
 from exchange.node import LATER, IncomingRequest, Later, Node
-from exchange.node.store.base import PRUNED, InboxRecord, OutboxRecord
+from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord
 from exchange.signing import WireFormat
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "schemas" / "http-bridge.openapi.json"
@@ -48,14 +49,7 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SendBody(_Body):
-    """``POST /requests``: a request to send to the service's provider."""
-
-    service: str = Field(min_length=1)
-    payload: dict[str, Any]
-    case_id: str | None = None
-    version: str | None = None
-    format: Literal["xml", "json"] | None = None
+class _CallbackUrl(_Body):
     callback_url: str | None = None
 
     @field_validator("callback_url")
@@ -66,6 +60,20 @@ class SendBody(_Body):
             if url.scheme not in ("http", "https") or not url.host:
                 raise ValueError("must be an absolute http(s) URL")
         return value
+
+
+class SendBody(_CallbackUrl):
+    """``POST /requests``: a request to send to the service's provider."""
+
+    service: str = Field(min_length=1)
+    payload: dict[str, Any]
+    case_id: str | None = None
+    version: str | None = None
+    format: Literal["xml", "json"] | None = None
+
+
+class RefileBody(_CallbackUrl):
+    """``POST /requests/{id}/refile``: where the new request's callbacks go (default: as before)."""
 
 
 class RespondBody(_Body):
@@ -120,6 +128,7 @@ class HttpBridge:
         app.router.add_get("/openapi.json", self.openapi)
         app.router.add_post("/requests", self.send)
         app.router.add_get("/requests/{message_id}", self.state)
+        app.router.add_post("/requests/{message_id}/refile", self.refile)
         app.router.add_post("/requests/{message_id}/respond", self.respond)
         app.router.add_post("/requests/{message_id}/reject", self.reject)
         app.router.add_post("/requests/{message_id}/status", self.status)
@@ -183,6 +192,26 @@ class HttpBridge:
             {"message_id": message_id}, status=202, headers={"Location": location}
         )
 
+    async def refile(self, request: web.Request) -> web.Response:
+        """``POST /requests/{id}/refile``: send a finished request again as a new one.
+
+        Same service, provider, payload and case id, new message id (a final answer is never
+        replaced); its callbacks go where the original's went unless a callback_url is given.
+        """
+        original = request.match_info["message_id"]
+        body = RefileBody.model_validate(await _json(request) if request.can_read_body else {})
+        async with self.callbacks.gate.shared():
+            message_id = await self.node.refile(original)
+            url = body.callback_url or await self.callbacks.callback_url(original)
+            if url is not None:
+                await self.callbacks.remember(message_id, url)
+        self.callbacks.wake()
+        return web.json_response(
+            {"message_id": message_id, "refiles": original},
+            status=202,
+            headers={"Location": f"/requests/{message_id}"},
+        )
+
     async def state(self, request: web.Request) -> web.Response:
         """``GET /requests/{id}``: a sent or received request's state and its answers so far."""
         message_id = request.match_info["message_id"]
@@ -221,6 +250,8 @@ class HttpBridge:
                 "message_id": record.message_id,
                 "received_at": record.received_at.isoformat(),
             }
+            if record.state is InboxState.LATE:
+                answer["late"] = True  # after the final answer: on record, not the answer
             envelope = self.node.stored_envelope(record.wire)
             if envelope is None:
                 answers.append(answer | {"content_pruned": True})
@@ -304,7 +335,7 @@ async def _json(request: web.Request) -> Any:
 def _status_of(error: ExchangeError) -> int:
     if isinstance(error, UnknownMessage):
         return 404
-    if isinstance(error, StateConflict):
+    if isinstance(error, StateConflict | ContentPruned):
         return 409
     if isinstance(error, PolicyError | EnvelopeError):
         return 400

@@ -31,12 +31,12 @@ class EventName(StrEnum):
 
     # A request this party received.
     RECEIVED = "received"
-    DUPLICATE = "duplicate"  # the same request again: its receipt resent
+    DUPLICATE = "duplicate"  # the same message again (a request: its answers resent)
     REJECTED = "rejected"  # refused with a signed fault (expired, access, schema ...)
     CANCELLED = "cancelled"  # its sender cancelled it
     HANDED_OVER = "handed-over"  # to the departmental system, which answers later
     RETRIED = "retried"  # the handler failed; it runs again later
-    REPLAYED = "replayed"  # an admin gave a dead request to the handler again
+    REPLAYED = "replayed"  # a dead request given to the handler again (before final was final)
     ANSWERED = "answered"  # closed by a response
     DEAD = "dead"  # closed after the handler failed past the retry limit
     EXPIRED = "expired"  # closed because it expired unanswered
@@ -46,6 +46,7 @@ class EventName(StrEnum):
     STATUS_RECEIVED = "status-received"
     RESPONSE_RECEIVED = "response-received"
     FAULT_RECEIVED = "fault-received"
+    LATE_ANSWER = "late-answer"  # a status, response or fault after the final answer
 
     # What is not processed, and housekeeping.
     IGNORED = "ignored"  # verified, but not for us to act on (no fault sent back)
@@ -68,9 +69,10 @@ ANSWER_RECEIVED = frozenset(
         EventName.STATUS_RECEIVED,
         EventName.RESPONSE_RECEIVED,
         EventName.FAULT_RECEIVED,
+        EventName.LATE_ANSWER,
     }
 )
-"""Events of an answer arriving at the party that sent the request."""
+"""Events of an answer arriving at the party that sent the request (late ones included)."""
 
 
 @dataclass(frozen=True, slots=True)

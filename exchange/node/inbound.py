@@ -45,12 +45,21 @@ _ADVANCES = {
         OutboxState.RECEIPTED,
         (OutboxState.PENDING, OutboxState.SENT, OutboxState.RECEIPTED),
     ),
+    # Only an open request takes a final answer: after a response, a fault or undelivered,
+    # another one is late (DESIGN.md: Final is final), checked by the store in the same
+    # transaction that would close the request.
     Kind.RESPONSE: (
         OutboxState.ANSWERED,
-        (OutboxState.PENDING, OutboxState.SENT, OutboxState.RECEIPTED, OutboxState.UNDELIVERED),
+        (OutboxState.PENDING, OutboxState.SENT, OutboxState.RECEIPTED),
     ),
 }
 _ADVANCES[Kind.FAULT] = _ADVANCES[Kind.RESPONSE]
+# What comes late once the request has its final answer: another final answer, or a status
+# (a system told "answered" must not hear "in progress" after it).
+_LATE_AFTER_FINAL = frozenset({Kind.STATUS, Kind.RESPONSE, Kind.FAULT})
+_OPEN = (InboxState.RECEIVED, InboxState.WAITING)
+CANCELLED = "cancelled"
+"""The fault code confirming a cancel: the cancelled request's final answer."""
 
 
 class Inbound:
@@ -152,16 +161,22 @@ class Inbound:
 
     async def _duplicate(self, verified: VerifiedEnvelope) -> str:
         envelope = verified.envelope
-        async with self.ctx.store.transaction() as tx:
-            tx.audit(
-                audit_event(EventName.DUPLICATE, envelope, verified.digest, sender=envelope.sender)
-            )
+        await self._record_duplicate(verified)
         # Whatever we answered before (receipt, statuses, response or fault) goes out again.
         for record in await self.ctx.store.outbox_answering(envelope.message_id):
             if record.wire == PRUNED and record.kind == Kind.RECEIPT.value:
                 record = await self._kept_receipt(record)
             await self.outbound.republish(record)
         self.ctx.log(envelope).info("request.duplicate")
+        return "duplicate"
+
+    async def _record_duplicate(self, verified: VerifiedEnvelope) -> str:
+        # A message seen before (a resend, a broker redelivery, a replay) is a step too.
+        envelope = verified.envelope
+        async with self.ctx.store.transaction() as tx:
+            tx.audit(
+                audit_event(EventName.DUPLICATE, envelope, verified.digest, sender=envelope.sender)
+            )
         return "duplicate"
 
     async def _kept_receipt(self, receipt: OutboxRecord) -> OutboxRecord:
@@ -174,14 +189,8 @@ class Inbound:
 
     async def _refuse(self, verified: VerifiedEnvelope, error: ExchangeError) -> str:
         envelope = verified.envelope
-        fault = self.outbound.envelope(
-            Kind.FAULT,
-            service=envelope.service,
-            recipient=envelope.sender,
-            expires_at=self._answer_expiry(),
-            answering=(envelope.message_id, verified.digest),
-            case_id=envelope.case_id,
-            fault=Fault(code=error.code, text=error.message[:4096]),
+        fault = self._fault(
+            envelope, (envelope.message_id, verified.digest), error.code, error.message[:4096]
         )
 
         def record_request(tx: Transaction) -> None:
@@ -208,6 +217,10 @@ class Inbound:
     # --- cancels and answers to our own requests ------------------------------------------
 
     async def _cancel(self, verified: VerifiedEnvelope) -> str:
+        """Close an open request and confirm with a signed ``cancelled`` fault, its final answer.
+
+        A request already closed keeps its answer (it is final); the cancel is only noted.
+        """
         envelope = verified.envelope
         request = await self.ctx.store.get_inbox(envelope.correlation_id or "")
         if (
@@ -216,19 +229,26 @@ class Inbound:
             or request.digest != envelope.request_digest
         ):
             return await self._ignore(verified, "cancel of a request we did not receive from it")
+        confirmation = self._fault(
+            envelope,
+            (request.message_id, request.digest),
+            CANCELLED,
+            "cancelled at the sender's request",
+        )
+
+        def close_request(tx: Transaction) -> None:
+            tx.add_inbox(self._record(verified, InboxState.NOTED))
+            tx.set_inbox_state(request.message_id, InboxState.CANCELLED, only_from=_OPEN)
+            tx.audit(audit_event(EventName.CANCELLED, envelope, verified.digest))
+
         try:
-            async with self.ctx.store.transaction() as tx:
-                tx.add_inbox(self._record(verified, InboxState.NOTED))
-                tx.set_inbox_state(
-                    request.message_id,
-                    InboxState.CANCELLED,
-                    only_from=(InboxState.RECEIVED, InboxState.WAITING),
-                )
-                tx.audit(audit_event(EventName.CANCELLED, envelope, verified.digest))
+            await self.outbound.send(
+                confirmation, verified.format, EventName.FAULT_SENT, also=close_request
+            )
         except DuplicateMessage:
-            return "duplicate"
+            return await self._record_duplicate(verified)
         except StateConflict:
-            return await self._ignore(verified, "cancel after the request was answered")
+            return await self._ignore(verified, "cancel after the request's final answer")
         return "cancelled"
 
     async def _answer(self, verified: VerifiedEnvelope) -> str:
@@ -258,23 +278,37 @@ class Inbound:
             try:
                 await self._note(verified, event, advance)
             except StateConflict:
+                if envelope.kind in _LATE_AFTER_FINAL:
+                    return await self._late(verified)
                 await self._note(verified, event, None)
         except DuplicateMessage:
-            return "duplicate"
+            return await self._record_duplicate(verified)
         self.ctx.log(envelope).info("answer.received", kind=envelope.kind.value)
         typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
         await self._notify(Notice(envelope.kind.value, envelope.correlation_id or "", typed))
         return envelope.kind.value
+
+    async def _late(self, verified: VerifiedEnvelope) -> str:
+        # The request had its final answer: this status, response or fault is kept and
+        # recorded as late, and the departmental system is not told (it must never hear of
+        # the request again after its one final answer).
+        # Raises DuplicateMessage if it was seen before.
+        await self._note(verified, EventName.LATE_ANSWER, None, InboxState.LATE)
+        self.ctx.log(verified.envelope).warning(
+            "answer.late", kind=verified.envelope.kind.value, digest=verified.digest
+        )
+        return "late"
 
     async def _note(
         self,
         verified: VerifiedEnvelope,
         event: EventName,
         advance: tuple[OutboxState, tuple[OutboxState, ...]] | None,
+        state: InboxState = InboxState.NOTED,
     ) -> None:
         envelope = verified.envelope
         async with self.ctx.store.transaction() as tx:
-            tx.add_inbox(self._record(verified, InboxState.NOTED))
+            tx.add_inbox(self._record(verified, state))
             if advance is not None:
                 tx.set_outbox_state(envelope.correlation_id or "", advance[0], only_from=advance[1])
             detail = {"fault": envelope.fault.code} if envelope.fault else {}
@@ -327,6 +361,20 @@ class Inbound:
             expires_at=envelope.expires_at,
             state=state,
             receipt_wire=receipt_wire,
+        )
+
+    def _fault(
+        self, envelope: Envelope, answering: tuple[str, str], code: str, text: str
+    ) -> Envelope:
+        """A fault to the sender of ``envelope`` answering (request id, request digest)."""
+        return self.outbound.envelope(
+            Kind.FAULT,
+            service=envelope.service,
+            recipient=envelope.sender,
+            expires_at=self._answer_expiry(),
+            answering=answering,
+            case_id=envelope.case_id,
+            fault=Fault(code=code, text=text),
         )
 
     def _answer_expiry(self) -> datetime:

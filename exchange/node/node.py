@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from exchange.audit.shipper import Shipper
 from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
-from exchange.exceptions import AccessDenied, StateConflict, UnknownMessage
+from exchange.exceptions import AccessDenied, ContentPruned, StateConflict, UnknownMessage
 from exchange.ledger.event import EventName
 from exchange.node.context import NodeContext, record_event
 from exchange.node.handlers import Handler
@@ -138,6 +138,68 @@ class Node:
         """
         if message_id is not None and await self.ctx.store.get_outbox(message_id) is not None:
             return message_id  # sent before (a re-run after a crash): never a second request
+        return await self._file(
+            service,
+            payload,
+            case_id=case_id,
+            recipient=recipient,
+            version=version,
+            wire_format=wire_format,
+            expires_in=expires_in,
+            test=test,
+            message_id=message_id,
+        )
+
+    async def refile(self, request_id: str, *, expires_in: timedelta | None = None) -> str:
+        """File a finished request again as a new one: new message id, same case id.
+
+        The same service (and version), provider, payload, format and case id; the way to
+        try again after a final answer, which is never replaced (DESIGN.md: Final is final).
+        The new request's ``created`` audit record names the one it refiles.
+
+        Raises:
+            UnknownMessage (unknown-message): no such request in this party's outbox.
+            StateConflict (state-conflict): it is still open; wait for its final answer or
+                cancel it first.
+            ContentPruned (content-pruned): its content was pruned; send it anew.
+        """
+        original = await self._sent_request(request_id)
+        if original.state not in (OutboxState.ANSWERED, OutboxState.UNDELIVERED):
+            raise StateConflict(
+                f"request {request_id} is still open ({original.state.value}): wait for its "
+                "final answer, or cancel it, before filing it again"
+            )
+        if original.wire == PRUNED:
+            raise ContentPruned(
+                f"request {request_id} has no content left to file again (pruned): send it anew"
+            )
+        envelope = decode_stored(original.wire)
+        return await self._file(
+            envelope.service.code,
+            envelope.payload or {},
+            case_id=original.case_id,
+            recipient=original.recipient,
+            version=envelope.service.version,
+            wire_format=sniff_format(original.wire),
+            expires_in=expires_in,
+            test=envelope.test,
+            refiles=request_id,
+        )
+
+    async def _file(
+        self,
+        service: str,
+        payload: dict[str, Any],
+        *,
+        case_id: str | None,
+        recipient: str | None,
+        version: str | None,
+        wire_format: WireFormat | None,
+        expires_in: timedelta | None,
+        test: bool,
+        message_id: str | None = None,
+        **detail: Any,
+    ) -> str:
         entry = self.ctx.catalog.service(service, version)
         if recipient is not None and recipient != entry.provider:
             raise AccessDenied(f"{service} is provided by {entry.provider}, not {recipient}")
@@ -155,12 +217,16 @@ class Node:
         wire_format = wire_format or self.ctx.config.wire_format
         self.ctx.catalog.check_request(envelope)
         self.ctx.catalog.check_payload(envelope, xml=wire_format is WireFormat.XML)
-        await self.outbound.send(envelope, wire_format, EventName.CREATED)
+        await self.outbound.send(envelope, wire_format, EventName.CREATED, **detail)
         self.ctx.log(envelope).info("request.sent", recipient=entry.provider)
         return envelope.message_id
 
     async def cancel(self, request_id: str) -> None:
         """Ask the provider to stop working on a request this party sent.
+
+        The provider confirms with a signed fault ``cancelled``: the request's final answer,
+        noticed like any fault. If it answered first, that answer is final and the cancel is
+        only noted there; either way exactly one final answer comes.
 
         Raises:
             UnknownMessage (unknown-message): no such request in this party's outbox.
@@ -329,6 +395,8 @@ class Node:
     async def final_notice(self, request_id: str) -> Notice | None:
         """The final answer to a request this party sent, as stored (None while open)."""
         for record in await self.ctx.store.inbox_for(request_id):
+            if record.state is InboxState.LATE:
+                continue  # after the final answer: on record, never an answer of its own
             if record.kind in (Kind.RESPONSE.value, Kind.FAULT.value):
                 # None when a metadata-only party kept no content: the kind alone
                 return Notice(record.kind, request_id, self.stored_envelope(record.wire))

@@ -20,5 +20,9 @@ class Notice:
 
     @property
     def final(self) -> bool:
-        """True for a response, a fault or undelivered: nothing more will come."""
+        """True for a response, a fault or undelivered: the request's one final answer.
+
+        A status, response or fault that comes after it is recorded as ``late-answer`` and
+        never noticed.
+        """
         return self.kind in ("response", "fault", "undelivered")

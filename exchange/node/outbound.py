@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -104,11 +103,12 @@ class Outbound:
         wire_format: WireFormat,
         event: EventName,
         also: Extra | None = None,
+        **detail: Any,
     ) -> OutboxRecord:
         """Sign, store (with ``also``'s changes, atomically) and publish one envelope.
 
-        A broker outage does not fail the call: the message is durable and the relay
-        publishes it later.
+        ``detail`` goes into the audit event. A broker outage does not fail the call: the
+        message is durable and the relay publishes it later.
 
         Raises:
             Unroutable (unroutable): the broker has no queue for the recipient.
@@ -117,7 +117,9 @@ class Outbound:
         record = self.seal(envelope, wire_format)
         async with self.ctx.store.transaction() as tx:
             tx.add_outbox(record)
-            tx.audit(audit_event(event, envelope, record.digest, recipient=envelope.recipient))
+            tx.audit(
+                audit_event(event, envelope, record.digest, recipient=envelope.recipient, **detail)
+            )
             if also is not None:
                 also(tx)
         if envelope.kind is Kind.REQUEST:
@@ -185,9 +187,14 @@ class Outbound:
                 self._in_flight.difference_update(record.message_id for record, _ in batch)
 
     async def _confirm_one(self, record: OutboxRecord, resend: bool) -> None:
-        with contextlib.suppress(StateConflict):
+        try:
             async with self.ctx.store.transaction() as tx:
                 self._write_confirm(tx, record, resend)
+        except StateConflict:
+            # The request moved on first (its receipt or answer overtook the confirm): its
+            # state stays, but the broker's confirm is a step of its own and goes on record.
+            async with self.ctx.store.transaction() as tx:
+                tx.audit(self._confirm_event(record, resend, overtaken=True))
 
     def confirm_pending(self, message_id: str) -> bool:
         """True while the broker's confirm of ``message_id`` is not written yet."""
@@ -205,7 +212,11 @@ class Outbound:
             )
         else:
             tx.set_outbox_state(record.message_id, OutboxState.DONE, attempts=attempts)
-        tx.audit(_record_event(EventName.RESENT if resend else EventName.CONFIRMED, record))
+        tx.audit(self._confirm_event(record, resend))
+
+    @staticmethod
+    def _confirm_event(record: OutboxRecord, resend: bool, **detail: Any) -> AuditEvent:
+        return _record_event(EventName.RESENT if resend else EventName.CONFIRMED, record, **detail)
 
     async def drain(self) -> None:
         """Write the confirms still waiting (at shutdown)."""

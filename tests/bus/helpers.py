@@ -6,15 +6,17 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from exchange.envelope.model import Envelope
+from exchange.envelope.model import Envelope, Fault, Kind
 from exchange.ledger.event import AuditEvent
 from exchange.node import Node
 from exchange.node.store.base import OutboxRecord, OutboxState
+from exchange.signing import sniff_format
+from exchange.signing.stored import decode_stored
 from tests.bus.conftest import AMQP_URL
 
 T = TypeVar("T")
@@ -70,6 +72,38 @@ async def store_as_sent(node: Node, envelope: Envelope, wire: bytes) -> OutboxRe
     async with node.ctx.store.transaction() as tx:
         tx.add_outbox(record)
     return record
+
+
+async def answer_unchecked(
+    provider: Node,
+    requester: Node,
+    request_id: str,
+    kind: Kind,
+    *,
+    payload: dict[str, Any] | None = None,
+    fault: Fault | None = None,
+) -> OutboxRecord:
+    """Sign an answer to ``requester``'s request and publish it, past the provider's store.
+
+    As a misbehaving provider (or one from before answers were final) would: the provider's
+    state is neither checked nor changed. Returns the answer as signed.
+    """
+    request = await requester.ctx.store.get_outbox(request_id)
+    assert request is not None, f"{requester.party} sent no request {request_id}"
+    envelope = provider.outbound.envelope(
+        kind,
+        service=decode_stored(request.wire).service,
+        recipient=requester.party,
+        expires_at=provider.ctx.clock.now() + timedelta(hours=1),
+        answering=(request.message_id, request.digest),
+        case_id=request.case_id,
+        payload=payload,
+        fault=fault,
+    )
+    typed = provider.ctx.catalog.typed(envelope)
+    answer = provider.outbound.seal(typed, sniff_format(request.wire))
+    await provider.outbound.republish(answer)
+    return answer
 
 
 class RawBus:

@@ -18,7 +18,7 @@ from exchange.signing import WireFormat
 from exchange.transport.names import BusNames
 from exchange.transport.topology import apply_topology
 from tests.bus.conftest import AMQP_URL, BUS_PARTIES, FAST, MakeNode
-from tests.bus.helpers import audit_events, eventually
+from tests.bus.helpers import audit_events, eventually, wait_event
 
 pytestmark = pytest.mark.rabbit
 
@@ -159,7 +159,10 @@ async def test_unroutable_recipient_is_refused_at_publish(
 async def test_confirm_after_the_receipt_leaves_it_receipted(
     make_node: MakeNode, settings: Settings
 ) -> None:
-    """A broker confirm written after the receipt moves nothing back; its batch still lands."""
+    """A broker confirm written after the receipt moves nothing back, is still on record.
+
+    The rest of its batch lands as usual.
+    """
     sender = await make_node("single-center")
     records = [
         sender.outbound.seal(
@@ -190,7 +193,8 @@ async def test_confirm_after_the_receipt_leaves_it_receipted(
             await (await (await connection.channel()).get_queue(inbox)).purge()
 
     assert await outbox_state(sender, overtaken.message_id) is OutboxState.RECEIPTED
-    assert await named(sender, "confirmed", overtaken.message_id) == []
+    confirmed = await named(sender, "confirmed", overtaken.message_id)
+    assert [e.detail.get("overtaken") for e in confirmed] == [True]
     assert await outbox_state(sender, plain.message_id) is OutboxState.SENT
     assert len(await named(sender, "confirmed", plain.message_id)) == 1
 
@@ -199,7 +203,8 @@ async def test_request_without_receipt_is_resent_until_it_expires(make_node: Mak
     """A request nobody receipts is resent as is until it expires, then undelivered.
 
     A provider started later gets every copy: the first is refused as expired, the rest are
-    duplicates; the handler never runs.
+    duplicates; the handler never runs. Its fault comes after the final undelivered: it is
+    recorded as a late answer and never noticed.
     """
     sender = await make_node("single-center")
     seen: list[Notice] = []
@@ -236,20 +241,22 @@ async def test_request_without_receipt_is_resent_until_it_expires(make_node: Mak
     assert [e.detail["code"] for e in rejected] == ["expired"]
     assert await inbox_state(provider, request_id) is InboxState.REJECTED
 
-    async def fault_noticed() -> bool:
-        return len(seen) >= 2
-
-    await eventually(fault_noticed, 10, "the expired fault to reach the sender")
-    assert [n.kind for n in seen] == ["undelivered", "fault"]
-    fault = seen[1].envelope
-    assert fault is not None
-    assert fault.fault is not None
-    assert fault.fault.code == "expired"
+    late = await wait_event(sender, "late-answer")
+    assert late.correlation_id == request_id
+    assert late.kind == "fault"
+    assert late.detail["fault"] == "expired"
+    assert await named(sender, "fault-received", late.message_id or "") == []
+    assert [n.kind for n in seen] == ["undelivered"]
+    assert (await sender.wait_answer(request_id, timeout=1)).kind == "undelivered"
+    assert await outbox_state(sender, request_id) is OutboxState.UNDELIVERED
     assert calls == []
 
 
 async def test_cancelled_request_cannot_be_answered(make_node: MakeNode) -> None:
-    """A sender's cancel closes a handed-over request; a later respond is a state conflict."""
+    """A sender's cancel closes a handed-over request; a later respond is a state conflict.
+
+    The provider confirms the cancel with a fault ``cancelled``, the request's final answer.
+    """
     provider = await make_node("improvement")
     sender = await make_node("single-center")
     handed: asyncio.Queue[str] = asyncio.Queue()
@@ -260,6 +267,8 @@ async def test_cancelled_request_cannot_be_answered(make_node: MakeNode) -> None
         return LATER
 
     request_id = await sender.request("tree-felling-permit", TREES)
+    seen: list[Notice] = []
+    sender.on_notice(seen.append)
     assert await asyncio.wait_for(handed.get(), 10) == request_id
 
     async def waiting() -> bool:
@@ -276,7 +285,13 @@ async def test_cancelled_request_cannot_be_answered(make_node: MakeNode) -> None
         await provider.respond(request_id, GRANTED)
     assert len(await named(provider, "cancelled", await _cancel_id(sender, request_id))) == 1
     assert await named(provider, "responded", request_id) == []
-    assert await outbox_state(sender, request_id) is OutboxState.RECEIPTED
+    final = await sender.wait_answer(request_id, timeout=10)
+    assert final.kind == "fault"
+    assert final.envelope is not None
+    assert final.envelope.fault is not None
+    assert final.envelope.fault.code == "cancelled"
+    assert await outbox_state(sender, request_id) is OutboxState.ANSWERED
+    assert [n.kind for n in seen if n.final] == ["fault"]
 
 
 async def _cancel_id(sender: Node, request_id: str) -> str:

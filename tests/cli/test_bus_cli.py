@@ -19,7 +19,7 @@ from exchange.node.store.base import InboxState
 from exchange.transport.names import BusNames
 from tests.bus import conftest as bus_fixtures
 from tests.bus.conftest import AMQP_URL, BUS_PARTIES, FAST, MakeNode
-from tests.bus.helpers import audit_events, eventually
+from tests.bus.helpers import audit_events
 
 pytestmark = pytest.mark.rabbit
 
@@ -158,10 +158,13 @@ async def test_send_wait_prints_the_response(
     assert received.case_id == "KZN-CLI-1"
 
 
-async def test_dlq_lists_a_dead_request_and_replay_gets_it_answered(
+async def test_dlq_replay_of_a_final_fault_is_refused_and_refile_gets_it_answered(
     make_node: MakeNode, settings: Settings, env: dict[str, str | None]
 ) -> None:
-    """A request dead in the store is listed by `dlq list` and answered after `dlq replay`."""
+    """`dlq replay` of a request answered with processing-failed is refused; --refile answers.
+
+    The refiled request has a new id and the same case id, and the old one stays dead.
+    """
     sender = await make_node("single-center")
     seen: list[Notice] = []
     sender.on_notice(seen.append)
@@ -172,7 +175,7 @@ async def test_dlq_lists_a_dead_request_and_replay_gets_it_answered(
         raise RuntimeError("registry down")
 
     async with broken:
-        request_id = await sender.request("tree-felling-permit", TREES)
+        request_id = await sender.request("tree-felling-permit", TREES, case_id="KZN-DLQ-1")
         fault = await sender.wait_answer(request_id, timeout=10)
     assert fault.envelope is not None
     assert fault.envelope.fault is not None
@@ -187,10 +190,23 @@ async def test_dlq_lists_a_dead_request_and_replay_gets_it_answered(
     assert rows[0]["service"] == "tree-felling-permit"
     assert rows[0]["attempts"] == len(FAST.handler_retry_delays) + 1
 
-    replayed = await invoke_async(env, "dlq", "replay", "improvement")
+    refused = await invoke_async(env, "dlq", "replay", "improvement", request_id)
 
-    assert replayed.exit_code == 0, replayed.output
-    assert "replayed 1 message(s) for improvement" in replayed.output
+    assert refused.exit_code == 1
+    assert "error already-final" in refused.stderr
+    assert f"exchange send --from single-center --refile {request_id}" in refused.stderr
+    replayed_all = await invoke_async(env, "dlq", "replay", "improvement")
+
+    assert replayed_all.exit_code == 0, replayed_all.output
+    assert "replayed 0 broker dead letter(s) for improvement" in replayed_all.output
+    assert f"not replayed: request {request_id} from single-center is final" in (
+        replayed_all.output
+    )
+    listed_again = await invoke_async(env, "dlq", "list", "improvement", "--json")
+    assert [r["message_id"] for r in json_output(listed_again) if r["where"] == "store"] == [
+        request_id
+    ]
+    await sender.stop()  # the CLI runs single-center's node on the same store
     mended = build_node("improvement", settings, config=FAST)
     calls: list[str] = []
 
@@ -200,21 +216,45 @@ async def test_dlq_lists_a_dead_request_and_replay_gets_it_answered(
         return GRANTED
 
     async with mended:
+        refiled = await invoke_async(
+            env, "send", "--from", "single-center", "--refile", request_id, "--wait"
+        )
+        assert refiled.exit_code == 0, refiled.output
+        output = json_output(refiled)
+        assert output["answer"] == "response"
+        assert output["payload"] == GRANTED
+        assert output["refiles"] == request_id
+        assert output["case_id"] == "KZN-DLQ-1"
+        assert output["to"] == "improvement"
+        assert output["message_id"] != request_id
+        old = await mended.ctx.store.get_inbox(request_id)
+        assert old is not None
+        assert old.state is InboxState.DEAD
+        assert await audit_events(mended, "replayed") == []
+    assert calls == [output["message_id"]]
+    assert [n.kind for n in seen if n.final] == ["fault"]
 
-        async def responded() -> bool:
-            return any(n.kind == "response" for n in seen)
 
-        await eventually(responded, 10, "the replayed request's response")
-        record = await mended.ctx.store.get_inbox(request_id)
-        assert record is not None
-        assert record.state is InboxState.ANSWERED
-        assert [e.message_id for e in await audit_events(mended, "replayed")] == [request_id]
-    assert calls == [request_id]
-    response = next(n for n in seen if n.kind == "response")
-    assert response.envelope is not None
-    assert response.envelope.payload == GRANTED
-    listed_again = await invoke_async(env, "dlq", "list", "improvement", "--json")
-    assert [row for row in json_output(listed_again) if row["where"] == "store"] == []
+def test_send_refile_takes_no_other_request_fields(
+    env: dict[str, str | None], payload_file: Path
+) -> None:
+    """`exchange send --refile` with --service or --payload is a usage error naming them."""
+    result = invoke(
+        env,
+        "send",
+        "--from",
+        "single-center",
+        "--refile",
+        "some-request",
+        "--service",
+        "tree-felling-permit",
+        "--payload",
+        str(payload_file),
+    )
+
+    assert result.exit_code == 1
+    assert "error usage-error" in result.stderr
+    assert "drop --service, --payload" in result.stderr
 
 
 def test_send_without_broker_fails_with_a_hint(

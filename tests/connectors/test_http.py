@@ -12,11 +12,12 @@ import pytest
 
 from exchange.connectors import CallbackConfig, HttpBridge
 from exchange.connectors._callbacks import STATE_KEY
+from exchange.envelope.model import Kind
 from exchange.ledger.event import AuditEvent, EventName
-from exchange.node import IncomingRequest, Node
+from exchange.node import IncomingRequest, Node, Reject
 from exchange.signing import WireFormat
 from tests.bus.conftest import MakeNode
-from tests.bus.helpers import eventually
+from tests.bus.helpers import answer_unchecked, eventually, wait_event
 from tests.connectors.http_helpers import GRANTED, OPENAPI, TREES, Target, call, conforms, later
 
 pytestmark = pytest.mark.rabbit
@@ -358,3 +359,78 @@ async def test_bearer_token_guards_everything_but_health_and_openapi(
         assert response.status == 404
     assert (await call(http, "GET", f"{base}/health"))[0] == 200
     assert (await call(http, "GET", f"{base}/openapi.json"))[0] == 200
+
+
+async def test_late_answer_is_not_called_back_and_refile_answers_the_case(
+    make_node: MakeNode,
+    make_bridge: MakeBridge,
+    targets: Callable[..., Awaitable[Target]],
+    http: aiohttp.ClientSession,
+) -> None:
+    """After a fault, a late response gets no callback; POST /refile files it anew, answered."""
+    provider = await make_node("improvement")
+    handled: list[str] = []
+
+    @provider.handler("tree-felling-permit")
+    async def second_time_lucky(request: IncomingRequest) -> dict[str, Any]:
+        handled.append(request.message_id)
+        if len(handled) == 1:
+            raise Reject("invalid-content", "the registry was down")
+        return GRANTED
+
+    target = await targets()
+    bridge, base = await make_bridge("single-center", default_url=target.url)
+    body = {"service": "tree-felling-permit", "payload": TREES, "case_id": "KZN-88"}
+    status, accepted = await call(http, "POST", f"{base}/requests", body | {"format": "json"})
+    assert status == 202, accepted
+    request_id = accepted["message_id"]
+    await target.wait_kinds("receipt", "fault")
+
+    late = await answer_unchecked(provider, bridge.node, request_id, Kind.RESPONSE, payload=GRANTED)
+    await wait_event(bridge.node, "late-answer", late.message_id)
+    # Callbacks to one URL go in audit order: once this later one is taken, the late
+    # answer's turn has passed.
+    async with bridge.node.ctx.store.transaction() as tx:
+        tx.audit(AuditEvent(EventName.UNDELIVERED, "req-after", kind="request"))
+    await target.wait_kinds("receipt", "fault", "undelivered")
+    status, state = await call(http, "GET", f"{base}/requests/{request_id}")
+    assert status == 200
+    conforms("RequestState", state)
+    assert state["state"] == "answered"
+    assert [(a["kind"], a.get("late", False)) for a in state["answers"]] == [
+        ("receipt", False),
+        ("fault", False),
+        ("response", True),
+    ]
+
+    status, refiled = await call(http, "POST", f"{base}/requests/{request_id}/refile")
+
+    assert status == 202, refiled
+    conforms("Refiled", refiled)
+    assert refiled["refiles"] == request_id
+    assert refiled["message_id"] != request_id
+    callbacks = await target.wait_kinds("receipt", "fault", "undelivered", "receipt", "response")
+    assert {c["request_id"] for c in callbacks[-2:]} == {refiled["message_id"]}
+    assert callbacks[-1]["case_id"] == "KZN-88"
+    assert handled == [request_id, refiled["message_id"]]
+
+
+async def test_refile_of_an_open_request_is_409(
+    make_node: MakeNode, make_bridge: MakeBridge, http: aiohttp.ClientSession
+) -> None:
+    """POST /refile of a request still waiting for its answer is refused with state-conflict."""
+    provider = await make_node("improvement")
+    handed: asyncio.Queue[str] = asyncio.Queue()
+    provider.handler("tree-felling-permit")(later(handed))
+    _, base = await make_bridge("single-center")
+    body = {"service": "tree-felling-permit", "payload": TREES}
+    status, accepted = await call(http, "POST", f"{base}/requests", body)
+    assert status == 202, accepted
+    assert await asyncio.wait_for(handed.get(), 10) == accepted["message_id"]
+
+    status, refused = await call(http, "POST", f"{base}/requests/{accepted['message_id']}/refile")
+
+    assert status == 409
+    conforms("Error", refused)
+    assert refused["code"] == "state-conflict"
+    assert "still open" in refused["message"]

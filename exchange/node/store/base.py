@@ -38,6 +38,7 @@ class InboxState(StrEnum):
     CANCELLED = "cancelled"  # the sender cancelled it before it was answered
     EXPIRED = "expired"  # it expired before it was answered
     NOTED = "noted"  # not a request (receipt, status, response ...): kept for the record
+    LATE = "late"  # a status, response or fault after the final answer: kept, not passed on
 
 
 FINISHED_OUTBOX = frozenset({OutboxState.DONE, OutboxState.ANSWERED, OutboxState.UNDELIVERED})
@@ -50,6 +51,7 @@ FINISHED_INBOX = frozenset(
         InboxState.CANCELLED,
         InboxState.EXPIRED,
         InboxState.NOTED,
+        InboxState.LATE,
     }
 )
 """Received messages no handler will read again: their wire bytes may be pruned."""
