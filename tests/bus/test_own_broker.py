@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import aio_pika
 import pytest
@@ -12,14 +10,6 @@ import pytest
 from tests._broker import BrokerNode
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.slow, pytest.mark.chaos]
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[BrokerNode]:
-    """A node of this test's own, always stopped by its pid afterwards."""
-    node = BrokerNode(tmp_path / "broker")
-    yield node
-    node.kill()
 
 
 async def _put(url: str, queue: str, body: bytes) -> None:
@@ -45,32 +35,30 @@ async def _get(url: str, queue: str) -> bytes:
 
 
 async def test_a_durable_message_survives_a_stop_and_start_on_the_same_ports(
-    broker: BrokerNode,
+    own_broker: BrokerNode,
 ) -> None:
     """A persistent message in a quorum queue is there after the node is stopped and started."""
-    await broker.start()
-    first_pid, port = broker.pid, broker.amqp_port
+    first_pid, port = own_broker.pid, own_broker.amqp_port
     assert port != 5672
-    await _put(broker.url, "survivor", b"kept")
-    broker.stop()
+    await _put(own_broker.url, "survivor", b"kept")
+    own_broker.stop()
     assert first_pid is not None
     with pytest.raises(ProcessLookupError):
         os.kill(first_pid, 0)  # stopped by its pid: the VM is gone
     with pytest.raises(aio_pika.exceptions.AMQPConnectionError):
-        await aio_pika.connect(broker.url, timeout=5)
-    await broker.start()
-    assert broker.amqp_port == port
-    assert broker.pid != first_pid
-    assert await _get(broker.url, "survivor") == b"kept"
+        await aio_pika.connect(own_broker.url, timeout=5)
+    await own_broker.start()
+    assert own_broker.amqp_port == port
+    assert own_broker.pid != first_pid
+    assert await _get(own_broker.url, "survivor") == b"kept"
 
 
-async def test_kill_ends_the_broker_process_by_its_pid(broker: BrokerNode) -> None:
+async def test_kill_ends_the_broker_process_by_its_pid(own_broker: BrokerNode) -> None:
     """SIGKILL ends the VM at once; the machine's broker is not touched."""
-    await broker.start()
-    pid = broker.pid
-    broker.kill()
+    pid = own_broker.pid
+    own_broker.kill()
     assert pid is not None
-    assert broker.pid is None
+    assert own_broker.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     machine = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")

@@ -16,7 +16,8 @@ import pytest
 from exchange._clock import FrozenClock
 from exchange.config import Settings
 from exchange.deadlines import sla_report
-from exchange.node import IncomingRequest, Node, Notice, Waiting, build_node
+from exchange.exceptions import BrokerUnavailable
+from exchange.node import BROKER, IncomingRequest, Node, Notice, Waiting, build_node
 from exchange.node.factory import node_config
 from exchange.node.parking import waiting_on
 from exchange.node.store.base import InboxState, OutboxState
@@ -109,6 +110,34 @@ async def test_a_waiting_handler_is_parked_then_resumed_when_the_answer_comes(
     assert await named(provider, "retried", request_id) == []
     assert await named(provider, "dead-lettered", request_id) == []
     assert await waiting_on(provider.ctx.store, request_id) is None
+
+
+async def test_a_handler_that_finds_the_broker_unavailable_waits_without_using_its_budget(
+    make_node: MakeNode,
+) -> None:
+    """BrokerUnavailable from a handler parks the request on the broker; it is not a failure."""
+    provider = await make_node("improvement", replace(FAST, handler_retry_delays=(0.1,)))
+    sender = await make_node("single-center")
+    runs: list[int] = []
+
+    @provider.handler("tree-felling-permit")
+    async def publishes(request: IncomingRequest) -> dict[str, Any]:
+        runs.append(request.attempt)
+        if len(runs) <= 3:  # more times than the budget allows failures
+            raise BrokerUnavailable("not connected to RabbitMQ")
+        return GRANTED
+
+    request_id = await sender.request("tree-felling-permit", TREES)
+    answer = await sender.wait_answer(request_id, timeout=20)
+
+    assert answer.kind == "response"
+    assert runs == [1, 2, 3, 4]
+    waits = await named(provider, "waiting", request_id)
+    assert [e.detail["on"] for e in waits] == [BROKER] * 3
+    assert await named(provider, "retried", request_id) == []
+    record = await provider.ctx.store.get_inbox(request_id)
+    assert record is not None
+    assert record.attempts == 0
 
 
 async def test_waiting_on_an_id_this_node_never_asked_counts_as_a_failure(
