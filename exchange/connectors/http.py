@@ -34,7 +34,8 @@ from exchange.exceptions import (
     UnknownMessage,
 )
 from exchange.node import LATER, IncomingRequest, Later, Node
-from exchange.node.store.base import PRUNED, InboxRecord, OutboxRecord
+from exchange.node.parking import waiting_on
+from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord
 from exchange.signing import WireFormat
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "schemas" / "http-bridge.openapi.json"
@@ -262,6 +263,9 @@ class HttpBridge:
             "payload": payload,
             "content_pruned": received.wire == PRUNED,
             "answers": answers,
+            "waiting_on": await waiting_on(self.node.ctx.store, received.message_id)
+            if received.state is InboxState.RECEIVED
+            else None,
         }
 
     # --- middlewares ----------------------------------------------------------------------
