@@ -231,9 +231,15 @@ class Worker:
         """Looked at again and still waiting: tell the requester once if overdue, park again."""
         due_at = self._due_at(record)
         if due_at is not None and not parked.overdue_told and self.ctx.clock.now() >= due_at:
-            with contextlib.suppress(StateConflict):
+            try:
                 await self._tell_overdue(record, parked, due_at)
                 parked = replace(parked, overdue_told=True)
+            except StateConflict:
+                return  # answered or cancelled meanwhile: nothing to park
+            except ExchangeError as exc:  # told at the next look; the request stays parked
+                self.ctx.log().warning(
+                    "overdue.deferred", message_id=record.message_id, error=exc.message
+                )
         with contextlib.suppress(StateConflict):
             async with self.ctx.store.transaction() as tx:
                 self._put_off(tx, record, parked)
