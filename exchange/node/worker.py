@@ -103,9 +103,15 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), self.ctx.config.poll_interval)
 
     async def settled(self, request_id: str) -> None:
-        """A request this node sent got its final answer: resume what waited on it."""
+        """A request this node sent got its final answer: resume what waited on it.
+
+        A store error is only logged: the parked request's next recheck resumes it instead.
+        """
         for waiting in self._parked.pop(request_id, set()):
-            await self._due_now(waiting)
+            try:
+                await self._due_now(waiting)
+            except ExchangeError as exc:
+                self.ctx.log().warning("resume.deferred", message_id=waiting, error=exc.message)
 
     async def tick(self) -> int:
         """Start handlers for every due request; return how many were started."""
