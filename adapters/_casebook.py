@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters._config import AdapterConfig
-from exchange.node import IncomingRequest, Node
+from exchange.node import IncomingRequest, Node, Waiting
 
 _QUESTIONS = uuid.UUID("6f1d3c2a-5b7e-4c1a-9e0f-3a2b1c0d9e8f")  # namespace of question ids
 
@@ -74,11 +74,13 @@ class Casebook:
         The question's message id is derived from the request's id, the service and how
         many earlier questions failed, so a run of the handler after a crash finds the
         question already in the outbox and waits for its answer instead of asking twice.
-        Waits up to ``config.query_timeout`` seconds. The question carries the citizen's
-        case id, so a trace of the case shows the other department's part.
+        Waits up to ``config.query_timeout`` seconds, then parks the request: waiting for
+        another department is not a failure and uses none of the handler's retry budget (the
+        node runs the handler again when the answer comes). The question carries the
+        citizen's case id, so a trace of the case shows the other department's part.
 
         Raises:
-            TimeoutError: no answer yet; a later run of the handler waits for the same one.
+            Waiting: no answer yet; the run after the answer came finds it here.
             QueryFailed: the department answered with a fault, or the question was
                 undelivered; a later run asks again, with a new question.
         """
@@ -94,7 +96,10 @@ class Casebook:
             wire_format=self.config.wire_format,
             message_id=question,
         )
-        notice = await self.node.wait_answer(question, timeout=self.config.query_timeout)
+        try:
+            notice = await self.node.wait_answer(question, timeout=self.config.query_timeout)
+        except TimeoutError:
+            raise Waiting(on=question) from None
         if notice.kind == "response" and notice.envelope is not None:
             return dict(notice.envelope.payload or {})
         await self._put(failures_key, str(failures + 1))

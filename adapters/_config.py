@@ -29,8 +29,9 @@ class AdapterConfig:
     wire_format: WireFormat = WireFormat.XML
     """Format of the requests it sends (answers always use the request's format)."""
     query_timeout: float = 30.0
-    """Seconds a handler waits for another department's answer before it fails and is
-    retried by the node (the retry waits on the same query; it does not ask again)."""
+    """Seconds a handler holds on for another department's answer before it parks the
+    request (``Waiting``: not a failure; the node runs it again when the answer comes, and
+    that run finds the answer; it does not ask again)."""
     handler_concurrency: int = 16
     """Requests this department works on at once."""
     receipt_timeouts: tuple[float, ...] = (5.0, 15.0, 60.0, 300.0)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parent.parent
 ENVELOPE_XSD = _REPO / "schemas" / "envelope.xsd"
@@ -31,9 +32,35 @@ class Settings(BaseSettings):
     # users`): then the admin declares the topology and the node only checks it exists.
     declare_topology: bool = True
     log_level: str = "INFO"  # of the JSON logs long-running commands write to stderr
+    # A handler's retry budget: seconds before each retry of a failed run ("1,10,60": four
+    # runs, then processing-failed). Waiting for another department or the broker is not
+    # a failure and uses none of it.
+    handler_retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 10.0, 60.0)
+    # How often a parked request is looked at again (its answer may reach another process).
+    wait_recheck: float = Field(default=60.0, gt=0)
 
     @field_validator("message_retention_days", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         """An empty EXCHANGE_MESSAGE_RETENTION_DAYS means keep forever, as unset does."""
         return None if value == "" else value
+
+    @field_validator("handler_retry_delays", mode="before")
+    @classmethod
+    def _delays_from_text(cls, value: object) -> object:
+        """EXCHANGE_HANDLER_RETRY_DELAYS is comma-separated seconds; empty means no retry."""
+        if isinstance(value, str):
+            try:
+                return tuple(float(part) for part in value.split(",") if part.strip())
+            except ValueError:
+                raise ValueError(
+                    f"{value!r}: give seconds separated by commas, e.g. 1,10,60"
+                ) from None
+        return value
+
+    @field_validator("handler_retry_delays")
+    @classmethod
+    def _delays_not_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("retry delays are seconds, none negative, e.g. 1,10,60")
+        return value

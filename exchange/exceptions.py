@@ -141,6 +141,15 @@ class UnknownMessage(ExchangeError):
     code = "unknown-message"
 
 
+class WaitedOnUnknown(ExchangeError):
+    """A handler waits on an id that is no request this node sent: nothing would end the wait.
+
+    Failing closed, it counts as the handler's own failure (retried, then processing-failed).
+    """
+
+    code = "waited-on-unknown"
+
+
 # --- store ------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from exchange.audit.verify import PartyReport, verify_party
 from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.config import Settings
+from exchange.ledger.event import EventName
 from exchange.node.factory import open_store
 from exchange.node.store.base import Store
 from exchange.pki.trust import TrustStore
@@ -296,7 +297,7 @@ def print_timeline(doc: dict[str, Any], title: str) -> None:
         table.add_column(column)
     for step in doc["steps"]:
         table.add_row(
-            step["at"], step["party"], step["event"], step["kind"] or "",
+            step["at"], step["party"], _event_text(step), step["kind"] or "",
             step["message_id"] or "", step["service"] or "",
         )  # fmt: skip
     out = console(min_width=160)
@@ -307,6 +308,15 @@ def print_timeline(doc: dict[str, Any], title: str) -> None:
             f"waiting on {wait['party']}: {wait['seconds']:.3f} s "
             f"({wait['service']}, request {wait['request_id']}, {state})"
         )
+
+
+def _event_text(step: dict[str, Any]) -> str:
+    """The event, with what a waiting request waits on (a request id, or the broker)."""
+    on = step["detail"].get("on") if step["event"] in _WAIT_EVENTS else None
+    return f"{step['event']} on {on}" if on else str(step["event"])
+
+
+_WAIT_EVENTS = (EventName.WAITING, EventName.RESUMED)
 
 
 async def _trace(ident: str, filters: TraceFilter) -> Any:

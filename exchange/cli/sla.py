@@ -136,8 +136,10 @@ def _print(report: SlaReport, calendar: WorkCalendar) -> None:
             f"[yellow]note: no holiday list for {local.year}; counting weekends only[/yellow]"
         )
     table = Table(title=f"Open requests as of {local:%Y-%m-%d %H:%M} (Kazan time)")
-    for column in ("party", "service", "request", "sender", "case", "received", "due", "left"):
+    columns = ("party", "service", "request", "sender", "case", "received", "due", "left")
+    for column in columns:
         table.add_column(column, justify="right" if column == "left" else "left")
+    table.add_column("waiting on")  # what a parked request's handler waits for
     for request in report.open_requests:
         style = "red" if request.overdue else "yellow" if request.days_left <= _NEAR_DAYS else ""
         left = f"{-request.days_left}d overdue" if request.overdue else f"{request.days_left}d"
@@ -150,6 +152,7 @@ def _print(report: SlaReport, calendar: WorkCalendar) -> None:
             f"{request.received_at.astimezone(calendar.tz):%Y-%m-%d %H:%M}",
             request.due_date.isoformat(),
             left,
+            request.waiting_on or "",
             style=style,
         )
     out.print(table)

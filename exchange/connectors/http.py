@@ -35,6 +35,7 @@ from exchange.exceptions import (
     UnknownMessage,
 )
 from exchange.node import LATER, IncomingRequest, Later, Node
+from exchange.node.parking import waiting_on
 from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord
 from exchange.signing import WireFormat
 
@@ -293,6 +294,9 @@ class HttpBridge:
             "payload": payload,
             "content_pruned": received.wire == PRUNED,
             "answers": answers,
+            "waiting_on": await waiting_on(self.node.ctx.store, received.message_id)
+            if received.state is InboxState.RECEIVED
+            else None,
         }
 
     # --- middlewares ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from exchange._clock import Clock
 from exchange.catalog import Catalog, Deadline, Service
 from exchange.deadlines.calendar import WorkCalendar, kazan_calendar
 from exchange.exceptions import UnknownService
+from exchange.node.parking import waiting_on
 from exchange.node.store.base import InboxRecord, InboxState, Store
 
 OPEN_STATES = (InboxState.RECEIVED, InboxState.WAITING)
@@ -47,6 +48,7 @@ class OpenRequest:
     due_date: date  # the last day to answer, Kazan date
     due_at: datetime  # when it becomes overdue: the end of the due date
     days_left: int  # calendar days from today to the due date; 0 due today, < 0 overdue
+    waiting_on: str | None = None  # its handler waits for this request's answer, or broker
 
     @property
     def overdue(self) -> bool:
@@ -68,6 +70,7 @@ class OpenRequest:
             "due_at": self.due_at.isoformat(),
             "days_left": self.days_left,
             "overdue": self.overdue,
+            "waiting_on": self.waiting_on,
         }
 
 
@@ -174,7 +177,7 @@ async def sla_report(
         answers = await _answer_times(store, [r for r in requests if r.state in CLOSED_STATES])
         for record in requests:
             party.add(record, answers.get(record.message_id))
-        open_requests.extend(party.open_requests)
+        open_requests.extend(await _with_waits(store, party.open_requests))
         rows.extend(party.rows())
         skipped += party.skipped
     open_requests.sort(key=lambda r: (r.due_at, r.received_at, r.party, r.message_id))
@@ -290,3 +293,18 @@ async def _answer_times(store: Store, requests: Sequence[InboxRecord]) -> dict[s
     for start in range(0, len(requests), _CONCURRENT_READS):
         await asyncio.gather(*(one(r) for r in requests[start : start + _CONCURRENT_READS]))
     return times
+
+
+async def _with_waits(store: Store, requests: Sequence[OpenRequest]) -> list[OpenRequest]:
+    """The open requests, each with what its handler waits on now (parked ones)."""
+
+    async def one(request: OpenRequest) -> OpenRequest:
+        if request.state is not InboxState.RECEIVED:
+            return request  # handed over or answered since the report's moment: not parked
+        return replace(request, waiting_on=await waiting_on(store, request.message_id))
+
+    found: list[OpenRequest] = []
+    for start in range(0, len(requests), _CONCURRENT_READS):
+        chunk = requests[start : start + _CONCURRENT_READS]
+        found.extend(await asyncio.gather(*(one(r) for r in chunk)))
+    return found

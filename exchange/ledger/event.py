@@ -36,6 +36,9 @@ class EventName(StrEnum):
     CANCELLED = "cancelled"  # its sender cancelled it
     HANDED_OVER = "handed-over"  # to the departmental system, which answers later
     RETRIED = "retried"  # the handler failed; it runs again later
+    WAITING = "waiting"  # the handler waits for another request's answer or the broker
+    RESUMED = "resumed"  # what a waiting request waited on came: the handler runs again
+    OVERDUE = "overdue"  # open past its regulated deadline; the requester was told once
     REPLAYED = "replayed"  # a dead request given to the handler again (before final was final)
     ANSWERED = "answered"  # closed by a response
     DEAD = "dead"  # closed after the handler failed past the retry limit

@@ -2,11 +2,12 @@
 
 from exchange.node.config import NodeConfig
 from exchange.node.factory import build_node
-from exchange.node.handlers import LATER, IncomingRequest, Later, Reject
+from exchange.node.handlers import BROKER, LATER, IncomingRequest, Later, Reject, Waiting
 from exchange.node.node import Node
 from exchange.node.notices import Notice
 
 __all__ = [
+    "BROKER",
     "LATER",
     "IncomingRequest",
     "Later",
@@ -14,5 +15,6 @@ __all__ = [
     "NodeConfig",
     "Notice",
     "Reject",
+    "Waiting",
     "build_node",
 ]

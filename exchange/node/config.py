@@ -16,6 +16,9 @@ class NodeConfig:
     request_ttl: timedelta = timedelta(days=3)  # a request undelivered by then is final
     receipt_timeouts: tuple[float, ...] = (5.0, 15.0, 60.0, 300.0)  # resend a request after
     handler_retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)  # then dead + fault
+    # A parked request (its handler waits) is looked at again this often, in case the
+    # answer it waits on reached another process of the party; waiting never uses the budget.
+    wait_recheck: float = 60.0
     publish_grace: float = 5.0  # a stored message not confirmed by then is republished
     poll_interval: float = 0.25  # how often relay and worker look at the store
     handler_concurrency: int = 16

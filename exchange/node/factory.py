@@ -38,6 +38,8 @@ def node_config(settings: Settings) -> NodeConfig:
         message_retention=None if days is None else timedelta(days=days),
         metadata_only=settings.metadata_only,
         declare_topology=settings.declare_topology,
+        handler_retry_delays=settings.handler_retry_delays,
+        wait_recheck=settings.wait_recheck,
     )
 
 

@@ -46,4 +46,22 @@ class Later:
 
 LATER = Later()
 
-Handler = Callable[[IncomingRequest], Awaitable[dict[str, Any] | Later]]
+BROKER = "broker"
+"""What a handler waits on when it needs the broker rather than another department."""
+
+
+class Waiting(Exception):
+    """Returned or raised by a handler that cannot answer yet: it waits, it did not fail.
+
+    ``on`` is the message id of a request this node sent (the handler runs again once that
+    request has its final answer: response, fault or undelivered), or ``BROKER``. Waiting
+    parks the request without using up the handler's retry budget; the next run's
+    ``IncomingRequest.attempt`` is higher, so the handler knows it is a re-run.
+    """
+
+    def __init__(self, on: str = BROKER) -> None:
+        super().__init__(f"waiting on {on}")
+        self.on = on
+
+
+Handler = Callable[[IncomingRequest], Awaitable[dict[str, Any] | Later | Waiting]]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from exchange.audit.shipper import Shipper
@@ -17,6 +18,7 @@ from exchange.node.handlers import Handler
 from exchange.node.inbound import Inbound
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
+from exchange.node.parking import Parked, write_parked
 from exchange.node.relay import Relay
 from exchange.node.retention import Pruner
 from exchange.node.store.base import (
@@ -48,7 +50,14 @@ class Node:
         self._listeners: list[Listener] = []
         self._waiters: dict[str, list[asyncio.Future[Notice]]] = {}
         self.outbound = Outbound(context, self._undelivered)
-        self.worker = Worker(context, self.handlers, self._respond_record, self._refuse_record)
+        self.worker = Worker(
+            context,
+            self.handlers,
+            self._respond_record,
+            self._refuse_record,
+            self._settled,
+            self._tell_overdue,
+        )
         self.inbound = Inbound(context, self.outbound, self._notify, self.worker.received)
         self.relay = Relay(context, self.outbound)
         self._tasks: list[asyncio.Task[None]] = []
@@ -336,6 +345,26 @@ class Node:
             request=request,
         )
 
+    async def _settled(self, request_id: str) -> bool:
+        return await self.final_notice(request_id) is not None
+
+    async def _tell_overdue(self, record: InboxRecord, parked: Parked, due_at: datetime) -> str:
+        """Status ``overdue`` to the requester of a parked request, once (noted with it)."""
+
+        def note(tx: Transaction) -> None:
+            write_parked(tx, record.message_id, replace(parked, overdue_told=True))
+            tx.audit(
+                record_event(
+                    EventName.OVERDUE, record, due_at=due_at.isoformat(), waiting_on=parked.on
+                )
+            )
+
+        text = f"past its regulated deadline ({due_at.isoformat()}); still waiting, not failed"
+        payload = {"state": "overdue", "note": text}
+        return await self._answer(
+            record, Kind.STATUS, EventName.STATUS_SENT, payload=payload, also=note
+        )
+
     async def _answer(
         self,
         record: InboxRecord,
@@ -346,6 +375,7 @@ class Node:
         fault: Fault | None = None,
         close: InboxState | None = None,
         request: Envelope | None = None,
+        also: Callable[[Transaction], None] | None = None,
     ) -> str:
         """Send an answer to a received request; ``request`` is its envelope if at hand."""
         if record.wire == PRUNED:  # only finished requests are pruned
@@ -366,6 +396,8 @@ class Node:
         self.ctx.catalog.check_payload(answer, xml=wire_format is WireFormat.XML)
 
         def close_request(tx: Transaction) -> None:
+            if also is not None:
+                also(tx)
             if close is not None:
                 tx.set_inbox_state(
                     record.message_id, close, attempts=record.attempts, only_from=_OPEN
@@ -414,6 +446,7 @@ class Node:
             except Exception as exc:  # a listener's bug must not stop the inbox
                 self.ctx.log().error("listener.failed", error=repr(exc))
         if notice.final:
+            await self.worker.settled(notice.request_id)  # resume handlers waiting on it
             for future in self._waiters.pop(notice.request_id, []):
                 if not future.done():
                     future.set_result(notice)

@@ -3,7 +3,10 @@
 Once a request is in the store, the store owns it (DESIGN.md, Two stages): this loop finds
 due requests, runs the service's handler, commits the answer effectively once, and retries
 failures with back-off until the limit, after which the request is dead and the sender gets
-``processing-failed``.
+``processing-failed``. A handler that waits (``Waiting``, or the broker is unavailable) did
+not fail (DESIGN.md, Waiting is not failing): its request is parked until what it waits on
+comes, its retry budget untouched; past the service's deadline the requester is told
+``overdue`` once and the request stays open.
 """
 
 from __future__ import annotations
@@ -13,15 +16,25 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from exchange.envelope.model import Envelope
-from exchange.exceptions import ExchangeError, StateConflict
+from exchange.catalog.model import Deadline
+from exchange.deadlines.calendar import WorkCalendar, kazan_calendar
+from exchange.envelope.model import Envelope, Kind
+from exchange.exceptions import (
+    BrokerUnavailable,
+    ExchangeError,
+    PublishNotConfirmed,
+    StateConflict,
+    UnknownService,
+    WaitedOnUnknown,
+)
 from exchange.ledger.event import EventName
 from exchange.node.context import NodeContext, audit_event, record_event
-from exchange.node.handlers import Handler, IncomingRequest, Later, Reject
-from exchange.node.store.base import InboxRecord, InboxState
+from exchange.node.handlers import BROKER, Handler, IncomingRequest, Later, Reject, Waiting
+from exchange.node.parking import Parked, read_parked, write_parked
+from exchange.node.store.base import InboxRecord, InboxState, Transaction
 from exchange.signing.stored import decode_stored
 
 _FRESH_LIMIT = 10_000  # a backlog beyond this is read back from the store instead
@@ -29,6 +42,8 @@ _FRESH_LIMIT = 10_000  # a backlog beyond this is read back from the store inste
 # Both take the request's envelope too, so answering it needs no second decode.
 Answer = Callable[[InboxRecord, dict[str, Any], Envelope], Awaitable[object]]
 Refuse = Callable[[InboxRecord, str, str, InboxState, Envelope], Awaitable[object]]
+Settled = Callable[[str], Awaitable[bool]]  # has a request this node sent its final answer?
+TellOverdue = Callable[[InboxRecord, Parked, datetime], Awaitable[object]]
 
 
 class Worker:
@@ -40,11 +55,22 @@ class Worker:
         handlers: dict[str, Handler],
         respond: Answer,
         reject: Refuse,
+        settled: Settled,
+        tell_overdue: TellOverdue,
+        calendar: WorkCalendar | None = None,
     ) -> None:
         self.ctx = context
         self.handlers = handlers
         self._respond = respond
         self._reject = reject
+        self._settled = settled
+        self._tell_overdue = tell_overdue
+        self.calendar = calendar or kazan_calendar()
+        # Parked requests of this process by what they wait on; the store is the truth (a
+        # parked request is looked at again every ``wait_recheck``), this only makes resuming
+        # immediate when the answer or the broker comes back.
+        self._parked: dict[str, set[str]] = {}
+        self._connects = 0
         self._wake = asyncio.Event()
         self._running: set[str] = set()
         self._slots = asyncio.Semaphore(context.config.handler_concurrency)
@@ -76,10 +102,24 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.ctx.config.poll_interval)
 
+    async def settled(self, request_id: str) -> None:
+        """A request this node sent got its final answer: resume what waited on it.
+
+        A store error is only logged: the parked request's next recheck resumes it instead.
+        """
+        for waiting in self._parked.pop(request_id, set()):
+            try:
+                await self._due_now(waiting)
+            except ExchangeError as exc:
+                self.ctx.log().warning("resume.deferred", message_id=waiting, error=exc.message)
+
     async def tick(self) -> int:
         """Start handlers for every due request; return how many were started."""
         if not self.handlers:
             return 0
+        if self.ctx.bus.connects != self._connects:  # (re)connected: the broker is back
+            self._connects = self.ctx.bus.connects
+            await self.settled(BROKER)
         started = 0
         for record in await self.ctx.store.due_inbox(self.ctx.clock.now()):
             if record.message_id in self._running or record.service not in self.handlers:
@@ -104,21 +144,40 @@ class Worker:
             self._running.discard(record.message_id)
 
     async def _attempt(self, record: InboxRecord) -> None:
+        # A request never rescheduled was never parked: spare the fresh ones a store read.
+        parked = (
+            None
+            if record.next_attempt_at is None
+            else await read_parked(self.ctx.store, record.message_id)
+        )
+        if parked is not None and parked.active:
+            if not await self._released(parked.on):
+                await self._still_waiting(record, parked)
+                return
+            parked = await self._resume(record, parked)
+            if parked is None:
+                return
         envelope = self._fresh.pop(record.message_id, None) or decode_stored(record.wire)
         handler = self.handlers[record.service]
+        attempt = record.attempts + (parked.waits if parked is not None else 0) + 1
         try:
             typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
-            result = await handler(IncomingRequest(typed, attempt=record.attempts + 1))
+            result = await handler(IncomingRequest(typed, attempt=attempt))
         except Reject as reject:
             await self._answer_safely(
                 self._reject(record, reject.code, reject.text, InboxState.REJECTED, envelope)
             )
             return
+        except Waiting as waiting:
+            result = waiting
+        except (BrokerUnavailable, PublishNotConfirmed):
+            result = Waiting(BROKER)  # the broker is down, not the handler
         except Exception as exc:  # a handler's failure is retried, then dead-lettered
-            self.ctx.log(envelope).warning(
-                "handler.failed", error=repr(exc), attempt=record.attempts + 1
-            )
+            self.ctx.log(envelope).warning("handler.failed", error=repr(exc), attempt=attempt)
             await self._failed(record, envelope, exc)
+            return
+        if isinstance(result, Waiting):
+            await self._park(record, envelope, result.on, parked, attempt)
             return
         if isinstance(result, Later):
             try:
@@ -131,6 +190,118 @@ class Worker:
                 pass
             return
         await self._answer_safely(self._respond(record, result, envelope))
+
+    # --- waiting --------------------------------------------------------------------------
+
+    async def _released(self, on: str) -> bool:
+        if on == BROKER:
+            return self.ctx.bus.connected
+        return await self._settled(on)
+
+    async def _park(
+        self,
+        record: InboxRecord,
+        envelope: Envelope,
+        on: str,
+        parked: Parked | None,
+        attempt: int,
+    ) -> None:
+        if on != BROKER:
+            sent = await self.ctx.store.get_outbox(on)
+            if sent is None or sent.kind != Kind.REQUEST.value:
+                # Fails closed: nothing would ever release it, so it counts as a failure.
+                error = WaitedOnUnknown(
+                    f"the handler waits on {on!r}, no request of this node", on=on
+                )
+                self.ctx.log(envelope).warning("handler.failed", error=str(error))
+                await self._failed(record, envelope, error)
+                return
+        now = self.ctx.clock.now()
+        parked = parked.again(on, now) if parked is not None else Parked(on, now, waits=1)
+        try:
+            async with self.ctx.store.transaction() as tx:
+                self._put_off(tx, record, parked)
+                write_parked(tx, record.message_id, parked)
+                tx.audit(record_event(EventName.WAITING, record, on=on, attempt=attempt))
+        except StateConflict:
+            return  # cancelled or answered meanwhile
+        self.ctx.log(envelope).info("handler.waiting", on=on, attempt=attempt)
+        self._parked.setdefault(on, set()).add(record.message_id)
+        # The answer may have come while the handler decided to wait. (A broker wait is not
+        # released here: the handler just found the broker unusable; a reconnect or the
+        # recheck releases it.)
+        if on != BROKER and await self._released(on):
+            await self.settled(on)
+
+    async def _still_waiting(self, record: InboxRecord, parked: Parked) -> None:
+        """Looked at again and still waiting: tell the requester once if overdue, park again."""
+        due_at = self._due_at(record)
+        if due_at is not None and not parked.overdue_told and self.ctx.clock.now() >= due_at:
+            try:
+                await self._tell_overdue(record, parked, due_at)
+                parked = replace(parked, overdue_told=True)
+            except StateConflict:
+                return  # answered or cancelled meanwhile: nothing to park
+            except ExchangeError as exc:  # told at the next look; the request stays parked
+                self.ctx.log().warning(
+                    "overdue.deferred", message_id=record.message_id, error=exc.message
+                )
+        with contextlib.suppress(StateConflict):
+            async with self.ctx.store.transaction() as tx:
+                self._put_off(tx, record, parked)
+            self._parked.setdefault(parked.on, set()).add(record.message_id)
+
+    async def _resume(self, record: InboxRecord, parked: Parked) -> Parked | None:
+        resumed = replace(parked, active=False)
+        try:
+            async with self.ctx.store.transaction() as tx:
+                tx.set_inbox_state(
+                    record.message_id, InboxState.RECEIVED, only_from=(InboxState.RECEIVED,)
+                )
+                write_parked(tx, record.message_id, resumed)
+                tx.audit(record_event(EventName.RESUMED, record, on=parked.on))
+        except StateConflict:
+            return None
+        return resumed
+
+    async def _due_now(self, request_id: str) -> None:
+        with contextlib.suppress(StateConflict):
+            async with self.ctx.store.transaction() as tx:
+                tx.set_inbox_state(
+                    request_id,
+                    InboxState.RECEIVED,
+                    next_attempt_at=self.ctx.clock.now(),
+                    only_from=(InboxState.RECEIVED,),
+                )
+        self._wake.set()
+
+    def _put_off(self, tx: Transaction, record: InboxRecord, parked: Parked) -> None:
+        """Keep the request open and parked until it is looked at again."""
+        tx.set_inbox_state(
+            record.message_id,
+            InboxState.RECEIVED,
+            next_attempt_at=self._look_again_at(record, parked),
+            only_from=(InboxState.RECEIVED,),
+        )
+
+    def _look_again_at(self, record: InboxRecord, parked: Parked) -> datetime:
+        """When a parked request is looked at again: the recheck, or its deadline if sooner."""
+        now = self.ctx.clock.now()
+        at = now + timedelta(seconds=self.ctx.config.wait_recheck)
+        due_at = self._due_at(record)
+        if due_at is not None and not parked.overdue_told:
+            at = min(at, max(due_at, now))
+        return at
+
+    def _due_at(self, record: InboxRecord) -> datetime | None:
+        deadline = self._deadline(record.service)
+        return None if deadline is None else self.calendar.due_at(record.received_at, deadline)
+
+    def _deadline(self, service: str) -> Deadline | None:
+        try:
+            return self.ctx.catalog.service(service).deadline
+        except UnknownService:
+            return None
 
     async def _answer_safely(self, answering: Awaitable[object]) -> None:
         with contextlib.suppress(StateConflict):  # answered already, or a cancel came first

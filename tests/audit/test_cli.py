@@ -15,6 +15,7 @@ from exchange.audit.batch import Batch
 from exchange.audit.central import SQLiteCentralStore
 from exchange.audit.checkpoint import make_checkpoint
 from exchange.cli import app
+from exchange.cli.audit import print_timeline
 from exchange.ledger.chain import GENESIS_HASH, link
 from exchange.testing import ThrowawayPKI
 from tests.audit.central.contract import _three_party_case
@@ -88,3 +89,20 @@ def test_verify_names_the_first_bad_record(pki: ThrowawayPKI, central_path: Path
     (report,) = json.loads(bad.output)
     assert report["first_problem"]["seq"] == 3
     assert report["first_problem"]["code"] == "audit-tampered"
+
+
+def test_trace_table_says_what_a_waiting_request_waits_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A ``waiting`` step is shown with the request (or broker) it waits on."""
+    step = {
+        "at": "2026-03-02T09:00:00.000000Z",
+        "party": "improvement",
+        "event": "waiting",
+        "kind": "request",
+        "message_id": "req-1",
+        "service": "tree-felling-permit",
+        "detail": {"on": "question-1", "attempt": 1},
+    }
+    print_timeline({"steps": [step], "waiting": []}, "Trace of req-1")
+    assert "waiting on question-1" in capsys.readouterr().out

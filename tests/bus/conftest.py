@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from exchange.node import Node, NodeConfig, build_node
 from exchange.testing import ThrowawayPKI
 from exchange.transport.names import BusNames
 from exchange.transport.topology import remove_topology
+from tests._broker import BrokerNode
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -26,6 +28,7 @@ FAST = NodeConfig(
     handler_retry_delays=(0.1, 0.2),
     publish_grace=1.0,
     poll_interval=0.05,
+    wait_recheck=0.2,
 )
 
 MakeNode = Callable[..., Awaitable[Node]]
@@ -70,6 +73,12 @@ def settings(live_pki: ThrowawayPKI, bus_prefix: str, tmp_path: Path) -> Setting
 @pytest.fixture
 async def make_node(settings: Settings) -> AsyncIterator[MakeNode]:
     """Start nodes on the real broker; every node started is stopped after the test."""
+    async with _nodes(settings) as make:
+        yield make
+
+
+@contextlib.asynccontextmanager
+async def _nodes(settings: Settings) -> AsyncIterator[MakeNode]:
     started: list[Node] = []
 
     async def make(party: str, config: NodeConfig = FAST, **overrides: Any) -> Node:
@@ -78,6 +87,35 @@ async def make_node(settings: Settings) -> AsyncIterator[MakeNode]:
         started.append(node)
         return node
 
-    yield make
-    for node in reversed(started):
-        await node.stop()
+    try:
+        yield make
+    finally:
+        for node in reversed(started):
+            await node.stop()
+
+
+@pytest.fixture
+async def own_broker(tmp_path: Path) -> AsyncIterator[BrokerNode]:
+    """A RabbitMQ node of this test's own (DESIGN.md: Own broker for broker failures).
+
+    The test may stop and start it; afterwards it is killed by its pid, whatever happened.
+    """
+    broker = BrokerNode(tmp_path / "broker")
+    try:
+        await broker.start()
+        yield broker
+    finally:
+        broker.kill()
+
+
+@pytest.fixture
+def own_settings(settings: Settings, own_broker: BrokerNode) -> Settings:
+    """The test's settings, on its own broker."""
+    return settings.model_copy(update={"amqp_url": own_broker.url})
+
+
+@pytest.fixture
+async def make_own_node(own_settings: Settings) -> AsyncIterator[MakeNode]:
+    """Start nodes on the test's own broker; stopped after the test, before the broker."""
+    async with _nodes(own_settings) as make:
+        yield make

@@ -1,9 +1,13 @@
-"""Nothing lost, nothing answered twice: 1,000 requests through a node kill and a broker restart."""
+"""Nothing lost, nothing answered twice: 1,000 requests through a node kill and a broker restart.
+
+The broker restart runs on a RabbitMQ node of the test's own (DESIGN.md, Own broker for broker
+failures), never on the machine's broker that other tests use.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,6 +20,7 @@ from exchange.node import Node
 from exchange.node.store.base import InboxState, OutboxState, Store
 from exchange.node.store.sqlite import SQLiteStore
 from exchange.signing import WireFormat
+from tests._broker import BrokerNode
 from tests.bus.conftest import MakeNode
 from tests.bus.processes import ExchangeProcess, exchange_env
 
@@ -154,26 +159,46 @@ async def test_receiving_node_killed_mid_stream(
 
 
 @pytest.fixture
-def broker_control() -> Iterator[None]:
-    """Make sure the broker runs again after the test, whatever happened."""
-    yield
-    subprocess.run(["rabbitmqctl", "start_app"], check=False, capture_output=True, timeout=120)
-    subprocess.run(["rabbitmqctl", "await_startup"], check=False, capture_output=True, timeout=120)
+async def own_provider(own_settings: Settings) -> AsyncIterator[ProviderProcess]:
+    """The provider as a separate process on the test's own broker (stopped after the test)."""
+    process = ProviderProcess(own_settings)
+    yield process
+    process.terminate()
 
 
+@pytest.fixture
+def amqp_client_logs_quiet() -> Iterator[None]:
+    """Keep aiormq's and asyncio's error records (with tracebacks) out of pytest's log capture.
+
+    When the broker goes away under a thousand in-flight publishes, aiormq and asyncio log
+    the broken connection with its traceback. Captured by pytest on this Python 3.11, that
+    was followed by the session dying at its summary ("AST constructor recursion depth
+    mismatch" importing hypothesis); with ``-s``, ``-p no:logging`` or these two loggers
+    quiet it runs clean. The outcome this test checks is in the stores either way.
+    """
+    logs = [logging.getLogger(name) for name in ("asyncio", "aiormq")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
+
+
+@pytest.mark.usefixtures("amqp_client_logs_quiet")
 async def test_broker_stopped_and_started_mid_stream(
-    make_node: MakeNode, settings: Settings, provider: ProviderProcess, broker_control: None
+    make_own_node: MakeNode,
+    own_settings: Settings,
+    own_provider: ProviderProcess,
+    own_broker: BrokerNode,
 ) -> None:
-    """The broker stops and starts mid-stream: all 1,000 answered exactly once."""
-    sender, sending = await _stream_until_a_quarter_answered(make_node, provider)
-    await asyncio.to_thread(
-        subprocess.run, ["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120
-    )
-    await asyncio.sleep(2.0)
-    await asyncio.to_thread(
-        subprocess.run, ["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120
-    )
+    """The test's own broker stops and starts mid-stream: all 1,000 answered exactly once."""
+    sender, sending = await _stream_until_a_quarter_answered(make_own_node, own_provider)
+    own_broker.stop()
+    await own_broker.start()  # same ports and data directory: the durable queues are back
     ids = await sending
     await _wait_all_answered(sender, ids, 240)
-    provider.terminate()
-    await _check_once_each(sender, settings, ids)
+    own_provider.terminate()
+    await _check_once_each(sender, own_settings, ids)

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import Result
 
 from exchange._clock import FrozenClock
+from exchange.node.parking import Parked, write_parked
 from exchange.node.store import PostgresStore, SQLiteStore, Store
 from tests.deadlines._weeks import AS_OF, IMPROVEMENT, URBAN_PERMITS, Request, write
 from tests.postgres import DSN, drop_schemas, schemas_like
@@ -105,6 +106,27 @@ def test_tables(sla: Cli) -> None:
     assert "16.2" in out
     assert out.index("t6") < out.index("u1") < out.index("s2")
     assert "1 request(s) left out" in out
+
+
+def test_a_parked_request_shows_what_it_waits_on(sla: Cli, store_dir: Path) -> None:
+    """An open request whose handler waits shows the awaited request, in JSON and the table."""
+
+    async def park() -> None:
+        store = SQLiteStore(store_dir / "improvement.db", "improvement", FrozenClock(AS_OF))
+        await store.open()
+        try:
+            async with store.transaction() as tx:
+                write_parked(tx, "t6", Parked("question-t6", AS_OF, waits=1))
+        finally:
+            await store.close()
+
+    asyncio.run(park())
+    data = as_json(sla("--json", "--as-of", "2026-03-04T13:00"))
+    waits = {r["message_id"]: r["waiting_on"] for r in data["open"]}
+    assert waits == {"t6": "question-t6", "u1": None, "s2": None, "t8": None, "t7": None}
+    table = sla("--as-of", "2026-03-04T13:00")
+    assert "waiting on" in table.stdout
+    assert "question-t6" in table.stdout
 
 
 def test_no_stores(cli: Cli, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from exchange.connectors import CallbackConfig, HttpBridge
 from exchange.connectors._callbacks import STATE_KEY
 from exchange.envelope.model import Kind
 from exchange.ledger.event import AuditEvent, EventName
-from exchange.node import IncomingRequest, Node, Reject
+from exchange.node import IncomingRequest, Node, Reject, Waiting
 from exchange.signing import WireFormat
 from tests.bus.conftest import MakeNode
 from tests.bus.helpers import answer_unchecked, eventually, wait_event
@@ -434,3 +434,27 @@ async def test_refile_of_an_open_request_is_409(
     conforms("Error", refused)
     assert refused["code"] == "state-conflict"
     assert "still open" in refused["message"]
+
+
+async def test_a_parked_request_shows_what_it_waits_on(
+    make_node: MakeNode, make_bridge: MakeBridge, http: aiohttp.ClientSession
+) -> None:
+    """GET /requests/{id} of a request whose handler waits names what it waits on."""
+    provider = await make_node("improvement")
+    _, base = await make_bridge("improvement", node=provider)
+    sender = await make_node("single-center")
+    question = await provider.request("land-plot-info", {"cadastral_number": "16:50:011105:12"})
+
+    @provider.handler("tree-felling-permit")
+    async def waits(_request: IncomingRequest) -> Waiting:
+        return Waiting(on=question)
+
+    request_id = await sender.request("tree-felling-permit", TREES, wire_format=WireFormat.JSON)
+    await wait_event(provider, "waiting", request_id)
+    status, state = await call(http, "GET", f"{base}/requests/{request_id}")
+
+    assert (status, state["state"], state["waiting_on"]) == (200, "received", question)
+    conforms("RequestState", state)
+    status, asked = await call(http, "GET", f"{base}/requests/{question}")
+    assert (status, asked["direction"]) == (200, "sent")
+    assert "waiting_on" not in asked

@@ -134,7 +134,7 @@ class TransactionBuffer:
         self.events.append(event)
 
     def put_meta(self, key: str, value: str) -> None:
-        """Set a meta key (not part of the Transaction protocol: the store's own use)."""
+        """Set a key of the store's meta table along with the transaction's other changes."""
         self._check_open()
         self.operations.append(PutMeta(key, value))
 

@@ -143,6 +143,9 @@ class Transaction(Protocol):
     def audit(self, event: AuditEvent) -> None:
         """Append to this party's hash chain (seq, time and hash are set at commit)."""
 
+    def put_meta(self, key: str, value: str) -> None:
+        """Set a key of the store's meta table along with the transaction's other changes."""
+
 
 class Store(Protocol):
     """A party's durable state."""

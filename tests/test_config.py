@@ -1,0 +1,44 @@
+"""Settings from EXCHANGE_* variables: the handler's retry budget and the wait recheck."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from exchange.config import Settings
+from exchange.node.config import NodeConfig
+from exchange.node.factory import node_config
+
+
+def test_the_retry_budget_and_recheck_reach_the_node_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """EXCHANGE_HANDLER_RETRY_DELAYS (seconds, comma-separated) and EXCHANGE_WAIT_RECHECK."""
+    monkeypatch.setenv("EXCHANGE_HANDLER_RETRY_DELAYS", "0.2, 0.5")
+    monkeypatch.setenv("EXCHANGE_WAIT_RECHECK", "5")
+    config = node_config(Settings())
+    assert config.handler_retry_delays == (0.2, 0.5)
+    assert config.wait_recheck == 5.0
+
+
+def test_unset_the_budget_keeps_the_default() -> None:
+    """Without the variables the node keeps NodeConfig's defaults."""
+    config = node_config(Settings())
+    assert config.handler_retry_delays == NodeConfig().handler_retry_delays
+    assert config.wait_recheck == NodeConfig().wait_recheck
+
+
+def test_an_empty_budget_means_no_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty EXCHANGE_HANDLER_RETRY_DELAYS: one run, then processing-failed."""
+    monkeypatch.setenv("EXCHANGE_HANDLER_RETRY_DELAYS", "")
+    assert Settings().handler_retry_delays == ()
+
+
+@pytest.mark.parametrize("value", ["soon", "1,-2"])
+def test_a_bad_budget_is_refused_with_what_to_write(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Not seconds, or a negative delay: refused with an example of the format."""
+    monkeypatch.setenv("EXCHANGE_HANDLER_RETRY_DELAYS", value)
+    with pytest.raises(ValidationError, match="1,10,60"):
+        Settings()
