@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from exchange.audit.batch import Batch, encode_batch
+from exchange.audit.batch import BATCH_CONTENT_TYPE, Batch, seal_batch
 from exchange.audit.checkpoint import make_checkpoint
 from exchange.audit.config import AuditSettings
 from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, StoreError, Unroutable
+from exchange.transport.users import broker_user, url_user
 
 if TYPE_CHECKING:
     from exchange.node.context import NodeContext
@@ -37,6 +38,10 @@ class Shipper:
         self.ctx = context
         self.settings = settings or AuditSettings()
         self._failures = 0
+        # Under per-party broker users (`exchange topology users`) the broker vouches for who
+        # published a batch: the collector compares that user with the batch's party.
+        own = broker_user(context.names, context.party)
+        self._user_id = own if url_user(context.bus.url) == own else None
 
     async def run(self) -> None:
         """Ship until cancelled; on cancellation, checkpoint the head and ship what it can."""
@@ -78,14 +83,16 @@ class Shipper:
         checkpoints = await store.checkpoints(since_seq=shipped_cp)
         if not records and not checkpoints:
             return 0
-        body = encode_batch(Batch(self.ctx.party, records, [body for _, body in checkpoints]))
+        batch = Batch(self.ctx.party, records, [body for _, body in checkpoints])
+        body = seal_batch(batch, self.ctx.credentials, self.ctx.clock.now())
         try:
             await self.ctx.bus.publish(
                 self.ctx.names.bus,
                 self.ctx.names.audit,
                 body,
-                content_type="application/json",
+                content_type=BATCH_CONTENT_TYPE,
                 message_type="audit",
+                user_id=self._user_id,
             )
         except (BrokerUnavailable, PublishNotConfirmed, Unroutable) as exc:
             self.ctx.log().info("audit.ship_deferred", error=exc.message, pending=len(records))

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
+from exchange.audit.central.base import CentralStore
 from exchange.audit.checkpoint import Checkpoint, parse_checkpoint, verify_checkpoint
-from exchange.exceptions import AuditTampered, CheckpointInvalid
+from exchange.exceptions import AuditConflict, AuditTampered, CheckpointInvalid
 from exchange.ledger.chain import GENESIS_HASH, record_hash
 from exchange.ledger.event import AuditRecord
 from exchange.pki.trust import TrustStore
@@ -59,15 +60,27 @@ async def verify_party(
     *,
     head: tuple[int, str] | None = None,
     known_gaps: Collection[int] = (),
+    conflicts: Sequence[AuditRecord] = (),
     page: int = PAGE,
 ) -> PartyReport:
     """Walk a party's chain from seq 1; collect every problem (up to 100), each with its seq.
 
     ``head`` is the highest (seq, hash) the collector received; ``known_gaps`` the first
-    seqs of gaps it recorded on arrival (reported as gaps, not as deletions). Without a
-    ``trust`` store the checkpoints' signatures are not checked, only their match.
+    seqs of gaps it recorded on arrival (reported as gaps, not as deletions); ``conflicts``
+    the second, different records the collector kept aside (each an attempt to rewrite a
+    stored seq). Without a ``trust`` store the checkpoints' signatures are not checked,
+    only their match.
     """
     report = PartyReport(party)
+    for record in conflicts:
+        report.problems.append(
+            AuditConflict(
+                f"{party} seq {record.seq}: a second, different record was offered "
+                f"(hash {record.hash[:12]}...) and kept aside as evidence",
+                seq=record.seq,
+                party=party,
+            )
+        )
     checkpoints = _checkpoints(party, checkpoint_docs, trust, report)
     expected, prev, since = 1, GENESIS_HASH, 0
     while len(report.problems) < MAX_PROBLEMS:
@@ -105,6 +118,28 @@ async def verify_party(
     elif head is not None and head[0] == report.last_seq and head[1] != prev:
         _problem(report, head[0], "the last record differs from the head the collector received")
     return report
+
+
+async def verify_central_party(
+    store: CentralStore, party: str, trust: TrustStore | None, *, page: int = PAGE
+) -> PartyReport:
+    """Walk ``party``'s chain as the central store holds it, with all the store knows of it:
+    its head, its checkpoints, the gaps and the conflicts found on arrival."""
+    gaps = {f.seq for f in await store.findings(party) if f.kind == "gap"}
+
+    async def fetch(since: int, limit: int) -> Sequence[AuditRecord]:
+        return await store.records(party, since, limit)
+
+    return await verify_party(
+        party,
+        fetch,
+        await store.checkpoints(party),
+        trust,
+        head=await store.head(party),
+        known_gaps=gaps,
+        conflicts=await store.conflicts(party),
+        page=page,
+    )
 
 
 def _checkpoints(

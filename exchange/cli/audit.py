@@ -18,7 +18,7 @@ from exchange.audit.central import CentralStore, open_central
 from exchange.audit.collector import Collector
 from exchange.audit.config import AuditSettings
 from exchange.audit.trace import TraceFilter, trace
-from exchange.audit.verify import PartyReport, verify_party
+from exchange.audit.verify import PartyReport, verify_central_party, verify_party
 from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.config import Settings
@@ -127,23 +127,7 @@ async def _verify_central(
     await store.open()
     try:
         parties = [party] if party else list(await store.parties())
-        reports = []
-        for name in parties:
-            gaps = {f.seq for f in await store.findings(name) if f.kind == "gap"}
-
-            async def fetch(since: int, limit: int, name: str = name) -> Any:
-                return await store.records(name, since, limit)
-
-            reports.append(
-                await verify_party(
-                    name,
-                    fetch,
-                    await store.checkpoints(name),
-                    trust,
-                    head=await store.head(name),
-                    known_gaps=gaps,
-                )
-            )
+        reports = [await verify_central_party(store, name, trust) for name in parties]
         return reports
     finally:
         await store.close()
