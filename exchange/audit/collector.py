@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from exchange._clock import Clock
+from exchange.audit.ack import ACK_CONTENT_TYPE, HeadAck, seal_ack
 from exchange.audit.batch import Batch, claimed_party, open_batch
 from exchange.audit.central.base import CentralStore, Finding, IngestOutcome
 from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
@@ -29,11 +30,13 @@ from exchange.exceptions import (
     CheckpointInvalid,
     ExchangeError,
 )
+from exchange.ledger.event import AuditEvent, EventName
+from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
 from exchange.transport.topology import apply_topology
-from exchange.transport.users import broker_user
+from exchange.transport.users import COLLECTOR, broker_user
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel
@@ -53,7 +56,11 @@ class Collector:
         store: CentralStore,
         trust: TrustStore,
         clock: Clock,
+        credentials: Credentials | None = None,
     ) -> None:
+        """``credentials`` are the collector's own (catalog role ``collector``): with them it
+        answers each accepted batch with a signed head acknowledgment to the party."""
+        self.credentials = credentials
         self.bus = bus
         self.names = names
         self.store = store
@@ -102,6 +109,7 @@ class Collector:
             log.error("audit.store_failed", party=batch.party, error=str(exc))
             await message.nack(requeue=True)
             return
+        await self._acknowledge(batch.party)
         if any(f.kind == AuditConflict.code for f in outcome.findings):
             # The conflicting records are kept aside already; the signed batch is the proof
             # of who offered them.
@@ -150,6 +158,37 @@ class Collector:
             user_id=message.user_id,
         )
         await message.reject(requeue=False)
+
+    async def _acknowledge(self, party: str) -> None:
+        """Chain the party's head into the collector's own chain; send it, signed, to the party.
+
+        Best effort after the batch is stored: a redelivered batch is acknowledged again.
+        """
+        head = await self.store.head(party)
+        if head is None:
+            return
+        try:
+            now = self.clock.now()
+            event = AuditEvent(
+                EventName.HEAD_ACKNOWLEDGED,
+                detail={"party": party, "seq": head[0], "hash": head[1]},
+            )
+            own = await self.store.append(self._own_party(), event, now)
+            if self.credentials is None:
+                return
+            body = seal_ack(HeadAck(party, head[0], head[1], now, own.seq), self.credentials)
+            await self.bus.publish(
+                self.names.bus,
+                self.names.audit_acks(party),
+                body,
+                content_type=ACK_CONTENT_TYPE,
+                message_type="audit-ack",
+            )
+        except ExchangeError as exc:
+            log.warning("audit.ack_failed", party=party, seq=head[0], error=exc.message)
+
+    def _own_party(self) -> str:
+        return self.credentials.party if self.credentials is not None else COLLECTOR
 
     async def _publish_quarantine(self, body: bytes, code: str) -> None:
         await self.bus.publish(

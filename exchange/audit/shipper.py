@@ -12,19 +12,29 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
+from exchange.audit.ack import open_ack
 from exchange.audit.batch import BATCH_CONTENT_TYPE, Batch, seal_batch
 from exchange.audit.checkpoint import make_checkpoint
 from exchange.audit.config import AuditSettings
-from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, StoreError, Unroutable
+from exchange.catalog.model import Role
+from exchange.exceptions import (
+    BrokerUnavailable,
+    ExchangeError,
+    PublishNotConfirmed,
+    StoreError,
+    Unroutable,
+)
 from exchange.transport.users import broker_user, url_user
 
 if TYPE_CHECKING:
     from exchange.node.context import NodeContext
+    from exchange.transport.delivery import Delivery
 
 # exchange.node imports this module while exchange.ledger.chain may still be loading (chain
 # needs exchange.node.store.base): what needs the chain is imported when first used.
 
 SHIPPED = "audit.shipped_seq"
+ACKED = "audit.acknowledged"  # the newest head acknowledgment of the collector (signed JWS)
 SHIPPED_CHECKPOINT = "audit.shipped_checkpoint_seq"
 CHECKPOINTED = "audit.checkpoint_seq"
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
@@ -104,6 +114,29 @@ class Shipper:
             await store.set_meta(SHIPPED_CHECKPOINT, str(checkpoints[-1][0]))
         return max(len(records), 1)
 
+    async def on_ack(self, message: Delivery) -> None:
+        """Keep the collector's newest signed head acknowledgment in the store, then ack.
+
+        An acknowledgment that does not verify is logged and dropped, never kept.
+        """
+        ctx = self.ctx
+        try:
+            collector = ctx.catalog.identity(Role.COLLECTOR).id
+            ack = open_ack(message.body, ctx.trust, collector, ctx.party)
+        except ExchangeError as exc:
+            ctx.log().error("audit.ack_refused", code=exc.code, error=exc.message)
+            await message.reject(requeue=False)
+            return
+        try:
+            held = await ctx.store.get_meta(ACKED)
+            if held is None or _ack_seq(held, ctx) < ack.seq:
+                await ctx.store.set_meta(ACKED, message.body.decode())
+        except StoreError as exc:
+            ctx.log().warning("audit.ack_store_error", error=exc.message)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
     async def shutdown(self) -> None:
         """Sign a checkpoint at the head of the chain, then try to ship what is left."""
         head = await self.ctx.store.audit_head()
@@ -119,3 +152,9 @@ class Shipper:
         checkpoint = make_checkpoint(self.ctx.credentials, seq, head_hash, self.ctx.clock.now())
         await store.add_checkpoint(seq, checkpoint.dumps())
         await store.set_meta(CHECKPOINTED, str(seq))
+
+
+def _ack_seq(held: str, ctx: NodeContext) -> int:
+    """The seq of an acknowledgment the store holds (verified when it was stored)."""
+    collector = ctx.catalog.identity(Role.COLLECTOR).id
+    return open_ack(held.encode(), ctx.trust, collector, ctx.party).seq

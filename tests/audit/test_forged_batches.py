@@ -18,12 +18,15 @@ import pytest
 from typer.testing import CliRunner
 
 from exchange._clock import SYSTEM_CLOCK
+from exchange.audit.ack import open_ack
 from exchange.audit.batch import Batch, seal_batch
 from exchange.audit.central import CentralStore
 from exchange.audit.central.postgres import PostgresCentralStore
 from exchange.audit.central.sqlite import SQLiteCentralStore
 from exchange.audit.collector import Collector
+from exchange.audit.shipper import ACKED
 from exchange.audit.trace import trace
+from exchange.audit.verify import verify_central
 from exchange.cli import app
 from exchange.config import Settings
 from exchange.ledger.chain import link
@@ -183,3 +186,48 @@ async def _check_outcome(
     }
     assert VICTIM in str(victim["first_problem"])
     assert all(by_party[p]["ok"] for p in BUS_PARTIES if p != VICTIM)
+
+
+async def test_each_accepted_batch_is_acknowledged_to_its_party(
+    settings: Settings, central: CentralStore, audit_pki: ThrowawayPKI
+) -> None:
+    """The collector signs the head it holds; each party's node keeps it; its chain agrees."""
+    names = BusNames(settings.bus_prefix)
+    trust = TrustStore.from_dir(settings.certs_dir)
+    collector = Collector(
+        Bus(AMQP_URL), names, central, trust, SYSTEM_CLOCK, audit_pki.credentials("collector")
+    )
+    await collector.start()
+    nodes = three_nodes(settings)
+    try:
+        for node in nodes.values():
+            await node.start()
+        try:
+            await run_case(nodes["single-center"], "KZN-ACK-1")
+
+            async def acknowledged() -> bool:
+                for party, node in nodes.items():
+                    held = await node.ctx.store.get_meta(ACKED)
+                    head = await node.ctx.store.audit_head()
+                    if held is None or head is None:
+                        return False
+                    if open_ack(held.encode(), trust, "collector", party).seq != head[0]:
+                        return False
+                return True
+
+            await until(acknowledged, what="every party to hold an acknowledgment of its head")
+            for party, node in nodes.items():
+                held = await node.ctx.store.get_meta(ACKED)
+                assert held is not None
+                ack = open_ack(held.encode(), trust, "collector", party)
+                assert (ack.seq, ack.hash) == await node.ctx.store.audit_head()
+            reports = await verify_central(central, trust, list(BUS_PARTIES), "collector")
+            assert all(r.ok for r in reports), [r.problems for r in reports]
+            own = await central.records("collector")
+            assert own
+            assert {r.event.event for r in own} == {EventName.HEAD_ACKNOWLEDGED}
+        finally:
+            for node in nodes.values():
+                await node.stop()
+    finally:
+        await collector.stop()

@@ -12,7 +12,7 @@ from exchange.audit.batch import Batch
 from exchange.audit.central import CentralStore, Finding
 from exchange.audit.checkpoint import make_checkpoint, parse_checkpoint
 from exchange.audit.trace import trace
-from exchange.audit.verify import PartyReport, verify_central_party
+from exchange.audit.verify import PartyReport, verify_central, verify_central_party
 from exchange.ledger.chain import GENESIS_HASH, link
 from exchange.ledger.event import AuditEvent, AuditRecord, EventName
 from exchange.pki.trust import TrustStore
@@ -53,6 +53,9 @@ class Tamper(Protocol):
 
     async def replace_checkpoint(self, party: str, seq: int, body: bytes) -> None:
         """Overwrite a stored checkpoint document."""
+
+    async def cut(self, party: str, seq: int) -> None:
+        """Remove the party's records and checkpoints from ``seq`` on, and its head row."""
 
 
 class CentralContract:
@@ -256,6 +259,57 @@ class CentralContract:
         await self._filled(central, pki)
         await tamper.delete_from(PARTY, 26)
         assert await self._first_bad(central, trust) == ("audit-tampered", 26)
+
+    # --- deletions witnessed by the catalog and the collector's acknowledgments -------------
+
+    async def _first_missing(self, central: CentralStore, trust: TrustStore) -> tuple[str, int]:
+        reports = await verify_central(central, trust, [PARTY, "single-center"], "collector")
+        by_party = {r.party: r for r in reports}
+        assert all(r.ok for r in reports if r.party != PARTY), reports
+        problem = by_party[PARTY].first_problem
+        assert problem is not None, "the deletion went unnoticed"
+        assert PARTY in problem.message
+        seq = problem.data["seq"]
+        assert isinstance(seq, int)
+        return problem.code, seq
+
+    async def _acknowledged(self, central: CentralStore, head: AuditRecord) -> None:
+        detail = {"party": head.party, "seq": head.seq, "hash": head.hash}
+        await central.append(
+            "collector", AuditEvent(EventName.HEAD_ACKNOWLEDGED, detail=detail), T0
+        )
+
+    async def test_a_whole_party_deleted(
+        self, central: CentralStore, tamper: Tamper, pki: ThrowawayPKI, trust: TrustStore
+    ) -> None:
+        """Rows, head and checkpoints of a party gone: the catalog still lists it."""
+        await self._filled(central, pki)
+        await central.ingest(Batch("single-center", chain(3, "single-center"), []), T0)
+        await tamper.cut(PARTY, 1)
+        assert await self._first_missing(central, trust) == ("audit-missing", 1)
+
+    async def test_a_whole_party_deleted_after_acknowledgment(
+        self, central: CentralStore, tamper: Tamper, pki: ThrowawayPKI, trust: TrustStore
+    ) -> None:
+        """The collector's own chain says how far the deleted party had come."""
+        records = await self._filled(central, pki)
+        await self._acknowledged(central, records[-1])
+        await tamper.cut(PARTY, 1)
+        reports = await verify_central(central, trust, [], "collector")
+        [report] = [r for r in reports if r.party == PARTY]
+        assert report.first_problem is not None
+        assert report.first_problem.data["seq"] == 1
+        assert "ends before seq 30" in report.first_problem.message
+
+    async def test_tail_after_the_last_checkpoint_deleted_with_its_head(
+        self, central: CentralStore, tamper: Tamper, pki: ThrowawayPKI, trust: TrustStore
+    ) -> None:
+        """The tail past the last checkpoint and the head row gone: the acknowledgment shows it."""
+        records = await self._filled(central, pki, n=35)
+        await self._acknowledged(central, records[-1])
+        await tamper.cut(PARTY, 33)
+        await central.ingest(Batch("single-center", chain(3, "single-center"), []), T0)
+        assert await self._first_missing(central, trust) == ("audit-tampered", 33)
 
     async def test_forged_checkpoint(
         self, central: CentralStore, tamper: Tamper, pki: ThrowawayPKI, trust: TrustStore
