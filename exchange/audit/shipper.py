@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 # needs exchange.node.store.base): what needs the chain is imported when first used.
 
 SHIPPED = "audit.shipped_seq"
-ACKED = "audit.acknowledged"  # the newest head acknowledgment of the collector (signed JWS)
 SHIPPED_CHECKPOINT = "audit.shipped_checkpoint_seq"
 CHECKPOINTED = "audit.checkpoint_seq"
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
@@ -115,7 +114,7 @@ class Shipper:
         return max(len(records), 1)
 
     async def on_ack(self, message: Delivery) -> None:
-        """Keep the collector's newest signed head acknowledgment in the store, then ack.
+        """Keep the collector's signed head acknowledgment in the store, then ack.
 
         An acknowledgment that does not verify is logged and dropped, never kept.
         """
@@ -128,9 +127,7 @@ class Shipper:
             await message.reject(requeue=False)
             return
         try:
-            held = await ctx.store.get_meta(ACKED)
-            if held is None or _ack_seq(held, ctx) < ack.seq:
-                await ctx.store.set_meta(ACKED, message.body.decode())
+            await ctx.store.add_ack(ack.seq, message.body)
         except StoreError as exc:
             ctx.log().warning("audit.ack_store_error", error=exc.message)
             await message.nack(requeue=True)
@@ -152,9 +149,3 @@ class Shipper:
         checkpoint = make_checkpoint(self.ctx.credentials, seq, head_hash, self.ctx.clock.now())
         await store.add_checkpoint(seq, checkpoint.dumps())
         await store.set_meta(CHECKPOINTED, str(seq))
-
-
-def _ack_seq(held: str, ctx: NodeContext) -> int:
-    """The seq of an acknowledgment the store holds (verified when it was stored)."""
-    collector = ctx.catalog.identity(Role.COLLECTOR).id
-    return open_ack(held.encode(), ctx.trust, collector, ctx.party).seq

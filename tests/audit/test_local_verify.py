@@ -23,7 +23,6 @@ from exchange.audit.ack import HeadAck, seal_ack
 from exchange.audit.batch import Batch
 from exchange.audit.central import SQLiteCentralStore
 from exchange.audit.checkpoint import make_checkpoint
-from exchange.audit.shipper import ACKED
 from exchange.cli import app
 from exchange.config import Settings
 from exchange.ledger.event import AuditEvent, EventName
@@ -63,7 +62,7 @@ async def _fill(settings: Settings, pki: ThrowawayPKI, central: Path) -> None:
             await store.add_checkpoint(seq, checkpoint.dumps())
         head = records[-1]
         ack = HeadAck(PARTY, head.seq, head.hash, head.at + timedelta(seconds=2), 1)
-        await store.set_meta(ACKED, seal_ack(ack, pki.credentials("collector")).decode())
+        await store.add_ack(ack.seq, seal_ack(ack, pki.credentials("collector")))
     finally:
         await store.close()
     log = SQLiteCentralStore(central)
@@ -88,7 +87,7 @@ async def _cut(settings: Settings, *, acknowledgment: bool) -> None:
             conn.execute("DELETE FROM audit WHERE seq >= 21")
             conn.execute("DELETE FROM checkpoints WHERE seq >= 21")
             if acknowledgment:
-                conn.execute("DELETE FROM meta WHERE key = ?", (ACKED,))
+                conn.execute("DELETE FROM audit_acks")
             conn.commit()
             conn.close()
         else:
@@ -101,7 +100,7 @@ async def _cut(settings: Settings, *, acknowledgment: bool) -> None:
                 await conn.execute(f"DELETE FROM {s}.audit WHERE seq >= 21")
                 await conn.execute(f"DELETE FROM {s}.checkpoints WHERE seq >= 21")
                 if acknowledgment:
-                    await conn.execute(f"DELETE FROM {s}.meta WHERE key = $1", ACKED)
+                    await conn.execute(f"DELETE FROM {s}.audit_acks")
             finally:
                 await conn.close()
     finally:
