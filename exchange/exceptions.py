@@ -63,6 +63,12 @@ class UnsupportedAlgorithm(SignatureError):
     code = "unsupported-algorithm"
 
 
+class WrongDocumentType(SignatureError):
+    """A signed document of another kind (its JWS ``typ``) than the one expected here."""
+
+    code = "wrong-document-type"
+
+
 # --- trust: the signer's certificate is not acceptable ---------------------------------
 
 
@@ -189,6 +195,30 @@ class BundleInvalid(AuditTampered):
     code = "bundle-invalid"
 
 
+class AuditConflict(AuditTampered):
+    """A second, different record was offered for a party's seq the log already holds."""
+
+    code = "audit-conflict"
+
+
+class AuditMissing(AuditTampered):
+    """Records the log should hold are gone: a party, or a tail someone acknowledged."""
+
+    code = "audit-missing"
+
+
+class AckInvalid(AuditTampered):
+    """A head acknowledgment does not verify, or is not the collector's for this party."""
+
+    code = "ack-invalid"
+
+
+class BrokerUserMismatch(StoreError):
+    """An audit batch came over the broker as another party's broker user (AMQP user_id)."""
+
+    code = "broker-user-mismatch"
+
+
 # --- policy: a verified envelope that this party will not process ------------------------
 
 
@@ -214,6 +244,12 @@ class InvalidContent(PolicyError):
     """The payload breaks the service's schema; the message names the field."""
 
     code = "invalid-content"
+
+
+class NotAParty(PolicyError):
+    """An infrastructure identity (collector, console): it neither sends nor provides."""
+
+    code = "not-a-party"
 
 
 class WrongRecipient(PolicyError):

@@ -19,7 +19,10 @@ from exchange.pki.authority import CertificateAuthority, KeyType
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 
-__all__ = ["FrozenClock", "ThrowawayPKI", "exchange_env", "make_envelope"]
+COLLECTOR_ID = "collector"
+"""The collector's identity in the test catalogs and throwaway PKIs."""
+
+__all__ = ["COLLECTOR_ID", "FrozenClock", "ThrowawayPKI", "exchange_env", "make_envelope"]
 
 
 @dataclass
@@ -35,11 +38,12 @@ class ThrowawayPKI:
         path: Path,
         parties: tuple[str, ...] = ("single-center", "improvement"),
         clock: Clock | None = None,
+        infrastructure: tuple[str, ...] = (COLLECTOR_ID,),
     ) -> ThrowawayPKI:
-        """Create a CA in ``path`` and issue an EC certificate for each party."""
+        """Create a CA in ``path``; issue an EC certificate for each party and the collector."""
         authority = CertificateAuthority(path, clock or FrozenClock())
         authority.init_ca()
-        for party in parties:
+        for party in (*parties, *infrastructure):
             authority.issue(party)
         return cls(path, authority)
 

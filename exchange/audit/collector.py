@@ -1,26 +1,42 @@
 """The central audit collector: consumes every node's batches, acks once they are stored.
 
-Each batch is checked on arrival (its party's chain continues from the head, its
-checkpoints are signed by that party) and stored in one transaction; a redelivered
-batch changes nothing. Gaps and broken links are stored as findings and logged.
+Only a party can write its own audit trail: a batch must be signed by its party's key
+(judged with the trust store, CRL included, at its signing time) and, where per-party
+broker users are in use, published by that party's broker user. Anything else goes to the
+audit quarantine with a finding, never into the log, and is not requeued.
+
+Each accepted batch is checked on arrival (its party's chain continues from the head, its
+checkpoints are signed by that party) and stored in one transaction; a redelivered batch
+changes nothing, and a different record for a stored seq is kept aside as a conflict. Gaps,
+broken links and conflicts are stored as findings and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import structlog
 
 from exchange._clock import Clock
-from exchange.audit.batch import Batch, decode_batch
+from exchange.audit.ack import ACK_CONTENT_TYPE, HeadAck, seal_ack
+from exchange.audit.batch import Batch, claimed_party, open_batch
 from exchange.audit.central.base import CentralStore, Finding, IngestOutcome
 from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
-from exchange.exceptions import AuditTampered, CheckpointInvalid
+from exchange.exceptions import (
+    AuditConflict,
+    BrokerUserMismatch,
+    CheckpointInvalid,
+    ExchangeError,
+)
+from exchange.ledger.event import AuditEvent, EventName
+from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
 from exchange.transport.topology import apply_topology
+from exchange.transport.users import COLLECTOR, broker_user
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel
@@ -38,9 +54,13 @@ class Collector:
         bus: Bus,
         names: BusNames,
         store: CentralStore,
-        trust: TrustStore | None,
+        trust: TrustStore,
         clock: Clock,
+        credentials: Credentials | None = None,
     ) -> None:
+        """``credentials`` are the collector's own (catalog role ``collector``): with them it
+        answers each accepted batch with a signed head acknowledgment to the party."""
+        self.credentials = credentials
         self.bus = bus
         self.names = names
         self.store = store
@@ -75,12 +95,12 @@ class Collector:
         await self.store.close()
 
     async def on_delivery(self, message: Delivery) -> None:
-        """Store a batch, then ack; requeue if the store failed; drop what is not a batch."""
+        """Verify and store a batch, then ack; requeue if the store failed; quarantine the rest."""
         try:
-            batch = decode_batch(message.body)
-        except AuditTampered as exc:
-            log.error("audit.malformed_batch", error=exc.message, size=len(message.body))
-            await message.reject(requeue=False)
+            batch = open_batch(message.body, self.trust).batch
+            self.check_publisher(message.user_id, batch.party)
+        except ExchangeError as exc:
+            await self._quarantine(message, exc)
             return
         try:
             async with self._locks.setdefault(batch.party, asyncio.Lock()):
@@ -89,11 +109,95 @@ class Collector:
             log.error("audit.store_failed", party=batch.party, error=str(exc))
             await message.nack(requeue=True)
             return
+        await self._acknowledge(batch.party)
+        if any(f.kind == AuditConflict.code for f in outcome.findings):
+            # The conflicting records are kept aside already; the signed batch is the proof
+            # of who offered them.
+            with contextlib.suppress(ExchangeError):
+                await self._publish_quarantine(message.body, AuditConflict.code)
         await message.ack()
         for finding in outcome.findings:
             log.warning(
                 f"audit.{finding.kind}", party=finding.party, seq=finding.seq, detail=finding.detail
             )
+
+    def check_publisher(self, user_id: str | None, party: str) -> None:
+        """The broker user that published a batch (when the broker vouches for one) is its party's.
+
+        Raises:
+            BrokerUserMismatch (broker-user-mismatch): published by another broker user.
+        """
+        expected = broker_user(self.names, party)
+        if user_id is not None and user_id != expected:
+            raise BrokerUserMismatch(
+                f"a batch of {party} was published by broker user {user_id}, not {expected}",
+                party=party,
+                user_id=user_id,
+            )
+
+    async def _quarantine(self, message: Delivery, error: ExchangeError) -> None:
+        """Keep a refused batch in the audit quarantine with a finding; never requeue it."""
+        party = claimed_party(message.body) or "unknown"
+        seq = error.data.get("seq", 0)
+        finding = Finding(
+            party, seq if isinstance(seq, int) else 0, error.code, error.message, self.clock.now()
+        )
+        try:
+            await self._publish_quarantine(message.body, error.code)
+            await self.store.add_findings([finding])
+        except Exception as exc:  # the evidence is not safe yet: let the broker keep the batch
+            log.error("audit.quarantine_failed", party=party, code=error.code, error=str(exc))
+            await message.nack(requeue=True)
+            return
+        log.error(
+            "audit.batch_refused",
+            party=party,
+            code=error.code,
+            error=error.message,
+            size=len(message.body),
+            user_id=message.user_id,
+        )
+        await message.reject(requeue=False)
+
+    async def _acknowledge(self, party: str) -> None:
+        """Chain the party's head into the collector's own chain; send it, signed, to the party.
+
+        Best effort after the batch is stored: a redelivered batch is acknowledged again.
+        """
+        head = await self.store.head(party)
+        if head is None:
+            return
+        try:
+            now = self.clock.now()
+            event = AuditEvent(
+                EventName.HEAD_ACKNOWLEDGED,
+                detail={"party": party, "seq": head[0], "hash": head[1]},
+            )
+            own = await self.store.append(self._own_party(), event, now)
+            if self.credentials is None:
+                return
+            body = seal_ack(HeadAck(party, head[0], head[1], now, own.seq), self.credentials)
+            await self.bus.publish(
+                self.names.bus,
+                self.names.audit_acks(party),
+                body,
+                content_type=ACK_CONTENT_TYPE,
+                message_type="audit-ack",
+            )
+        except ExchangeError as exc:
+            log.warning("audit.ack_failed", party=party, seq=head[0], error=exc.message)
+
+    def _own_party(self) -> str:
+        return self.credentials.party if self.credentials is not None else COLLECTOR
+
+    async def _publish_quarantine(self, body: bytes, code: str) -> None:
+        await self.bus.publish(
+            self.names.bus,
+            self.names.audit_quarantine,
+            body,
+            content_type="application/octet-stream",
+            message_type=f"audit-refused:{code}",
+        )
 
     async def ingest(self, batch: Batch) -> IngestOutcome:
         """Check the batch's checkpoints, then store it (one transaction in the store)."""
@@ -104,8 +208,7 @@ class Collector:
         for body in batch.checkpoints:
             try:
                 checkpoint = parse_checkpoint(body)
-                if self.trust is not None:
-                    verify_checkpoint(checkpoint, self.trust, batch.party)
+                verify_checkpoint(checkpoint, self.trust, batch.party)
                 record = by_seq.get(checkpoint.seq)
                 if record is not None and record.hash != checkpoint.hash:
                     raise CheckpointInvalid(

@@ -12,13 +12,23 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from exchange.audit.batch import Batch, encode_batch
+from exchange.audit.ack import open_ack
+from exchange.audit.batch import BATCH_CONTENT_TYPE, Batch, seal_batch
 from exchange.audit.checkpoint import make_checkpoint
 from exchange.audit.config import AuditSettings
-from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, StoreError, Unroutable
+from exchange.catalog.model import Role
+from exchange.exceptions import (
+    BrokerUnavailable,
+    ExchangeError,
+    PublishNotConfirmed,
+    StoreError,
+    Unroutable,
+)
+from exchange.transport.users import broker_user, url_user
 
 if TYPE_CHECKING:
     from exchange.node.context import NodeContext
+    from exchange.transport.delivery import Delivery
 
 # exchange.node imports this module while exchange.ledger.chain may still be loading (chain
 # needs exchange.node.store.base): what needs the chain is imported when first used.
@@ -37,6 +47,10 @@ class Shipper:
         self.ctx = context
         self.settings = settings or AuditSettings()
         self._failures = 0
+        # Under per-party broker users (`exchange topology users`) the broker vouches for who
+        # published a batch: the collector compares that user with the batch's party.
+        own = broker_user(context.names, context.party)
+        self._user_id = own if url_user(context.bus.url) == own else None
 
     async def run(self) -> None:
         """Ship until cancelled; on cancellation, checkpoint the head and ship what it can."""
@@ -78,14 +92,16 @@ class Shipper:
         checkpoints = await store.checkpoints(since_seq=shipped_cp)
         if not records and not checkpoints:
             return 0
-        body = encode_batch(Batch(self.ctx.party, records, [body for _, body in checkpoints]))
+        batch = Batch(self.ctx.party, records, [body for _, body in checkpoints])
+        body = seal_batch(batch, self.ctx.credentials, self.ctx.clock.now())
         try:
             await self.ctx.bus.publish(
                 self.ctx.names.bus,
                 self.ctx.names.audit,
                 body,
-                content_type="application/json",
+                content_type=BATCH_CONTENT_TYPE,
                 message_type="audit",
+                user_id=self._user_id,
             )
         except (BrokerUnavailable, PublishNotConfirmed, Unroutable) as exc:
             self.ctx.log().info("audit.ship_deferred", error=exc.message, pending=len(records))
@@ -96,6 +112,27 @@ class Shipper:
         if checkpoints:
             await store.set_meta(SHIPPED_CHECKPOINT, str(checkpoints[-1][0]))
         return max(len(records), 1)
+
+    async def on_ack(self, message: Delivery) -> None:
+        """Keep the collector's signed head acknowledgment in the store, then ack.
+
+        An acknowledgment that does not verify is logged and dropped, never kept.
+        """
+        ctx = self.ctx
+        try:
+            collector = ctx.catalog.identity(Role.COLLECTOR).id
+            ack = open_ack(message.body, ctx.trust, collector, ctx.party)
+        except ExchangeError as exc:
+            ctx.log().error("audit.ack_refused", code=exc.code, error=exc.message)
+            await message.reject(requeue=False)
+            return
+        try:
+            await ctx.store.add_ack(ack.seq, message.body)
+        except StoreError as exc:
+            ctx.log().warning("audit.ack_store_error", error=exc.message)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
 
     async def shutdown(self) -> None:
         """Sign a checkpoint at the head of the chain, then try to ship what is left."""

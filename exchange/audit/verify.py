@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
+from exchange.audit.central.base import CentralStore
 from exchange.audit.checkpoint import Checkpoint, parse_checkpoint, verify_checkpoint
-from exchange.exceptions import AuditTampered, CheckpointInvalid
+from exchange.exceptions import AuditConflict, AuditMissing, AuditTampered, CheckpointInvalid
 from exchange.ledger.chain import GENESIS_HASH, record_hash
-from exchange.ledger.event import AuditRecord
+from exchange.ledger.event import AuditRecord, EventName
 from exchange.pki.trust import TrustStore
 
 Fetch = Callable[[int, int], Awaitable[Sequence[AuditRecord]]]
@@ -59,15 +60,29 @@ async def verify_party(
     *,
     head: tuple[int, str] | None = None,
     known_gaps: Collection[int] = (),
+    conflicts: Sequence[AuditRecord] = (),
+    acknowledged: int = 0,
     page: int = PAGE,
 ) -> PartyReport:
     """Walk a party's chain from seq 1; collect every problem (up to 100), each with its seq.
 
     ``head`` is the highest (seq, hash) the collector received; ``known_gaps`` the first
-    seqs of gaps it recorded on arrival (reported as gaps, not as deletions). Without a
-    ``trust`` store the checkpoints' signatures are not checked, only their match.
+    seqs of gaps it recorded on arrival (reported as gaps, not as deletions); ``conflicts``
+    the second, different records the collector kept aside (each an attempt to rewrite a
+    stored seq); ``acknowledged`` the highest seq the collector acknowledged (the chain
+    must reach it). Without a ``trust`` store the checkpoints' signatures are not checked,
+    only their match.
     """
     report = PartyReport(party)
+    for record in conflicts:
+        report.problems.append(
+            AuditConflict(
+                f"{party} seq {record.seq}: a second, different record was offered "
+                f"(hash {record.hash[:12]}...) and kept aside as evidence",
+                seq=record.seq,
+                party=party,
+            )
+        )
     checkpoints = _checkpoints(party, checkpoint_docs, trust, report)
     expected, prev, since = 1, GENESIS_HASH, 0
     while len(report.problems) < MAX_PROBLEMS:
@@ -99,12 +114,87 @@ async def verify_party(
         since = records[-1].seq
     report.last_seq = expected - 1
     last_signed = max(checkpoints, default=0)
-    top = max(last_signed, head[0] if head else 0)
+    top = max(last_signed, head[0] if head else 0, acknowledged)
     if top > report.last_seq:
         _problem(report, report.last_seq + 1, f"the chain is cut short: it ends before seq {top}")
     elif head is not None and head[0] == report.last_seq and head[1] != prev:
         _problem(report, head[0], "the last record differs from the head the collector received")
     return report
+
+
+async def verify_central(
+    store: CentralStore,
+    trust: TrustStore | None,
+    departments: Sequence[str],
+    collector: str,
+    party: str | None = None,
+) -> list[PartyReport]:
+    """Walk every chain of the central log (or only ``party``'s), cross-checked with the
+    catalog's ``departments`` and the acknowledgments in the ``collector``'s own chain.
+
+    A department with no records at all, or a chain ending before a head the collector
+    acknowledged, is reported with the party and the first missing seq.
+    """
+    acked = await acknowledged_heads(store, collector)
+    if party is not None:
+        names = [party]
+    else:
+        names = sorted({*await store.parties(), *departments, *acked})
+    reports = []
+    for name in names:
+        report = await verify_central_party(store, name, trust, acknowledged=acked.get(name, 0))
+        if report.records == 0 and name in departments and report.ok:
+            report.problems.append(
+                AuditMissing(
+                    f"{name} seq 1: the catalog lists {name}, but the log holds no record of it",
+                    seq=1,
+                    party=name,
+                )
+            )
+        reports.append(report)
+    return reports
+
+
+async def acknowledged_heads(store: CentralStore, collector: str) -> dict[str, int]:
+    """The highest seq the collector acknowledged per party, from its own chain."""
+    heads: dict[str, int] = {}
+    since = 0
+    while records := await store.records(collector, since, PAGE):
+        for record in records:
+            if record.event.event is EventName.HEAD_ACKNOWLEDGED:
+                party, seq = record.event.detail.get("party"), record.event.detail.get("seq")
+                if isinstance(party, str) and isinstance(seq, int):
+                    heads[party] = max(heads.get(party, 0), seq)
+        since = records[-1].seq
+    return heads
+
+
+async def verify_central_party(
+    store: CentralStore,
+    party: str,
+    trust: TrustStore | None,
+    *,
+    acknowledged: int = 0,
+    page: int = PAGE,
+) -> PartyReport:
+    """Walk ``party``'s chain as the central store holds it, with all the store knows of it:
+    its head, its checkpoints, the gaps and the conflicts found on arrival."""
+    gaps = {f.seq for f in await store.findings(party) if f.kind == "gap"}
+
+    async def fetch(since: int, limit: int) -> Sequence[AuditRecord]:
+        return await store.records(party, since, limit)
+
+    return await verify_party(
+        party,
+        fetch,
+        await store.checkpoints(party),
+        trust,
+        head=await store.head(party),
+        known_gaps=gaps,
+        conflicts=await store.conflicts(party),
+        acknowledged=acknowledged,
+        page=page,
+    )
 
 
 def _checkpoints(

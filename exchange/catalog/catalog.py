@@ -14,11 +14,17 @@ from pydantic import ValidationError
 
 from exchange._hazmat.xml import Element, XMLSchema, load_schema, schema_violation
 from exchange._validation import first_error
-from exchange.catalog.model import CatalogData, Party, Service
+from exchange.catalog.model import CatalogData, Party, Role, Service
 from exchange.catalog.typed import typed_value
 from exchange.codec.xml import payload_element
 from exchange.envelope.model import Envelope, Kind, ServiceRef
-from exchange.exceptions import AccessDenied, CatalogError, InvalidContent, UnknownService
+from exchange.exceptions import (
+    AccessDenied,
+    CatalogError,
+    InvalidContent,
+    UnknownParty,
+    UnknownService,
+)
 
 SCHEMA_FILES = ("request.xsd", "request.schema.json", "response.xsd", "response.schema.json")
 
@@ -37,7 +43,7 @@ class Catalog:
         self.data = data
         self.schemas_dir = schemas_dir
         self._services = {service.key: service for service in data.services}
-        self._parties = {party.id: party for party in data.parties}
+        self._departments = tuple(party for party in data.parties if party.is_department)
         self._schemas = {
             service.key: _load_schemas(schemas_dir, service) for service in data.services
         }
@@ -49,17 +55,7 @@ class Catalog:
         Raises:
             CatalogError (catalog-invalid): unreadable, inconsistent, or a schema is missing.
         """
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            data = CatalogData.model_validate(raw)
-        except FileNotFoundError:
-            raise CatalogError(f"no catalog at {path}; set EXCHANGE_CATALOG") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise CatalogError(f"{path}: not TOML: {exc}") from None
-        except ValidationError as exc:
-            where, message = first_error(exc, "catalog")
-            raise CatalogError(f"{path}: {where}: {message}") from None
-        return cls(data, schemas_dir)
+        return cls(read_catalog_data(path), schemas_dir)
 
     @property
     def services(self) -> tuple[Service, ...]:
@@ -68,8 +64,32 @@ class Catalog:
 
     @property
     def parties(self) -> tuple[Party, ...]:
-        """Every party, in file order."""
+        """Every department (the parties that send and provide), in file order."""
+        return self._departments
+
+    @property
+    def identities(self) -> tuple[Party, ...]:
+        """Every identity of the catalog, infrastructure (collector, console) included."""
         return self.data.parties
+
+    def identity(self, role: Role) -> Party:
+        """The one identity with an infrastructure ``role`` (e.g. the collector).
+
+        Raises:
+            UnknownParty (unknown-party): the catalog lists none.
+        """
+        for party in self.data.parties:
+            if party.role is role:
+                return party
+        raise UnknownParty(f"the catalog lists no {role.value}; add a [[parties]] with that role")
+
+    def check_party(self, party: str) -> Party:
+        """``party`` is a department (see ``CatalogData.check_party``).
+
+        Raises:
+            NotAParty (not-a-party), UnknownParty (unknown-party).
+        """
+        return self.data.check_party(party)
 
     def service(self, code: str, version: str | None = None) -> Service:
         """A service by code (and version; the newest when not given).
@@ -173,6 +193,24 @@ class Catalog:
             return envelope
         payload = self.typed_payload(envelope.service, envelope.kind, envelope.payload)
         return envelope.model_copy(update={"payload": payload})
+
+
+def read_catalog_data(path: Path) -> CatalogData:
+    """Read and check a catalog TOML file (its parties and services; no schemas loaded).
+
+    Raises:
+        CatalogError (catalog-invalid): unreadable or inconsistent.
+    """
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return CatalogData.model_validate(raw)
+    except FileNotFoundError:
+        raise CatalogError(f"no catalog at {path}; set EXCHANGE_CATALOG") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{path}: not TOML: {exc}") from None
+    except ValidationError as exc:
+        where, message = first_error(exc, "catalog")
+        raise CatalogError(f"{path}: {where}: {message}") from None
 
 
 def _xsd_field(document: Element, path: str | None) -> str:

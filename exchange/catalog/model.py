@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from exchange.envelope.model import PartyId, ServiceCode, ServiceVersion
+from exchange.exceptions import NotAParty, UnknownParty
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Role(StrEnum):
+    """What an identity of the catalog is: a department, or a piece of the infrastructure."""
+
+    DEPARTMENT = "department"  # sends requests and provides services
+    COLLECTOR = "collector"  # the central audit collector: signs head acknowledgments
+    CONSOLE = "console"  # the support console: signs admin commands
+
+
 class Party(_Frozen):
-    """A department on the bus."""
+    """An identity on the bus: a department, or (with another role) the infrastructure.
+
+    Infrastructure identities hold certificates and sign, but they neither send requests nor
+    provide services: an envelope signed by one is refused (``not-a-party``).
+    """
 
     id: PartyId
     name: str
+    role: Role = Role.DEPARTMENT
+
+    @property
+    def is_department(self) -> bool:
+        """True for a party that sends requests and provides services."""
+        return self.role is Role.DEPARTMENT
 
 
 class Deadline(_Frozen):
@@ -53,16 +73,40 @@ class CatalogData(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        known = {party.id for party in self.parties}
-        if len(known) != len(self.parties):
+        everyone = {party.id for party in self.parties}
+        if len(everyone) != len(self.parties):
             raise ValueError("party ids must be unique")
+        known = {party.id for party in self.parties if party.is_department}
         keys = [service.key for service in self.services]
         if len(set(keys)) != len(keys):
             raise ValueError("each service code and version may appear once")
         for service in self.services:
             strangers = ({service.provider} | service.callers) - known
+            if strangers & everyone:
+                raise ValueError(
+                    f"{service.code}: {sorted(strangers & everyone)} are infrastructure, "
+                    "not departments: they may neither provide nor call a service"
+                )
             if strangers:
                 raise ValueError(f"{service.code}: unknown parties {sorted(strangers)}")
             if service.provider in service.callers:
                 raise ValueError(f"{service.code}: the provider cannot call its own service")
         return self
+
+    def check_party(self, party: str) -> Party:
+        """``party`` is a department: it may send and receive envelopes.
+
+        Raises:
+            NotAParty (not-a-party): an infrastructure identity (collector, console).
+            UnknownParty (unknown-party): not in the catalog at all.
+        """
+        found = next((p for p in self.parties if p.id == party), None)
+        if found is None:
+            raise UnknownParty(f"{party} is not in the catalog", party=party)
+        if not found.is_department:
+            raise NotAParty(
+                f"{party} is the exchange's {found.role.value}: it signs audit documents, "
+                "never envelopes",
+                party=party,
+            )
+        return found

@@ -23,10 +23,11 @@ from exchange._clock import SYSTEM_CLOCK
 from exchange.audit.central import SQLiteCentralStore
 from exchange.audit.collector import Collector
 from exchange.audit.trace import Timeline, trace
-from exchange.catalog import Catalog
+from exchange.catalog import Catalog, Role
 from exchange.config import Settings
 from exchange.node import Node, build_node
 from exchange.node.factory import open_store
+from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
@@ -112,7 +113,9 @@ async def run_city(
     catalog = Catalog.load(city.catalog, city.schemas_dir)
     central = SQLiteCentralStore(run.central_path)
     trust = TrustStore.from_dir(city.certs_dir)
-    collector = Collector(Bus(city.amqp_url), names, central, trust, SYSTEM_CLOCK)
+    me = catalog.identity(Role.COLLECTOR).id
+    credentials = CertificateAuthority(city.certs_dir, SYSTEM_CLOCK).credentials(me)
+    collector = Collector(Bus(city.amqp_url), names, central, trust, SYSTEM_CLOCK, credentials)
     nodes: dict[str, Node] = {}
     try:
         await collector.start()

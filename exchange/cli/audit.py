@@ -13,21 +13,26 @@ from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
+from exchange.audit.ack import open_ack
 from exchange.audit.bundle import check_bundle, export_bundle
 from exchange.audit.central import CentralStore, open_central
 from exchange.audit.collector import Collector
 from exchange.audit.config import AuditSettings
 from exchange.audit.trace import TraceFilter, trace
-from exchange.audit.verify import PartyReport, verify_party
+from exchange.audit.verify import PartyReport, verify_central, verify_party
+from exchange.catalog import Role, read_catalog_data
 from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.config import Settings
+from exchange.exceptions import StoreError
 from exchange.ledger.event import EventName
 from exchange.node.factory import open_store
 from exchange.node.store.base import Store
+from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
+from exchange.transport.users import COLLECTOR
 
 app = typer.Typer(help="The audit log: collect, verify, export evidence.", no_args_is_help=True)
 
@@ -44,12 +49,15 @@ def collect() -> None:
     settings = load_settings()
     with user_errors():
         trust = TrustStore.from_dir(settings.certs_dir)
+        catalog = read_catalog_data(settings.catalog)
+        me = next((p.id for p in catalog.parties if p.role is Role.COLLECTOR), COLLECTOR)
         collector = Collector(
             Bus(settings.amqp_url),
             BusNames(settings.bus_prefix),
             open_central(),
             trust,
             SYSTEM_CLOCK,
+            CertificateAuthority(settings.certs_dir, SYSTEM_CLOCK).credentials(me),
         )
         asyncio.run(_collect(collector))
 
@@ -125,43 +133,55 @@ def _report_json(report: PartyReport) -> dict[str, Any]:
 async def _verify_central(
     store: CentralStore, party: str | None, trust: TrustStore
 ) -> list[PartyReport]:
+    catalog = read_catalog_data(load_settings().catalog)
+    departments = [p.id for p in catalog.parties if p.is_department]
+    collector = next((p.id for p in catalog.parties if p.role is Role.COLLECTOR), COLLECTOR)
     await store.open()
     try:
-        parties = [party] if party else list(await store.parties())
-        reports = []
-        for name in parties:
-            gaps = {f.seq for f in await store.findings(name) if f.kind == "gap"}
-
-            async def fetch(since: int, limit: int, name: str = name) -> Any:
-                return await store.records(name, since, limit)
-
-            reports.append(
-                await verify_party(
-                    name,
-                    fetch,
-                    await store.checkpoints(name),
-                    trust,
-                    head=await store.head(name),
-                    known_gaps=gaps,
-                )
-            )
-        return reports
+        return await verify_central(store, trust, departments, collector, party)
     finally:
         await store.close()
 
 
 async def _verify_local(party: str, trust: TrustStore) -> PartyReport:
-    store = open_store(party, load_settings(), SYSTEM_CLOCK)
+    settings = load_settings()
+    catalog = read_catalog_data(settings.catalog)
+    collector = next((p.id for p in catalog.parties if p.role is Role.COLLECTOR), COLLECTOR)
+    central_head = await _central_head(party)
+    store = open_store(party, settings, SYSTEM_CLOCK)
     await store.open()
     try:
 
         async def fetch(since: int, limit: int) -> Any:
             return await store.audit(since, limit)
 
+        held = await store.acks(limit=1_000_000)
+        # Each was verified when it was stored; verified again, so a planted one counts not.
+        acked = max((open_ack(body, trust, collector, party).seq for _, body in held), default=0)
         bodies = [body for _, body in await store.checkpoints(limit=1_000_000)]
-        return await verify_party(party, fetch, bodies, trust)
+        # The central head is the witness of a tail cut here together with its
+        # acknowledgment; the acknowledgment is the witness when the central log is away.
+        return await verify_party(
+            party, fetch, bodies, trust, head=central_head, acknowledged=acked
+        )
     finally:
         await store.close()
+
+
+async def _central_head(party: str) -> tuple[int, str] | None:
+    """The central log's head of ``party``, or None where the central log is not reachable."""
+    audit = AuditSettings()
+    if not audit.dsn and not audit.path.exists():
+        return None  # no central log on this machine: opening would create an empty one
+    central = open_central(audit)
+    try:
+        await central.open()
+    except StoreError:
+        return None
+    try:
+        return await central.head(party)
+    finally:
+        await central.close()
 
 
 @app.command("export")

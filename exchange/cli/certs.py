@@ -12,7 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
-from exchange.cli._output import certs_dir, console, print_json, user_errors
+from exchange.catalog import read_catalog_data
+from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
+from exchange.exceptions import CatalogError
 from exchange.pki.authority import (
     ROOT_KEY_FILE,
     CertificateAuthority,
@@ -163,14 +165,21 @@ def list_(
     now = SYSTEM_CLOCK.now()
     with user_errors():
         entries = authority.index()
+    roles = _roles()
     if as_json:
-        print_json([{**asdict(entry), "status": entry.status(now)} for entry in entries])
+        print_json(
+            [
+                {**asdict(entry), "status": entry.status(now), "role": roles.get(entry.party)}
+                for entry in entries
+            ]
+        )
         return
     if not entries:
         console().print(f"no certificates in {escape(str(authority.path))}")
         return
     table = Table(title=f"Certificates in {escape(str(authority.path))}")
     table.add_column("party")
+    table.add_column("role")
     table.add_column("serial", no_wrap=True, overflow="fold")
     table.add_column("key type")
     table.add_column("not after", no_wrap=True)
@@ -179,9 +188,22 @@ def list_(
         status = entry.status(now)
         table.add_row(
             escape(entry.party),
+            roles.get(entry.party, "?"),
             entry.serial,
             entry.key_type,
             _date(entry.not_after),
             f"[{_STATUS_STYLE[status]}]{status}[/]",
         )
     console(min_width=120).print(table)
+
+
+def _roles() -> dict[str, str]:
+    """Each catalog identity's role (department, collector, console); empty without a catalog.
+
+    The CA serves parties and infrastructure alike; the catalog says which is which.
+    """
+    try:
+        data = read_catalog_data(load_settings().catalog)
+    except CatalogError:
+        return {}
+    return {party.id: party.role.value for party in data.parties}

@@ -32,15 +32,16 @@ if TYPE_CHECKING:
     from exchange.deadlines import SlaReport
 
 DEMO_PARTIES = ("single-center", "land-property", "architecture", "improvement", "urban-permits")
+DEMO_INFRASTRUCTURE = ("collector",)  # the audit collector signs head acknowledgments
 
 
 def ensure_demo_pki(authority: CertificateAuthority) -> list[str]:
-    """Create the root CA and a certificate per party where missing; refresh the CRL."""
+    """Create the root CA and a certificate per party and the collector where missing."""
     done: list[str] = []
     if not (authority.path / ROOT_FILE).exists():
         authority.init_ca()
         done.append("created the root CA")
-    for party in DEMO_PARTIES:
+    for party in (*DEMO_PARTIES, *DEMO_INFRASTRUCTURE):
         if not authority.active(party):
             authority.issue(party)
             done.append(f"issued a certificate for {party}")

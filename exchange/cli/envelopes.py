@@ -10,11 +10,13 @@ from rich.markup import escape
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange._hazmat.xml import parse
+from exchange.catalog import read_catalog_data
 from exchange.cli._output import (
     certs_dir,
     console,
     fail,
     hint_for,
+    load_settings,
     max_envelope_bytes,
     print_json,
     user_errors,
@@ -123,6 +125,8 @@ def verify(
         with user_errors():
             raw = file.read_bytes()
         verified = unseal(raw, TrustStore.from_dir(path), clock=SYSTEM_CLOCK, max_size=limit)
+        # The collector's and the console's certificates are good, but they sign no envelopes.
+        read_catalog_data(load_settings().catalog).check_party(verified.signer.party)
     except ExchangeError as exc:
         if as_json:
             print_json({"ok": False, "code": exc.code, "message": exc.message})

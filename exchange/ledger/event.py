@@ -55,6 +55,8 @@ class EventName(StrEnum):
     IGNORED = "ignored"  # verified, but not for us to act on (no fault sent back)
     QUARANTINED = "quarantined"  # could not be verified or attributed
     CONTENT_PRUNED = "content-pruned"  # finished messages' wire bytes removed
+    # the collector's own chain
+    HEAD_ACKNOWLEDGED = "head-acknowledged"  # a party's head, acknowledged with a signed ack
 
     @classmethod
     def received(cls, kind: str) -> EventName:

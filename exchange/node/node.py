@@ -84,6 +84,8 @@ class Node:
         if self.ctx.config.declare_topology:
             self.ctx.bus.on_connect(declare)
         self.ctx.bus.subscribe(self.ctx.names.inbox(self.party), self.inbound.on_delivery)
+        shipper = Shipper(self.ctx)
+        self.ctx.bus.subscribe(self.ctx.names.audit_acks(self.party), shipper.on_ack)
         try:
             await self.ctx.bus.start()
         except BaseException:
@@ -92,7 +94,7 @@ class Node:
         self._tasks = [
             asyncio.create_task(self.relay.run(), name=f"{self.party}-relay"),
             asyncio.create_task(self.worker.run(), name=f"{self.party}-worker"),
-            asyncio.create_task(Shipper(self.ctx).run(), name=f"{self.party}-audit-shipper"),
+            asyncio.create_task(shipper.run(), name=f"{self.party}-audit-shipper"),
             asyncio.create_task(Pruner(self.ctx).run(), name=f"{self.party}-pruner"),
         ]
         self.ctx.log().info("node.started")

@@ -119,8 +119,12 @@ class Bus:
         *,
         content_type: str,
         message_type: str = "",
+        user_id: str | None = None,
     ) -> None:
         """Publish persistent and mandatory; return once the broker confirmed it.
+
+        ``user_id``, when given, must be the connection's broker user: the broker refuses
+        the message otherwise, so a consumer may trust it names who published.
 
         Raises:
             BrokerUnavailable (broker-unavailable): not connected, or the connection broke.
@@ -134,7 +138,10 @@ class Bus:
         # than the frames themselves. aiormq gives every publish a fresh random AMQP
         # message_id, by which it matches returns (DESIGN.md pitfalls).
         properties = aiormq.spec.Basic.Properties(
-            delivery_mode=_PERSISTENT, content_type=content_type, message_type=message_type
+            delivery_mode=_PERSISTENT,
+            content_type=content_type,
+            message_type=message_type,
+            user_id=user_id,
         )
         try:
             await channel.basic_publish(

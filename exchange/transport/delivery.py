@@ -19,10 +19,12 @@ class Delivery:
     Settling twice is a bug in the subscriber, as in aio-pika: it raises.
     """
 
-    __slots__ = ("_acks", "_settled", "_tag", "body")
+    __slots__ = ("_acks", "_settled", "_tag", "body", "user_id")
 
     def __init__(self, message: DeliveredMessage, acks: Acks) -> None:
         self.body: bytes = message.body
+        # Set by the publisher and validated by the broker against its login (if set at all).
+        self.user_id: str | None = message.header.properties.user_id
         self._acks = acks
         self._tag = message.delivery_tag or 0
         self._settled = False

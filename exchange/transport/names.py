@@ -31,6 +31,15 @@ class BusNames:
         """Durable queue the audit collector consumes."""
         return f"{self.prefix}audit"
 
+    @property
+    def audit_quarantine(self) -> str:
+        """Durable queue of audit batches the collector refused (unsigned, forged, mismatched)."""
+        return f"{self.prefix}audit.quarantine"
+
+    def audit_acks(self, party: str) -> str:
+        """A party's queue of the collector's signed head acknowledgments."""
+        return f"{self.prefix}party.{party}.audit-acks"
+
     def inbox(self, party: str) -> str:
         """A party's inbox queue."""
         return f"{self.prefix}party.{party}.inbox"

@@ -30,7 +30,10 @@ def _quorum(dead_letter_exchange: str | None = None, routing_key: str = "") -> F
 
 
 async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Iterable[str]) -> None:
-    """Declare exchanges, each party's inbox and dead-letter queue, quarantine and audit.
+    """Declare exchanges, each party's inbox, dead letters and audit acknowledgments, the
+    quarantine, the audit queue and the audit quarantine.
+
+    Queues the bus serves by name (not by party id) are bound with their own name as key.
 
     No alternate exchange on the bus: it would swallow the returns that tell a sender its
     recipient does not exist (DESIGN.md, On RabbitMQ).
@@ -39,7 +42,7 @@ async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Ite
     dlx = await channel.declare_exchange(
         names.dead_letter, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    for name in (names.quarantine, names.audit):
+    for name in (names.quarantine, names.audit, names.audit_quarantine):
         queue = await channel.declare_queue(name, durable=True, arguments=_quorum())
         await queue.bind(bus, routing_key=name)
     for party in parties:
@@ -51,15 +54,19 @@ async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Ite
             names.inbox(party), durable=True, arguments=_quorum(names.dead_letter, party)
         )
         await inbox.bind(bus, routing_key=party)
+        acks = await channel.declare_queue(
+            names.audit_acks(party), durable=True, arguments=_quorum()
+        )
+        await acks.bind(bus, routing_key=names.audit_acks(party))
 
 
 async def remove_topology(
     channel: AbstractChannel, names: BusNames, parties: Iterable[str]
 ) -> None:
     """Delete what ``apply_topology`` declared under ``names`` (a demo run's, a test's)."""
-    queues = [names.quarantine, names.audit]
+    queues = [names.quarantine, names.audit, names.audit_quarantine]
     for party in parties:
-        queues += [names.inbox(party), names.dead_letters(party)]
+        queues += [names.inbox(party), names.dead_letters(party), names.audit_acks(party)]
     for queue in queues:
         await channel.queue_delete(queue)
     for exchange in (names.bus, names.dead_letter):

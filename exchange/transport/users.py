@@ -10,7 +10,7 @@ import re
 import secrets
 import subprocess
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from exchange.exceptions import BrokerUnavailable
 from exchange.transport.names import BusNames
@@ -28,23 +28,46 @@ class Grant:
     read: str
 
 
+def broker_user(names: BusNames, party: str) -> str:
+    """The broker user ``exchange topology users`` creates for a party (or the collector)."""
+    return f"{names.prefix}{party}"
+
+
+def url_user(url: str) -> str | None:
+    """The user name an AMQP URL logs in as (None when it names none)."""
+    return unquote(urlsplit(url).username or "") or None
+
+
 def grants(names: BusNames, parties: list[str]) -> list[Grant]:
-    """A user per party (its inbox and dead letters; publish to the bus) and the collector's."""
+    """A user per party (its own queues; publish to the bus) and the collector's.
+
+    The collector reads the audit queue and publishes to the bus: refused batches to the
+    audit quarantine, signed head acknowledgments to each party's acknowledgment queue.
+    """
     bus = f"^{re.escape(names.bus)}$"
     result = [
         Grant(
-            user=f"{names.prefix}{party}",
+            user=broker_user(names, party),
             configure="^$",
             write=bus,
-            read=f"^({re.escape(names.inbox(party))}|{re.escape(names.dead_letters(party))})$",
+            read="^("
+            + "|".join(
+                re.escape(queue)
+                for queue in (
+                    names.inbox(party),
+                    names.dead_letters(party),
+                    names.audit_acks(party),
+                )
+            )
+            + ")$",
         )
         for party in parties
     ]
     result.append(
         Grant(
-            user=f"{names.prefix}{COLLECTOR}",
+            user=broker_user(names, COLLECTOR),
             configure="^$",
-            write="^$",
+            write=bus,
             read=f"^{re.escape(names.audit)}$",
         )
     )

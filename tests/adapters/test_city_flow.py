@@ -34,6 +34,7 @@ from exchange.envelope.model import Envelope, Kind, ServiceRef
 from exchange.exceptions import AccessDenied
 from exchange.node import IncomingRequest, Node, build_node
 from exchange.node.notices import Notice
+from exchange.pki.trust import TrustStore
 from exchange.signing import WireFormat, seal
 from exchange.signing.stored import decode_stored
 from exchange.testing import ThrowawayPKI
@@ -217,7 +218,8 @@ async def test_tree_felling_crosses_three_departments_in_order(
     """The collector's trace of the case shows every step of the three departments in order."""
     names = BusNames(city_settings.bus_prefix)
     central = SQLiteCentralStore(city_settings.store_dir / "central.db")
-    collector = Collector(Bus(city_settings.amqp_url), names, central, None, SYSTEM_CLOCK)
+    trust = TrustStore.from_dir(city_settings.certs_dir)
+    collector = Collector(Bus(city_settings.amqp_url), names, central, trust, SYSTEM_CLOCK)
     await collector.start()
     try:
         request_id, answer = await file(

@@ -19,6 +19,7 @@ from exchange.cli.audit import print_timeline
 from exchange.ledger.chain import GENESIS_HASH, link
 from exchange.testing import ThrowawayPKI
 from tests.audit.central.contract import _three_party_case
+from tests.bus.conftest import DATA
 
 
 @pytest.fixture
@@ -48,7 +49,11 @@ def central_path(tmp_path: Path, pki: ThrowawayPKI) -> Path:
 
 def run(pki: ThrowawayPKI, central_path: Path, *args: str) -> Result:
     """Invoke ``exchange`` with the central store and trust store of this test."""
-    env = {"EXCHANGE_AUDIT_PATH": str(central_path), "EXCHANGE_CERTS_DIR": str(pki.path)}
+    env = {
+        "EXCHANGE_AUDIT_PATH": str(central_path),
+        "EXCHANGE_CERTS_DIR": str(pki.path),
+        "EXCHANGE_CATALOG": str(DATA / "catalog.toml"),
+    }
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 

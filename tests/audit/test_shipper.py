@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from exchange._clock import FrozenClock
-from exchange.audit.batch import decode_batch
+from exchange.audit.batch import open_batch
 from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from exchange.audit.config import AuditSettings
 from exchange.audit.shipper import SHIPPED, Shipper
@@ -31,12 +31,17 @@ class FakeBus:
 
     down: bool = True
     published: list[tuple[str, str, bytes]] = field(default_factory=list)
+    user_ids: list[str | None] = field(default_factory=list)
+    url: str = "amqp://guest:guest@127.0.0.1:5672/"
 
-    async def publish(self, exchange: str, key: str, body: bytes, **_: Any) -> None:
+    async def publish(
+        self, exchange: str, key: str, body: bytes, user_id: str | None = None, **_: Any
+    ) -> None:
         """Publish, or raise BrokerUnavailable while down."""
         if self.down:
             raise BrokerUnavailable("down")
         self.published.append((exchange, key, body))
+        self.user_ids.append(user_id)
 
 
 @dataclass
@@ -87,7 +92,7 @@ async def test_ships_in_batches_with_checkpoints(ctx: Context, trust: TrustStore
     ship = shipper(ctx)
     while await ship.ship_once() > 0:
         pass
-    batches = [decode_batch(body) for _, key, body in ctx.bus.published]
+    batches = [open_batch(body, trust).batch for _, key, body in ctx.bus.published]
     assert {key for _, key, _ in ctx.bus.published} == {"t.audit"}
     assert [r.seq for b in batches for r in b.records] == list(range(1, 26))
     checkpoints = [parse_checkpoint(c) for b in batches for c in b.checkpoints]
@@ -95,6 +100,15 @@ async def test_ships_in_batches_with_checkpoints(ctx: Context, trust: TrustStore
     for checkpoint in checkpoints:
         verify_checkpoint(checkpoint, trust, "improvement")
     assert await ctx.store.get_meta(SHIPPED) == "25"
+    assert set(ctx.bus.user_ids) == {None}  # guest is no party's broker user: no user_id
+
+
+async def test_party_broker_user_is_set_as_user_id(ctx: Context, trust: TrustStore) -> None:
+    """Logged in as the party's own broker user, the shipper has the broker vouch for it."""
+    ctx.bus.down = False
+    ctx.bus.url = "amqp://t.improvement:secret@127.0.0.1:5672/"
+    assert await shipper(ctx).ship_once() == 10
+    assert ctx.bus.user_ids == ["t.improvement"]
 
 
 async def test_shutdown_checkpoints_the_head(ctx: Context) -> None:

@@ -39,14 +39,19 @@ async def users(settings: Settings) -> AsyncIterator[tuple[Settings, dict[str, s
 
 
 def test_grants_confine_each_party_to_its_own_queues() -> None:
-    """Each party reads its inbox and dead letters only, writes the bus only, configures nothing."""
+    """Each party reads its inbox, dead letters and audit acknowledgments only, writes the bus
+    only, configures nothing; the collector reads the audit queue and writes the bus."""
     names = BusNames("kzn.")
     by_user = {grant.user: grant for grant in grants(names, ["improvement", "single-center"])}
     improvement = by_user["kzn.improvement"]
     assert improvement.configure == "^$"
     assert improvement.write == r"^kzn\.bus$"
-    assert improvement.read == r"^(kzn\.party\.improvement\.inbox|kzn\.party\.improvement\.dlq)$"
+    assert improvement.read == (
+        r"^(kzn\.party\.improvement\.inbox|kzn\.party\.improvement\.dlq"
+        r"|kzn\.party\.improvement\.audit\-acks)$"
+    )
     assert by_user["kzn.collector"].read == r"^kzn\.audit$"
+    assert by_user["kzn.collector"].write == r"^kzn\.bus$"
 
 
 async def test_nodes_run_as_their_own_users(users: tuple[Settings, dict[str, str]]) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exchange.catalog import Catalog
-from exchange.exceptions import CatalogError
+from exchange.catalog import Catalog, Role
+from exchange.exceptions import CatalogError, NotAParty, UnknownParty
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -170,3 +170,45 @@ def test_broken_xsd(write: Write, schemas: Path) -> None:
     """An XSD that does not compile stops the load."""
     (schemas / "services/tree-felling-permit/1/request.xsd").write_text("<xs:schema/>")
     assert "bad schema" in refused(write(), schemas)
+
+
+INFRASTRUCTURE = PARTIES + '[[parties]]\nid = "collector"\nname = "Collector"\nrole = "collector"\n'
+
+
+def test_infrastructure_identities_are_not_parties(write: Write, schemas: Path) -> None:
+    """The collector is listed with its role, but ``parties`` are the departments only."""
+    catalog = Catalog.load(write(parties=INFRASTRUCTURE), schemas)
+    assert [p.id for p in catalog.parties] == ["single-center", "improvement"]
+    assert [p.id for p in catalog.identities] == ["single-center", "improvement", "collector"]
+    assert catalog.identity(Role.COLLECTOR).id == "collector"
+    assert catalog.check_party("improvement").role is Role.DEPARTMENT
+    with pytest.raises(NotAParty) as info:
+        catalog.check_party("collector")
+    assert info.value.code == "not-a-party"
+    with pytest.raises(UnknownParty):
+        catalog.check_party("mayors-office")
+
+
+def test_catalog_without_a_collector(write: Write, schemas: Path) -> None:
+    """Asking for the collector of a catalog that lists none says how to add it."""
+    with pytest.raises(UnknownParty) as info:
+        Catalog.load(write(), schemas).identity(Role.COLLECTOR)
+    assert "role" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "service", [{"provider": "collector"}, {"callers": '"single-center", "collector"'}]
+)
+def test_infrastructure_neither_provides_nor_calls(
+    write: Write, schemas: Path, service: dict[str, object]
+) -> None:
+    """A service whose provider or caller is the collector is refused, naming it."""
+    message = refused(write(service, parties=INFRASTRUCTURE), schemas)
+    assert "collector" in message
+    assert "infrastructure" in message
+
+
+def test_unknown_role(write: Write, schemas: Path) -> None:
+    """A role outside the vocabulary is refused, naming the field."""
+    parties = PARTIES + '\n[[parties]]\nid = "mayor"\nname = "Mayor"\nrole = "boss"\n'
+    assert "role" in refused(write(parties=parties), schemas)

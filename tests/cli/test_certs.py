@@ -176,10 +176,12 @@ class TestList:
     """``exchange certs list``."""
 
     def test_json_rows(self, cli: Cli, ca: Path) -> None:
-        """``--json`` prints one object per certificate with dates, status and revocation."""
+        """``--json`` prints one object per certificate with dates, status, role and revocation."""
         [row] = _rows(cli)
+        assert row["role"] == "department"
         assert set(row) == {
             "party",
+            "role",
             "serial",
             "key_type",
             "not_before",

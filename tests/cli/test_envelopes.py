@@ -223,3 +223,28 @@ class TestRotationAndRevocation:
         assert serial in result.stderr
         code, report = _verify_json(cli, out)
         assert (code, report["ok"], report["code"]) == (1, False, "certificate-revoked")
+
+
+class TestInfrastructureIdentities:
+    """The collector has a certificate of its own, but it is not a party."""
+
+    def test_collector_certificate_is_issued_and_listed_with_its_role(
+        self, cli: Cli, ca: Path
+    ) -> None:
+        """``certs issue collector`` works like a party's; ``certs list`` names the role."""
+        assert cli("certs", "issue", "collector").exit_code == 0
+        rows = json.loads(cli("certs", "list", "--json").stdout)
+        roles = {row["party"]: row["role"] for row in rows}
+        assert roles == {"single-center": "department", "collector": "collector"}
+
+    def test_envelope_signed_by_the_collector_is_refused(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path
+    ) -> None:
+        """An envelope the collector signed (as its sender) fails with not-a-party."""
+        assert cli("certs", "issue", "collector").exit_code == 0
+        source = unsigned("json", sender="collector")
+        out = tmp_path / "signed.json"
+        assert cli("sign", str(source), "--as", "collector", "--out", str(out)).exit_code == 0
+        code, report = _verify_json(cli, out)
+        assert (code, report["ok"], report["code"]) == (1, False, "not-a-party")
+        assert "collector" in report["message"]

@@ -97,7 +97,7 @@ def test_private_keys_are_owner_only(fresh_pki: ThrowawayPKI) -> None:
     """The root key and every party key (also after rotation) are files of mode 0600."""
     fresh_pki.issue("single-center", KeyType.RSA)
     keys = [fresh_pki.path / "root.key", *fresh_pki.path.glob("parties/*/*.key")]
-    assert len(keys) == 1 + 5 + 1
+    assert len(keys) == 1 + 5 + 1 + 1  # root, parties, the rotation, the collector
     for key in keys:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
 

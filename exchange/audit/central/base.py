@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from exchange.audit.batch import Batch
-from exchange.ledger.event import AuditRecord
+from exchange.ledger.event import AuditEvent, AuditRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,7 @@ class Finding:
 
     party: str
     seq: int
-    kind: str  # gap, broken, checkpoint-invalid
+    kind: str  # gap, broken, checkpoint-invalid, audit-conflict, or a refused batch's code
     detail: str
     found_at: datetime
 
@@ -33,6 +33,18 @@ class IngestOutcome:
     stored: int = 0
     duplicates: int = 0
     findings: list[Finding] = field(default_factory=list)
+
+
+def conflict_finding(record: AuditRecord, at: datetime) -> Finding:
+    """The finding that a second, different record was offered for a stored seq."""
+    return Finding(
+        record.party,
+        record.seq,
+        "audit-conflict",
+        f"a second, different record for {record.party} seq {record.seq} (hash "
+        f"{record.hash[:12]}...) was kept aside; the stored one stays",
+        at,
+    )
 
 
 class CentralStore(Protocol):
@@ -49,12 +61,25 @@ class CentralStore(Protocol):
     ) -> IngestOutcome:
         """Store a batch in one transaction (checked, idempotent by (party, seq)).
 
+        A stored record is never replaced: a different record for a stored seq is kept
+        aside in the conflicts (an ``audit-conflict`` finding).
+
         ``batch.checkpoints`` must be verified already; ``rejected`` are findings about the
         checkpoints that were not, stored in the same transaction.
 
         Raises:
             StoreUnavailable (store-unavailable): nothing was stored.
         """
+
+    async def append(self, party: str, event: AuditEvent, at: datetime) -> AuditRecord:
+        """Link ``event`` to ``party``'s chain after its head in one transaction (the
+        collector's own chain of the acknowledgments it issued)."""
+
+    async def add_findings(self, findings: Sequence[Finding]) -> None:
+        """Store findings that came with no records (a refused batch)."""
+
+    async def conflicts(self, party: str | None = None) -> Sequence[AuditRecord]:
+        """Second, different records offered for stored seqs, kept as evidence."""
 
     async def load(self, records: Sequence[AuditRecord]) -> None:
         """Append records without checks (benchmarks and tests); moves the parties' heads."""

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from exchange.audit.batch import Batch
 from exchange.audit.central._plan import plan_ingest
-from exchange.audit.central.base import Finding, IngestOutcome
+from exchange.audit.central.base import Finding, IngestOutcome, conflict_finding
 from exchange.audit.checkpoint import parse_checkpoint
 from exchange.exceptions import StoreError, StoreUnavailable
 from exchange.ledger import codec
-from exchange.ledger.event import AuditRecord
+from exchange.ledger.chain import GENESIS_HASH, link
+from exchange.ledger.event import AuditEvent, AuditRecord
 
 if TYPE_CHECKING:
     import asyncpg
@@ -44,6 +45,13 @@ CREATE TABLE IF NOT EXISTS {s}.checkpoints (
 CREATE TABLE IF NOT EXISTS {s}.findings (
     id bigserial PRIMARY KEY, party text NOT NULL, seq bigint NOT NULL, kind text NOT NULL,
     detail text NOT NULL, found_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.conflicts (
+    seq bigint NOT NULL, at timestamptz NOT NULL, party text NOT NULL, event text NOT NULL,
+    message_id text, correlation_id text, case_id text, service text, kind text, digest text,
+    detail text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL,
+    found_at timestamptz NOT NULL,
+    PRIMARY KEY (party, seq, hash)
 );
 CREATE OR REPLACE FUNCTION {s}.records_append_only() RETURNS trigger LANGUAGE plpgsql AS
     $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
@@ -72,6 +80,15 @@ class PostgresCentralStore:
         self._set_head = (
             f"INSERT INTO {s}.heads (party, seq, hash) VALUES ($1, $2, $3) "  # noqa: S608
             "ON CONFLICT (party) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash"
+        )
+        conflict_marks = ", ".join(f"${i}" for i in range(1, len(codec.AUDIT_COLUMNS) + 2))
+        self._insert_conflict = (
+            f"INSERT INTO {s}.conflicts ({columns}, found_at) "  # noqa: S608
+            f"VALUES ({conflict_marks}) ON CONFLICT DO NOTHING"
+        )
+        self._insert_finding = (
+            f"INSERT INTO {s}.findings (party, seq, kind, detail, found_at) "  # noqa: S608
+            "VALUES ($1, $2, $3, $4, $5)"
         )
 
     def _where(self) -> str:
@@ -137,6 +154,8 @@ class PostgresCentralStore:
                     added = int(status.rsplit(" ", 1)[-1])
                     outcome.stored += added
                     outcome.duplicates += 1 - added
+                    if not added:
+                        await self._compare(conn, record, at, outcome)
                 if plan.head is not None:
                     await conn.execute(self._set_head, batch.party, *plan.head)
                 for body in batch.checkpoints:
@@ -149,8 +168,7 @@ class PostgresCentralStore:
                     )
                 if outcome.findings:
                     await conn.executemany(
-                        f"INSERT INTO {s}.findings (party, seq, kind, detail, found_at) "  # noqa: S608
-                        "VALUES ($1, $2, $3, $4, $5)",
+                        self._insert_finding,
                         [(f.party, f.seq, f.kind, f.detail, f.found_at) for f in outcome.findings],
                     )
         except (StoreError, ValueError):
@@ -160,6 +178,65 @@ class PostgresCentralStore:
                 f"cannot write the central audit store at {self._where()}: {exc}"
             ) from exc
         return outcome
+
+    async def _compare(
+        self, conn: asyncpg.Connection, record: AuditRecord, at: datetime, outcome: IngestOutcome
+    ) -> None:
+        """A record for a seq already stored: the same is a redelivery, another a conflict."""
+        stored = await conn.fetchval(
+            f"SELECT hash FROM {self._s}.records WHERE party = $1 AND seq = $2",  # noqa: S608
+            record.party,
+            record.seq,
+        )
+        if stored is None or stored == record.hash:
+            return
+        status = await conn.execute(
+            self._insert_conflict, *codec.audit_values(record, codec.as_is), at
+        )
+        if status.endswith(" 1"):
+            outcome.findings.append(conflict_finding(record, at))
+
+    async def append(self, party: str, event: AuditEvent, at: datetime) -> AuditRecord:
+        """Link ``event`` to ``party``'s chain after its head, in one transaction."""
+        try:
+            async with self._need().acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", self.schema, party
+                )
+                row = await conn.fetchrow(
+                    f"SELECT seq, hash FROM {self._s}.heads WHERE party = $1",  # noqa: S608
+                    party,
+                )
+                seq, prev = (int(row["seq"]), str(row["hash"])) if row else (0, GENESIS_HASH)
+                record = link(seq + 1, at, party, event, prev)
+                await conn.execute(self._insert, *codec.audit_values(record, codec.as_is))
+                await conn.execute(self._set_head, party, record.seq, record.hash)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"cannot write the central audit store at {self._where()}: {exc}"
+            ) from exc
+        return record
+
+    async def add_findings(self, findings: Sequence[Finding]) -> None:
+        """Store findings that came with no records (a refused batch)."""
+        async with self._need().acquire() as conn, conn.transaction():
+            await conn.executemany(
+                self._insert_finding,
+                [(f.party, f.seq, f.kind, f.detail, f.found_at) for f in findings],
+            )
+
+    async def conflicts(self, party: str | None = None) -> Sequence[AuditRecord]:
+        """Second, different records offered for stored seqs, kept as evidence; by party, seq."""
+        columns = ", ".join(codec.AUDIT_COLUMNS)
+        sql = f"SELECT {columns} FROM {self._s}.conflicts"  # noqa: S608
+        rows = await (
+            self._fetch(sql + " WHERE party = $1 ORDER BY seq", party)
+            if party
+            else self._fetch(sql + " ORDER BY party, seq")
+        )
+        return [codec.audit_record(r, codec.as_is) for r in rows]
 
     async def load(self, records: Sequence[AuditRecord]) -> None:
         """Append records without checks (COPY); moves the parties' heads."""

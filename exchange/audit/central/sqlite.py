@@ -12,11 +12,12 @@ from typing import Any, TypeVar
 
 from exchange.audit.batch import Batch
 from exchange.audit.central._plan import plan_ingest
-from exchange.audit.central.base import Finding, IngestOutcome
+from exchange.audit.central.base import Finding, IngestOutcome, conflict_finding
 from exchange.audit.checkpoint import parse_checkpoint
 from exchange.exceptions import StoreError, StoreUnavailable
 from exchange.ledger import codec
-from exchange.ledger.event import AuditRecord
+from exchange.ledger.chain import GENESIS_HASH, link
+from exchange.ledger.event import AuditEvent, AuditRecord
 
 T = TypeVar("T")
 
@@ -38,6 +39,12 @@ CREATE TABLE IF NOT EXISTS findings (
     id INTEGER PRIMARY KEY, party TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
     detail TEXT NOT NULL, found_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS conflicts (
+    seq INTEGER NOT NULL, at TEXT NOT NULL, party TEXT NOT NULL, event TEXT NOT NULL,
+    message_id TEXT, correlation_id TEXT, case_id TEXT, service TEXT, kind TEXT, digest TEXT,
+    detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, found_at TEXT NOT NULL,
+    PRIMARY KEY (party, seq, hash)
+) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
@@ -48,6 +55,11 @@ _SELECT = f"SELECT {_COLUMNS} FROM records"  # noqa: S608
 _INSERT = f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * len(codec.AUDIT_COLUMNS))})"  # noqa: S608
 _INSERT_LATE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
 _SET_HEAD = "INSERT OR REPLACE INTO heads (party, seq, hash) VALUES (?, ?, ?)"
+_INSERT_CONFLICT = (
+    f"INSERT OR IGNORE INTO conflicts ({_COLUMNS}, found_at) "  # noqa: S608
+    f"VALUES ({', '.join('?' * (len(codec.AUDIT_COLUMNS) + 1))})"
+)
+_INSERT_FINDING = "INSERT INTO findings (party, seq, kind, detail, found_at) VALUES (?, ?, ?, ?, ?)"
 
 
 class SQLiteCentralStore:
@@ -113,6 +125,8 @@ class SQLiteCentralStore:
                 cur = conn.execute(_INSERT_LATE, codec.audit_values(record, codec.time_text))
                 outcome.stored += cur.rowcount
                 outcome.duplicates += 1 - cur.rowcount
+                if cur.rowcount == 0:
+                    self._compare(conn, record, at, outcome)
             if plan.head is not None:
                 conn.execute(_SET_HEAD, (batch.party, *plan.head))
             for body in batch.checkpoints:
@@ -122,7 +136,7 @@ class SQLiteCentralStore:
                     (batch.party, seq, body),
                 )
             conn.executemany(
-                "INSERT INTO findings (party, seq, kind, detail, found_at) VALUES (?, ?, ?, ?, ?)",
+                _INSERT_FINDING,
                 [
                     (f.party, f.seq, f.kind, f.detail, codec.time_text(f.found_at))
                     for f in outcome.findings
@@ -133,6 +147,53 @@ class SQLiteCentralStore:
             conn.execute("ROLLBACK")
             raise
         return outcome
+
+    def _compare(
+        self, conn: sqlite3.Connection, record: AuditRecord, at: datetime, outcome: IngestOutcome
+    ) -> None:
+        """A record for a seq already stored: the same is a redelivery, another a conflict."""
+        row = conn.execute(
+            "SELECT hash FROM records WHERE party = ? AND seq = ?", (record.party, record.seq)
+        ).fetchone()
+        if row is None or row[0] == record.hash:
+            return
+        values = (*codec.audit_values(record, codec.time_text), codec.time_text(at))
+        if conn.execute(_INSERT_CONFLICT, values).rowcount:
+            outcome.findings.append(conflict_finding(record, at))
+
+    async def append(self, party: str, event: AuditEvent, at: datetime) -> AuditRecord:
+        """Link ``event`` to ``party``'s chain after its head, in one transaction."""
+
+        def append(conn: sqlite3.Connection | None) -> AuditRecord:
+            conn = self._need(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                head = conn.execute("SELECT seq, hash FROM heads WHERE party = ?", (party,))
+                seq, prev = head.fetchone() or (0, GENESIS_HASH)
+                record = link(seq + 1, at, party, event, prev)
+                conn.execute(_INSERT, codec.audit_values(record, codec.time_text))
+                conn.execute(_SET_HEAD, (party, record.seq, record.hash))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return record
+
+        return await self._run(append)
+
+    async def add_findings(self, findings: Sequence[Finding]) -> None:
+        """Store findings that came with no records (a refused batch)."""
+        rows = [(f.party, f.seq, f.kind, f.detail, codec.time_text(f.found_at)) for f in findings]
+        await self._run(lambda conn: self._need(conn).executemany(_INSERT_FINDING, rows))
+
+    async def conflicts(self, party: str | None = None) -> Sequence[AuditRecord]:
+        """Second, different records offered for stored seqs, kept as evidence; by party, seq."""
+        sql = f"SELECT {_COLUMNS} FROM conflicts"  # noqa: S608
+        rows = await self._fetch(
+            sql + (" WHERE party = ? ORDER BY seq" if party else " ORDER BY party, seq"),
+            (party,) if party else (),
+        )
+        return [codec.audit_record(r, datetime.fromisoformat) for r in rows]
 
     async def load(self, records: Sequence[AuditRecord]) -> None:
         """Append records without checks; moves the parties' heads."""

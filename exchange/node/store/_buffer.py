@@ -41,10 +41,12 @@ class PutMeta:
 
 @dataclass(frozen=True, slots=True)
 class PutCheckpoint:
-    """Keep a signed audit checkpoint at ``seq``; a second one at the same seq is ignored."""
+    """Keep a signed audit document at ``seq`` (a checkpoint, or with ``acknowledgment`` the
+    collector's head acknowledgment); a second one at the same seq is ignored."""
 
     seq: int
     body: bytes
+    acknowledgment: bool = False
 
 
 @dataclass(slots=True)
@@ -138,10 +140,10 @@ class TransactionBuffer:
         self._check_open()
         self.operations.append(PutMeta(key, value))
 
-    def put_checkpoint(self, seq: int, body: bytes) -> None:
-        """Keep a signed checkpoint (not part of the Transaction protocol)."""
+    def put_checkpoint(self, seq: int, body: bytes, *, acknowledgment: bool = False) -> None:
+        """Keep a signed checkpoint or acknowledgment (not part of the Transaction protocol)."""
         self._check_open()
-        self.operations.append(PutCheckpoint(seq, body))
+        self.operations.append(PutCheckpoint(seq, body, acknowledgment))
 
     def prune_wire(self, op: PruneWire) -> None:
         """Prune message content (not part of the Transaction protocol)."""

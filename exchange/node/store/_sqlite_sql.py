@@ -62,6 +62,7 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_acks (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 COMMIT;
 """
@@ -309,8 +310,10 @@ def _apply_op(
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (op.key, op.value))
         return None
     if isinstance(op, PutCheckpoint):
+        table = "audit_acks" if op.acknowledgment else "checkpoints"
         conn.execute(
-            "INSERT OR IGNORE INTO checkpoints (seq, body) VALUES (?, ?)", (op.seq, op.body)
+            f"INSERT OR IGNORE INTO {table} (seq, body) VALUES (?, ?)",  # noqa: S608
+            (op.seq, op.body),
         )
         return None
     if isinstance(op, PruneWire):

@@ -229,6 +229,13 @@ class Store(Protocol):
             StoreUnavailable (store-unavailable): the store cannot be written.
         """
 
+    async def add_ack(self, seq: int, body: bytes) -> None:
+        """Keep the collector's signed head acknowledgment of ``seq`` durably (the first one
+        at a seq is kept): the party's witness of how far the central log holds its chain."""
+
+    async def acks(self, since_seq: int = 0, limit: int = 1000) -> Sequence[tuple[int, bytes]]:
+        """The collector's acknowledgments (seq, body) with seq > since_seq, in seq order."""
+
     async def checkpoints(
         self, since_seq: int = 0, limit: int = 1000
     ) -> Sequence[tuple[int, bytes]]:

@@ -78,6 +78,7 @@ CREATE OR REPLACE FUNCTION {s}.audit_append_only() RETURNS trigger LANGUAGE plpg
 CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {s}.audit
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.audit_append_only();
 CREATE TABLE IF NOT EXISTS {s}.checkpoints (seq bigint PRIMARY KEY, body bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.audit_acks (seq bigint PRIMARY KEY, body bytea NOT NULL);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
 """
 
@@ -146,6 +147,8 @@ class PostgresStore:
             "ON CONFLICT DO NOTHING"
         )
         self._checkpoints = f"SELECT seq, body FROM {s}.checkpoints"  # noqa: S608
+        self._put_ack = self._put_checkpoint.replace(".checkpoints ", ".audit_acks ")
+        self._acks = f"SELECT seq, body FROM {s}.audit_acks"  # noqa: S608
         prune = (
             "UPDATE {t} SET wire = $1 WHERE message_id IN (SELECT message_id FROM {t} "
             "WHERE state = ANY($2::text[]) AND {since} < $3 AND length(wire) > 0 "
@@ -284,7 +287,8 @@ class PostgresStore:
             await conn.execute(self._put_meta, op.key, op.value)
             return None
         if isinstance(op, PutCheckpoint):
-            await conn.execute(self._put_checkpoint, op.seq, op.body)
+            put = self._put_ack if op.acknowledgment else self._put_checkpoint
+            await conn.execute(put, op.seq, op.body)
             return None
         if isinstance(op, PruneWire):
             op.outbox = await self._prune(conn, self._prune_outbox, op.outbox_states, op)
@@ -456,6 +460,17 @@ class PostgresStore:
     async def add_checkpoint(self, seq: int, body: bytes) -> None:
         """Keep a signed audit checkpoint (an existing one at ``seq`` is kept)."""
         await self._fetch(self._put_checkpoint, seq, body)
+
+    async def add_ack(self, seq: int, body: bytes) -> None:
+        """Keep the collector's signed head acknowledgment of ``seq`` (an existing one is kept)."""
+        await self._fetch(self._put_ack, seq, body)
+
+    async def acks(self, since_seq: int = 0, limit: int = 1000) -> Sequence[tuple[int, bytes]]:
+        """The collector's acknowledgments (seq, body) with seq > since_seq, in seq order."""
+        rows = await self._fetch(
+            f"{self._acks} WHERE seq > $1 ORDER BY seq LIMIT $2", since_seq, limit
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
 
     async def checkpoints(
         self, since_seq: int = 0, limit: int = 1000

@@ -198,6 +198,18 @@ class SQLiteStore:
         """Keep a signed audit checkpoint (an existing one at ``seq`` is kept)."""
         await self._submit(lambda buffer: buffer.put_checkpoint(seq, body))
 
+    async def add_ack(self, seq: int, body: bytes) -> None:
+        """Keep the collector's signed head acknowledgment of ``seq`` (an existing one is kept)."""
+        await self._submit(lambda buffer: buffer.put_checkpoint(seq, body, acknowledgment=True))
+
+    async def acks(self, since_seq: int = 0, limit: int = 1000) -> Sequence[tuple[int, bytes]]:
+        """The collector's acknowledgments (seq, body) with seq > since_seq, in seq order."""
+        rows = await self._fetch(
+            "SELECT seq, body FROM audit_acks WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since_seq, limit),
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
     async def checkpoints(
         self, since_seq: int = 0, limit: int = 1000
     ) -> Sequence[tuple[int, bytes]]:

@@ -10,3 +10,8 @@ MEMBERS = frozenset({"protected", "payload", "signature"})
 # Anything else (jwk, jku, x5u, kid, crit, b64, ...) would move trust or meaning elsewhere.
 HEADER_PARAMETERS = frozenset({"alg", "x5c", "cty", "typ"})
 MAX_CHAIN = 4
+
+# Signed documents that are not envelopes carry their own ``typ``, so none can pass for another.
+AUDIT_BATCH_TYPE = "kzn-audit-batch+jws"
+AUDIT_ACK_TYPE = "kzn-audit-ack+jws"
+DOCUMENT_TYPES = frozenset({AUDIT_BATCH_TYPE, AUDIT_ACK_TYPE})

@@ -16,10 +16,13 @@ from exchange.signing.jws.profile import CONTENT_TYPE
 
 
 @lru_cache(maxsize=64)
-def _protected_header(algorithm: Algorithm, certificate_der: bytes) -> str:
+def _protected_header(
+    algorithm: Algorithm, certificate_der: bytes, cty: str, typ: str | None = None
+) -> str:
     header = {
         "alg": algorithm.value,
-        "cty": CONTENT_TYPE,
+        "cty": cty,
+        **({"typ": typ} if typ is not None else {}),
         "x5c": [base64.b64encode(certificate_der).decode("ascii")],
     }
     return _b64url.encode(json.dumps(header, separators=(",", ":")).encode())
@@ -27,8 +30,17 @@ def _protected_header(algorithm: Algorithm, certificate_der: bytes) -> str:
 
 def sign_jws(envelope: Envelope, credentials: Credentials) -> bytes:
     """Return the flattened JWS of ``envelope``."""
-    protected = _protected_header(credentials.algorithm, credentials.certificate_der)
-    payload = _b64url.encode(encode_json(envelope))
+    return _sign(encode_json(envelope), credentials, CONTENT_TYPE, None)
+
+
+def sign_document(payload: bytes, credentials: Credentials, typ: str, cty: str) -> bytes:
+    """Return the flattened JWS of a signed document that is not an envelope (its own ``typ``)."""
+    return _sign(payload, credentials, cty, typ)
+
+
+def _sign(payload_bytes: bytes, credentials: Credentials, cty: str, typ: str | None) -> bytes:
+    protected = _protected_header(credentials.algorithm, credentials.certificate_der, cty, typ)
+    payload = _b64url.encode(payload_bytes)
     value = signature.sign(credentials.key, f"{protected}.{payload}".encode("ascii"))
     # base64url needs no JSON escaping, so the flattened form can be written directly.
     return (

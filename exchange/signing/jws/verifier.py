@@ -16,12 +16,19 @@ from exchange.exceptions import (
     SignatureInvalid,
     TooLarge,
     UnsupportedAlgorithm,
+    WrongDocumentType,
 )
 from exchange.pki.trust import TrustStore
 from exchange.signing._certs import b64decode_strict, load_certificate
 from exchange.signing.base import VerifiedEnvelope, WireFormat, digest
 from exchange.signing.jws import _b64url
-from exchange.signing.jws.profile import ALGORITHMS, HEADER_PARAMETERS, MAX_CHAIN, MEMBERS
+from exchange.signing.jws.profile import (
+    ALGORITHMS,
+    DOCUMENT_TYPES,
+    HEADER_PARAMETERS,
+    MAX_CHAIN,
+    MEMBERS,
+)
 
 
 def verify_jws(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) -> VerifiedEnvelope:
@@ -33,22 +40,11 @@ def verify_jws(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) ->
         TrustError subclasses: the signer certificate is not good at ``at``.
         SenderMismatch (sender-mismatch): signed by another party than the sender.
     """
-    if len(raw) > max_size:
-        raise TooLarge(f"{len(raw)} bytes is over the {max_size}-byte limit", size=len(raw))
-    jws = loads_strict(raw)
-    if not isinstance(jws, dict) or set(jws) != MEMBERS:
-        raise Malformed(
-            "expected a flattened JWS: a JSON object of protected, payload and signature"
-        )
-    if not all(isinstance(jws[member], str) for member in MEMBERS):
-        raise Malformed("JWS members must be strings")
-    algorithm, cert = _header(jws["protected"])
-    signature.verify(
-        cert.public_key(),  # type: ignore[arg-type]
-        algorithm,
-        _b64url.decode(jws["signature"], "signature"),
-        f"{jws['protected']}.{jws['payload']}".encode("ascii"),
-    )
+    jws = flattened(raw, max_size=max_size)
+    algorithm, cert, typ = read_header(jws["protected"])
+    if typ in DOCUMENT_TYPES:
+        raise WrongDocumentType(f"a signed {typ} document is not an envelope")
+    check_signature(jws, algorithm, cert)
     signer = trust.check(cert, at)
     envelope = decode_json(_b64url.decode(jws["payload"], "payload"))
     if signer.party != envelope.sender:
@@ -59,8 +55,46 @@ def verify_jws(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) ->
     return VerifiedEnvelope(envelope, raw, digest(raw), WireFormat.JSON, signer)
 
 
+def flattened(raw: bytes, *, max_size: int) -> dict[str, str]:
+    """Read a flattened JWS (not yet verified): its three members, each a string.
+
+    Raises:
+        TooLarge (too-large), Malformed (malformed).
+    """
+    if len(raw) > max_size:
+        raise TooLarge(f"{len(raw)} bytes is over the {max_size}-byte limit", size=len(raw))
+    jws = loads_strict(raw)
+    if not isinstance(jws, dict) or set(jws) != MEMBERS:
+        raise Malformed(
+            "expected a flattened JWS: a JSON object of protected, payload and signature"
+        )
+    if not all(isinstance(jws[member], str) for member in MEMBERS):
+        raise Malformed("JWS members must be strings")
+    return jws
+
+
+def check_signature(jws: dict[str, str], algorithm: Algorithm, cert: x509.Certificate) -> None:
+    """The JWS signature holds for the certificate's key (not yet: is the certificate trusted).
+
+    Raises:
+        SignatureInvalid (signature-invalid), UnsupportedAlgorithm (unsupported-algorithm).
+    """
+    signature.verify(
+        cert.public_key(),  # type: ignore[arg-type]
+        algorithm,
+        _b64url.decode(jws["signature"], "signature"),
+        f"{jws['protected']}.{jws['payload']}".encode("ascii"),
+    )
+
+
 @lru_cache(maxsize=256)
-def _header(protected: str) -> tuple[Algorithm, x509.Certificate]:
+def read_header(protected: str) -> tuple[Algorithm, x509.Certificate, str | None]:
+    """The protected header's algorithm, signer certificate and ``typ``, under our profile.
+
+    Raises:
+        Malformed (malformed), UnsupportedAlgorithm (unsupported-algorithm),
+        SignatureInvalid (signature-invalid), CertificateUnknown (certificate-unknown).
+    """
     # Cached: a signer sends the same protected header (alg, cty, x5c) with every message.
     header = loads_strict(_b64url.decode(protected, "protected header"))
     if not isinstance(header, dict):
@@ -77,4 +111,11 @@ def _header(protected: str) -> tuple[Algorithm, x509.Certificate]:
         or not all(isinstance(item, str) for item in chain)
     ):
         raise SignatureInvalid(f"x5c must list 1 to {MAX_CHAIN} certificates, signer first")
-    return ALGORITHMS[header["alg"]], load_certificate(b64decode_strict(chain[0], "x5c"))
+    typ = header.get("typ")
+    if typ is not None and not isinstance(typ, str):
+        raise Malformed("the JWS typ must be a string")
+    return (
+        ALGORITHMS[header["alg"]],
+        load_certificate(b64decode_strict(chain[0], "x5c")),
+        typ,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -10,10 +9,10 @@ from typing import Any, Protocol
 import pytest
 
 from exchange.audit.batch import Batch
-from exchange.audit.central import CentralStore
+from exchange.audit.central import CentralStore, Finding
 from exchange.audit.checkpoint import make_checkpoint, parse_checkpoint
 from exchange.audit.trace import trace
-from exchange.audit.verify import PartyReport, verify_party
+from exchange.audit.verify import PartyReport, verify_central, verify_central_party
 from exchange.ledger.chain import GENESIS_HASH, link
 from exchange.ledger.event import AuditEvent, AuditRecord, EventName
 from exchange.pki.trust import TrustStore
@@ -55,6 +54,9 @@ class Tamper(Protocol):
     async def replace_checkpoint(self, party: str, seq: int, body: bytes) -> None:
         """Overwrite a stored checkpoint document."""
 
+    async def cut(self, party: str, seq: int) -> None:
+        """Remove the party's records and checkpoints from ``seq`` on, and its head row."""
+
 
 class CentralContract:
     """Abstract: subclasses provide ``central`` (an open store) and ``tamper``."""
@@ -85,20 +87,8 @@ class CentralContract:
         return records
 
     async def _verify(self, central: CentralStore, trust: TrustStore) -> PartyReport:
-        gaps = {f.seq for f in await central.findings(PARTY) if f.kind == "gap"}
-
-        async def fetch(since: int, limit: int) -> Sequence[AuditRecord]:
-            return await central.records(PARTY, since, limit)
-
-        return await verify_party(
-            PARTY,
-            fetch,
-            await central.checkpoints(PARTY),
-            trust,
-            head=await central.head(PARTY),
-            known_gaps=gaps,
-            page=7,  # several pages even for a short chain
-        )
+        # several pages even for a short chain
+        return await verify_central_party(central, PARTY, trust, page=7)
 
     async def _first_bad(self, central: CentralStore, trust: TrustStore) -> tuple[str, int]:
         report = await self._verify(central, trust)
@@ -154,6 +144,44 @@ class CentralContract:
         forged = replace(records[3], event=replace(records[3].event, detail={"i": 99}))
         outcome = await central.ingest(Batch(PARTY, [forged, *records[4:]], []), T0)
         assert [(f.kind, f.seq) for f in outcome.findings] == [("broken", 4)]
+
+    async def test_a_stored_record_is_never_replaced(
+        self, central: CentralStore, pki: ThrowawayPKI, trust: TrustStore
+    ) -> None:
+        """Other records for stored seqs are kept aside as conflicts and reported by verify."""
+        records = await self._filled(central, pki)
+        rewritten = chain(30, start=T0 + timedelta(hours=1))[4:7]
+        outcome = await central.ingest(Batch(PARTY, rewritten, []), T0)
+        conflicts = [("audit-conflict", seq) for seq in (5, 6, 7)]
+        assert [(f.kind, f.seq) for f in outcome.findings] == conflicts
+        assert list(await central.records(PARTY)) == records
+        assert list(await central.conflicts(PARTY)) == rewritten
+        assert list(await central.conflicts()) == rewritten
+        again = await central.ingest(Batch(PARTY, rewritten, []), T0)  # a redelivery of it
+        assert again.findings == []
+        assert len(await central.conflicts(PARTY)) == 3
+        assert [(f.kind, f.seq) for f in await central.findings(PARTY)] == conflicts
+        assert await self._first_bad(central, trust) == ("audit-conflict", 5)
+
+    async def test_append_links_after_the_head(self, central: CentralStore) -> None:
+        """The collector's own chain: each appended event links to the one before."""
+        events = [
+            AuditEvent(EventName.HEAD_ACKNOWLEDGED, detail={"party": PARTY, "seq": n})
+            for n in (1, 2)
+        ]
+        first = await central.append("collector", events[0], T0)
+        second = await central.append("collector", events[1], T0 + timedelta(seconds=1))
+        assert (first.seq, first.prev_hash) == (1, GENESIS_HASH)
+        assert (second.seq, second.prev_hash) == (2, first.hash)
+        assert list(await central.records("collector")) == [first, second]
+        assert await central.head("collector") == (2, second.hash)
+
+    async def test_findings_of_refused_batches(self, central: CentralStore) -> None:
+        """A refused batch leaves a finding with its code, though no record was stored."""
+        finding = Finding(PARTY, 0, "signature-invalid", "unsigned", T0)
+        await central.add_findings([finding])
+        assert list(await central.findings(PARTY)) == [finding]
+        assert list(await central.parties()) == []
 
     async def test_intact_chain_verifies(
         self, central: CentralStore, pki: ThrowawayPKI, trust: TrustStore
@@ -231,6 +259,57 @@ class CentralContract:
         await self._filled(central, pki)
         await tamper.delete_from(PARTY, 26)
         assert await self._first_bad(central, trust) == ("audit-tampered", 26)
+
+    # --- deletions witnessed by the catalog and the collector's acknowledgments -------------
+
+    async def _first_missing(self, central: CentralStore, trust: TrustStore) -> tuple[str, int]:
+        reports = await verify_central(central, trust, [PARTY, "single-center"], "collector")
+        by_party = {r.party: r for r in reports}
+        assert all(r.ok for r in reports if r.party != PARTY), reports
+        problem = by_party[PARTY].first_problem
+        assert problem is not None, "the deletion went unnoticed"
+        assert PARTY in problem.message
+        seq = problem.data["seq"]
+        assert isinstance(seq, int)
+        return problem.code, seq
+
+    async def _acknowledged(self, central: CentralStore, head: AuditRecord) -> None:
+        detail = {"party": head.party, "seq": head.seq, "hash": head.hash}
+        await central.append(
+            "collector", AuditEvent(EventName.HEAD_ACKNOWLEDGED, detail=detail), T0
+        )
+
+    async def test_a_whole_party_deleted(
+        self, central: CentralStore, tamper: Tamper, pki: ThrowawayPKI, trust: TrustStore
+    ) -> None:
+        """Rows, head and checkpoints of a party gone: the catalog still lists it."""
+        await self._filled(central, pki)
+        await central.ingest(Batch("single-center", chain(3, "single-center"), []), T0)
+        await tamper.cut(PARTY, 1)
+        assert await self._first_missing(central, trust) == ("audit-missing", 1)
+
+    async def test_a_whole_party_deleted_after_acknowledgment(
+        self, central: CentralStore, tamper: Tamper, pki: ThrowawayPKI, trust: TrustStore
+    ) -> None:
+        """The collector's own chain says how far the deleted party had come."""
+        records = await self._filled(central, pki)
+        await self._acknowledged(central, records[-1])
+        await tamper.cut(PARTY, 1)
+        reports = await verify_central(central, trust, [], "collector")
+        [report] = [r for r in reports if r.party == PARTY]
+        assert report.first_problem is not None
+        assert report.first_problem.data["seq"] == 1
+        assert "ends before seq 30" in report.first_problem.message
+
+    async def test_tail_after_the_last_checkpoint_deleted_with_its_head(
+        self, central: CentralStore, tamper: Tamper, pki: ThrowawayPKI, trust: TrustStore
+    ) -> None:
+        """The tail past the last checkpoint and the head row gone: the acknowledgment shows it."""
+        records = await self._filled(central, pki, n=35)
+        await self._acknowledged(central, records[-1])
+        await tamper.cut(PARTY, 33)
+        await central.ingest(Batch("single-center", chain(3, "single-center"), []), T0)
+        assert await self._first_missing(central, trust) == ("audit-tampered", 33)
 
     async def test_forged_checkpoint(
         self, central: CentralStore, tamper: Tamper, pki: ThrowawayPKI, trust: TrustStore

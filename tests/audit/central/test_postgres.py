@@ -68,6 +68,14 @@ class PostgresTamper:
             f"UPDATE {self.s}.records SET seq = $1 WHERE party = $2 AND seq = $3", new, party, old
         )
 
+    async def cut(self, party: str, seq: int) -> None:
+        """Remove the party's records and checkpoints from ``seq`` on, and its head row."""
+        await self._run(f"DELETE FROM {self.s}.records WHERE party = $1 AND seq >= $2", party, seq)
+        await self._run(
+            f"DELETE FROM {self.s}.checkpoints WHERE party = $1 AND seq >= $2", party, seq
+        )
+        await self._run(f"DELETE FROM {self.s}.heads WHERE party = $1", party)
+
     async def replace_checkpoint(self, party: str, seq: int, body: bytes) -> None:
         """Overwrite a stored checkpoint."""
         await self._run(

@@ -60,6 +60,12 @@ class SQLiteTamper:
         """Change a record's seq label."""
         self._run("UPDATE records SET seq = ? WHERE party = ? AND seq = ?", (new, party, old))
 
+    async def cut(self, party: str, seq: int) -> None:
+        """Remove the party's records and checkpoints from ``seq`` on, and its head row."""
+        self._run("DELETE FROM records WHERE party = ? AND seq >= ?", (party, seq))
+        self._run("DELETE FROM checkpoints WHERE party = ? AND seq >= ?", (party, seq))
+        self._run("DELETE FROM heads WHERE party = ?", (party,))
+
     async def replace_checkpoint(self, party: str, seq: int, body: bytes) -> None:
         """Overwrite a stored checkpoint."""
         self._run("UPDATE checkpoints SET body = ? WHERE party = ? AND seq = ?", (body, party, seq))

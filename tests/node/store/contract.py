@@ -106,6 +106,16 @@ class StoreContract:
 
     # --- outbox ------------------------------------------------------------------------
 
+    async def test_head_acknowledgments(self, store: Store) -> None:
+        """The collector's acknowledgments are kept durably in seq order; the first at a seq
+        stays (a later one cannot rewrite what the party holds as its witness)."""
+        await store.add_ack(40, b"second")
+        await store.add_ack(25, b"first")
+        await store.add_ack(25, b"rewritten later")
+        assert list(await store.acks()) == [(25, b"first"), (40, b"second")]
+        assert list(await store.acks(since_seq=25)) == [(40, b"second")]
+        assert list(await store.checkpoints()) == []  # a table of its own
+
     async def test_outbox_round_trip(self, store: Store, clock: FrozenClock) -> None:
         """An outgoing message comes back field for field, wire bytes included."""
         record = outbox(clock.now(), correlation_id="req-1", next_attempt_at=clock.now() + HOUR)
