@@ -71,6 +71,10 @@ class Catalog:
         """Every party, in file order."""
         return self.data.parties
 
+    def knows(self, identity: str) -> bool:
+        """Whether the catalog lists ``identity`` (the one question "may it hold a certificate")."""
+        return identity in self._parties
+
     def service(self, code: str, version: str | None = None) -> Service:
         """A service by code (and version; the newest when not given).
 
