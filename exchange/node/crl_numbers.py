@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from exchange.exceptions import StoreError
 from exchange.node.store.base import Store
 
 META_KEY = "crl-numbers"
@@ -24,10 +25,20 @@ class StoreCrlNumbers:
 
     @classmethod
     async def load(cls, store: Store) -> StoreCrlNumbers:
-        """Read the numbers kept in ``store`` (an open store)."""
+        """Read the numbers kept in ``store`` (an open store).
+
+        Raises:
+            StoreError (store-error): the kept value is not what this class wrote.
+        """
         raw = await store.get_meta(META_KEY)
-        numbers = json.loads(raw) if raw else {}
-        return cls(store, {str(key): int(value) for key, value in numbers.items()})
+        try:
+            numbers = json.loads(raw) if raw else {}
+            return cls(store, {str(key): int(value) for key, value in numbers.items()})
+        except (ValueError, TypeError, AttributeError):
+            raise StoreError(
+                f"the store's {META_KEY!r} meta value is corrupt; restore the store from a "
+                "backup (deleting the value would let an older CRL be accepted once)"
+            ) from None
 
     def highest(self, issuer: str) -> int | None:
         """The highest CRL number accepted from ``issuer``, or None."""

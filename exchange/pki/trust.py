@@ -20,6 +20,7 @@ from exchange.exceptions import (
     CertificateRevoked,
     CertificateUnknown,
     CertificateUsage,
+    PKIError,
     PKIFileCorrupt,
     RevocationUnknown,
 )
@@ -115,10 +116,21 @@ class CrlNumberFile:
         return self._read().get(issuer)
 
     def remember(self, issuer: str, number: int) -> None:
-        """Write ``number`` to the file (atomically, mode 0644)."""
+        """Write ``number`` to the file (atomically, mode 0644).
+
+        Raises:
+            PKIError (pki-error): the file cannot be written (the CRL is then not trusted).
+        """
         numbers = self._read()
         numbers[issuer] = number
-        write_file(self.path, json.dumps(numbers, indent=2).encode(), PUBLIC)
+        try:
+            write_file(self.path, json.dumps(numbers, indent=2).encode(), PUBLIC)
+        except OSError as exc:
+            raise PKIError(
+                f"cannot record the CRL number in {self.path} ({exc.strerror or exc}); make "
+                "its directory writable, then run the command again",
+                path=str(self.path),
+            ) from None
 
     def _read(self) -> dict[str, int]:
         try:

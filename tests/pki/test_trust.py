@@ -23,6 +23,7 @@ from exchange.exceptions import (
     CertificateUnknown,
     CertificateUsage,
     ExchangeError,
+    PKIError,
     PKIFileCorrupt,
     RevocationUnknown,
 )
@@ -379,6 +380,20 @@ def test_corrupt_number_file_is_named(fresh_pki: ThrowawayPKI) -> None:
     numbers.path.write_text("[1, 2")
     with pytest.raises(PKIFileCorrupt, match=r"crl-numbers\.json"):
         TrustStore.from_dir(fresh_pki.path, numbers)
+
+
+def test_unwritable_number_file_is_a_named_error(
+    fresh_pki: ThrowawayPKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CRL number that cannot be recorded: pki-error naming the file, not an OSError."""
+
+    def unwritable(path: Path, data: bytes, mode: int) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(trust_module, "write_file", unwritable)
+    with pytest.raises(PKIError, match=r"crl-numbers\.json.*writable") as info:
+        TrustStore.from_dir(fresh_pki.path, CrlNumberFile.beside(fresh_pki.path))
+    assert info.value.code == "pki-error"
 
 
 # --- corrupt files ----------------------------------------------------------------------
