@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXCHANGE_")
 
     certs_dir: Path = _REPO / "certs"
+    # The root CA's private key when it is kept outside certs_dir (offline media).
+    ca_key: Path | None = None
     schemas_dir: Path = _REPO / "schemas"
     catalog: Path = _REPO / "catalog.toml"
     max_envelope_bytes: int = 1024 * 1024

@@ -135,6 +135,18 @@ class UnknownParty(PKIError):
     code = "unknown-party"
 
 
+class CAKeyOffline(PKIError):
+    """The root CA's private key is not where the operation needs it; nothing was changed."""
+
+    code = "ca-key-offline"
+
+
+class PKIFileCorrupt(PKIError):
+    """A PKI file (index, root, CRL, certificate, key) cannot be parsed; the message names it."""
+
+    code = "pki-file-corrupt"
+
+
 class ContentPruned(ExchangeError):
     """The message is known, but its content was pruned (retention or metadata-only)."""
 

@@ -91,6 +91,10 @@ class Catalog:
         """
         return self.data.check_party(party)
 
+    def knows(self, identity: str) -> bool:
+        """Whether the catalog lists ``identity``, in any role: may it hold a certificate."""
+        return any(party.id == identity for party in self.data.parties)
+
     def service(self, code: str, version: str | None = None) -> Service:
         """A service by code (and version; the newest when not given).
 

@@ -12,11 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
-from exchange.catalog import read_catalog_data
+from exchange.catalog import Catalog, read_catalog_data
 from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
-from exchange.exceptions import CatalogError
+from exchange.exceptions import CatalogError, UnknownParty
 from exchange.pki.authority import (
-    ROOT_KEY_FILE,
     CertificateAuthority,
     IssuedCertificate,
     KeyType,
@@ -57,7 +56,18 @@ def certs(
 def _authority(ctx: typer.Context) -> CertificateAuthority:
     path = ctx.obj
     assert isinstance(path, Path)
-    return CertificateAuthority(path, SYSTEM_CLOCK)
+    return CertificateAuthority(path, SYSTEM_CLOCK, key_path=load_settings().ca_key)
+
+
+def _check_known(party: str) -> None:
+    """Refuse a certificate for an identity the catalog does not list (unless --force)."""
+    settings = load_settings()
+    if not Catalog.load(settings.catalog, settings.schemas_dir).knows(party):
+        raise UnknownParty(
+            f"{party} is not in the catalog {settings.catalog}; add it to the catalog (or set "
+            f"EXCHANGE_CATALOG to the right one), or run `exchange certs issue {party} --force` "
+            "to issue a certificate anyway"
+        )
 
 
 def _date(iso: str) -> str:
@@ -90,14 +100,27 @@ def init_ca(
     out = console()
     out.print(f"created root CA [bold]{escape(name)}[/bold] in {escape(str(authority.path))}")
     out.print(f"  {ROOT_FILE}, {CRL_FILE}: publish to every node")
-    out.print(f"  {ROOT_KEY_FILE} (mode 0600): keep offline, never commit it")
+    out.print(
+        f"  {escape(str(authority.key_path.name))} (mode 0600): keep offline (then set "
+        "EXCHANGE_CA_KEY to where it is mounted), never commit it"
+    )
 
 
 @app.command()
-def issue(ctx: typer.Context, party: Party, rsa: Rsa = False, days: Days = 365) -> None:
+def issue(
+    ctx: typer.Context,
+    party: Party,
+    rsa: Rsa = False,
+    days: Days = 365,
+    force: Annotated[
+        bool, typer.Option("--force", help="Issue even if the catalog does not list the party.")
+    ] = False,
+) -> None:
     """Issue the first signing certificate of a party (use `rotate` for later ones)."""
     authority = _authority(ctx)
     with user_errors():
+        if not force:
+            _check_known(party)
         entry = authority.issue(party, KeyType.RSA if rsa else KeyType.EC, days)
     _print_issued("issued", entry, authority)
 

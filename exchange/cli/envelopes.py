@@ -26,7 +26,7 @@ from exchange.codec.xml import decode_xml
 from exchange.envelope.model import Envelope
 from exchange.exceptions import ExchangeError, Malformed, TooLarge
 from exchange.pki.authority import CertificateAuthority
-from exchange.pki.trust import TrustStore
+from exchange.pki.trust import CrlNumberFile, TrustStore
 from exchange.signing import VerifiedEnvelope, WireFormat, seal, sniff_format, unseal
 
 _DSIG_SIGNATURE = "{http://www.w3.org/2000/09/xmldsig#}Signature"
@@ -124,7 +124,12 @@ def verify(
     try:
         with user_errors():
             raw = file.read_bytes()
-        verified = unseal(raw, TrustStore.from_dir(path), clock=SYSTEM_CLOCK, max_size=limit)
+        verified = unseal(
+            raw,
+            TrustStore.from_dir(path, CrlNumberFile.beside(path)),
+            clock=SYSTEM_CLOCK,
+            max_size=limit,
+        )
         # The collector's and the console's certificates are good, but they sign no envelopes.
         read_catalog_data(load_settings().catalog).check_party(verified.signer.party)
     except ExchangeError as exc:

@@ -14,6 +14,7 @@ from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import AccessDenied, ContentPruned, StateConflict, UnknownMessage
 from exchange.ledger.event import EventName
 from exchange.node.context import NodeContext, record_event
+from exchange.node.crl_numbers import StoreCrlNumbers
 from exchange.node.handlers import Handler
 from exchange.node.inbound import Inbound
 from exchange.node.notices import Notice
@@ -61,6 +62,7 @@ class Node:
         self.inbound = Inbound(context, self.outbound, self._notify, self.worker.received)
         self.relay = Relay(context, self.outbound)
         self._tasks: list[asyncio.Task[None]] = []
+        self._crl_numbers: StoreCrlNumbers | None = None
 
     @property
     def party(self) -> str:
@@ -76,6 +78,10 @@ class Node:
             StoreUnavailable (store-unavailable), BrokerUnavailable (broker-unavailable).
         """
         await self.ctx.store.open()
+        # The highest CRL number seen survives restarts, so an old crl.pem put back is refused.
+        self._crl_numbers = await StoreCrlNumbers.load(self.ctx.store)
+        self.ctx.trust.use_numbers(self._crl_numbers)
+        await self._crl_numbers.flush()
         parties = [party.id for party in self.ctx.catalog.parties]
 
         async def declare(channel: AbstractChannel) -> None:
@@ -111,6 +117,8 @@ class Node:
         await self.worker.drain()
         await self.outbound.drain()
         await self.ctx.bus.stop()
+        if self._crl_numbers is not None:
+            await self._crl_numbers.flush()
         await self.ctx.store.close()
         self._tasks = []
         self.ctx.log().info("node.stopped")

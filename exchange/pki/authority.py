@@ -1,14 +1,14 @@
 """The certificate authority that admins run: root CA, party certificates, revocation, CRL.
 
 Layout of the certs directory (only ``root.pem`` and ``crl.pem`` are needed to verify):
-``root.pem``, ``root.key`` (0600), ``crl.pem``, ``index.json``, and
-``parties/<party>/<serial>.pem`` with ``<serial>.key`` (0600).
+``root.pem``, ``root.key`` (0600; or kept offline, elsewhere: ``key_path``), ``crl.pem``,
+``index.json``, and ``parties/<party>/<serial>.pem`` with ``<serial>.key`` (0600).
+Every operation changes its files all-or-nothing (``exchange.pki._files.commit``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -23,9 +23,10 @@ from cryptography.x509.oid import NameOID
 from exchange._clock import SYSTEM_CLOCK, Clock
 from exchange._hazmat.signature import SigningKey
 from exchange.envelope.model import PARTY_ID_PATTERN
-from exchange.exceptions import PKIError, UnknownParty
+from exchange.exceptions import CAKeyOffline, PKIError, PKIFileCorrupt, UnknownParty
+from exchange.pki._files import JOURNAL_FILE, PRIVATE, PUBLIC, commit, locked, read_certificate
 from exchange.pki.credentials import Credentials
-from exchange.pki.trust import CRL_FILE, PARTY_URI_PREFIX, ROOT_FILE
+from exchange.pki.trust import CRL_FILE, PARTY_URI_PREFIX, ROOT_FILE, crl_number
 
 ROOT_KEY_FILE = "root.key"
 INDEX_FILE = "index.json"
@@ -92,21 +93,6 @@ def _normal_serial(text: str) -> str | None:
         return None
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _key_pem(key: SigningKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -120,11 +106,18 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 
 
 class CertificateAuthority:
-    """The exchange's root CA, kept in a certs directory."""
+    """The exchange's root CA, kept in a certs directory.
 
-    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
+    ``key_path`` is where the root's private key is (default ``root.key`` in the directory);
+    it may be absent while the key is kept offline: then only operations that sign fail.
+    """
+
+    def __init__(
+        self, path: Path, clock: Clock = SYSTEM_CLOCK, key_path: Path | None = None
+    ) -> None:
         self.path = path
         self.clock = clock
+        self.key_path = key_path or path / ROOT_KEY_FILE
 
     # --- root and CRL -------------------------------------------------------------------
 
@@ -134,8 +127,12 @@ class CertificateAuthority:
         Raises:
             PKIError (pki-error): a root CA already exists here.
         """
-        if (self.path / ROOT_FILE).exists() or (self.path / ROOT_KEY_FILE).exists():
-            raise PKIError(f"a root CA already exists in {self.path}; refusing to replace it")
+        with locked(self.path):
+            if (self.path / ROOT_FILE).exists() or self.key_path.exists():
+                raise PKIError(f"a root CA already exists in {self.path}; refusing to replace it")
+            self._init_ca(name, days)
+
+    def _init_ca(self, name: str, days: int) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name(
             [
@@ -171,27 +168,53 @@ class CertificateAuthority:
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_private(self.path / ROOT_KEY_FILE, _key_pem(key))
-        _write_public(self.path / ROOT_FILE, _cert_pem(cert))
-        self._save_index([])
-        self.write_crl()
+        crl = self._sign_crl(cert, key, [], days=7)
+        # The key first: a root.pem without its key would look like a CA kept offline.
+        commit(
+            self.path,
+            [
+                (self.key_path, _key_pem(key), PRIVATE),
+                (self.path / ROOT_FILE, _cert_pem(cert), PUBLIC),
+                (self.path / INDEX_FILE, _index_json([]), PUBLIC),
+                (self.path / CRL_FILE, _crl_pem(crl), PUBLIC),
+            ],
+        )
 
     def write_crl(self, days: int = 7) -> x509.CertificateRevocationList:
-        """Sign and publish a fresh CRL listing every revoked certificate."""
-        root, key = self._root()
+        """Sign and publish a fresh CRL listing every revoked certificate.
+
+        Raises:
+            PKIError (pki-error): no root CA here.
+            CAKeyOffline (ca-key-offline): the root key is not at ``key_path``.
+            PKIFileCorrupt (pki-file-corrupt): index.json, root.pem or crl.pem is unreadable.
+        """
+        with locked(self.path):
+            entries = self._load_index()
+            root, key = self._root()
+            crl = self._sign_crl(root, key, entries, days)
+            commit(self.path, [(self.path / CRL_FILE, _crl_pem(crl), PUBLIC)])
+        return crl
+
+    def _sign_crl(
+        self,
+        root: x509.Certificate,
+        key: ec.EllipticCurvePrivateKey,
+        entries: list[IssuedCertificate],
+        days: int,
+    ) -> x509.CertificateRevocationList:
         now = self.clock.now()
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(root.subject)
             .last_update(now - _BACKDATE)
             .next_update(now + timedelta(days=days))
-            .add_extension(x509.CRLNumber(int(now.timestamp() * 1000)), critical=False)
+            .add_extension(x509.CRLNumber(self._next_crl_number()), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(root.public_key()),  # type: ignore[arg-type]
                 critical=False,
             )
         )
-        for entry in self.index():
+        for entry in entries:
             if entry.revoked_at is None:
                 continue
             revoked = (
@@ -205,9 +228,25 @@ class CertificateAuthority:
                 .build()
             )
             builder = builder.add_revoked_certificate(revoked)
-        crl = builder.sign(key, hashes.SHA256())
-        _write_public(self.path / CRL_FILE, crl.public_bytes(serialization.Encoding.PEM))
-        return crl
+        return builder.sign(key, hashes.SHA256())
+
+    def _next_crl_number(self) -> int:
+        # Trust stores refuse a CRL numbered below one they saw, so numbers must strictly
+        # increase even when the clock stands still or steps back.
+        path = self.path / CRL_FILE
+        try:
+            previous = x509.load_pem_x509_crl(path.read_bytes())
+        except FileNotFoundError:
+            last = 0
+        except ValueError:
+            raise PKIFileCorrupt(
+                f"{path} is not a readable CRL (corrupt?); restore it from a backup, or remove "
+                "it and run `exchange certs crl` to publish a fresh one",
+                path=str(path),
+            ) from None
+        else:
+            last = crl_number(previous) or 0
+        return max(last + 1, int(self.clock.now().timestamp() * 1000))
 
     # --- party certificates -------------------------------------------------------------
 
@@ -219,10 +258,15 @@ class CertificateAuthority:
         Raises:
             PKIError (pki-error): bad party id, or the party already has a valid certificate
                 (use ``rotate``).
+            CAKeyOffline (ca-key-offline): the root key is not at ``key_path``.
         """
-        if self.active(party):
-            raise PKIError(f"{party} already has a valid certificate; use `rotate` for a new one")
-        return self._issue(party, key_type, days)
+        with locked(self.path):
+            entries = self._load_index()
+            if self._active(entries, party):
+                raise PKIError(
+                    f"{party} already has a valid certificate; use `rotate` for a new one"
+                )
+            return self._issue(entries, party, key_type, days)
 
     def rotate(
         self, party: str, key_type: KeyType | None = None, days: int = 365
@@ -231,13 +275,18 @@ class CertificateAuthority:
 
         Raises:
             UnknownParty (unknown-party): the party has no certificate to rotate.
+            CAKeyOffline (ca-key-offline): the root key is not at ``key_path``.
         """
-        active = self.active(party)
-        if not active:
-            raise UnknownParty(f"{party} has no valid certificate to rotate; use `issue`")
-        return self._issue(party, key_type or KeyType(active[-1].key_type), days)
+        with locked(self.path):
+            entries = self._load_index()
+            active = self._active(entries, party)
+            if not active:
+                raise UnknownParty(f"{party} has no valid certificate to rotate; use `issue`")
+            return self._issue(entries, party, key_type or KeyType(active[-1].key_type), days)
 
-    def _issue(self, party: str, key_type: KeyType, days: int) -> IssuedCertificate:
+    def _issue(
+        self, entries: list[IssuedCertificate], party: str, key_type: KeyType, days: int
+    ) -> IssuedCertificate:
         if not re.match(PARTY_ID_PATTERN, party):
             raise PKIError(f"{party!r} is not a party id (lowercase letters, digits, dashes)")
         root, root_key = self._root()
@@ -295,8 +344,6 @@ class CertificateAuthority:
             .sign(root_key, hashes.SHA256())
         )
         serial = f"{cert.serial_number:x}"
-        _write_private(self._party_dir(party) / f"{serial}.key", _key_pem(key))
-        _write_public(self._party_dir(party) / f"{serial}.pem", _cert_pem(cert))
         entry = IssuedCertificate(
             serial=serial,
             party=party,
@@ -304,7 +351,15 @@ class CertificateAuthority:
             not_before=cert.not_valid_before_utc.isoformat(),
             not_after=cert.not_valid_after_utc.isoformat(),
         )
-        self._save_index([*self.index(), entry])
+        # The index last: it names only certificates whose files are already in place.
+        commit(
+            self.path,
+            [
+                (self._party_dir(party) / f"{serial}.key", _key_pem(key), PRIVATE),
+                (self._party_dir(party) / f"{serial}.pem", _cert_pem(cert), PUBLIC),
+                (self.path / INDEX_FILE, _index_json([*entries, entry]), PUBLIC),
+            ],
+        )
         return entry
 
     def revoke(
@@ -314,8 +369,13 @@ class CertificateAuthority:
 
         Raises:
             UnknownParty (unknown-party): nothing valid matches.
+            CAKeyOffline (ca-key-offline): the root key is not at ``key_path``; nothing changed.
         """
-        entries = self.index()
+        with locked(self.path):
+            return self._revoke(party_or_serial, reason)
+
+    def _revoke(self, party_or_serial: str, reason: RevocationReason) -> list[IssuedCertificate]:
+        entries = self._load_index()
         now = self.clock.now()
         serial = _normal_serial(party_or_serial)
         targets = [
@@ -326,11 +386,20 @@ class CertificateAuthority:
         ]
         if not targets:
             raise UnknownParty(f"no unrevoked certificate matches {party_or_serial!r}")
+        root, key = self._root()
         for entry in targets:
             entry.revoked_at = now.isoformat()
             entry.reason = reason.value
-        self._save_index(entries)
-        self.write_crl()
+        crl = self._sign_crl(root, key, entries, days=7)
+        # The CRL before the index: should the renames stop between the two, nodes already
+        # refuse the certificate, and a retry of revoke still finds it to revoke.
+        commit(
+            self.path,
+            [
+                (self.path / CRL_FILE, _crl_pem(crl), PUBLIC),
+                (self.path / INDEX_FILE, _index_json(entries), PUBLIC),
+            ],
+        )
         return targets
 
     def credentials(self, party: str) -> Credentials:
@@ -360,24 +429,32 @@ class CertificateAuthority:
         """
         for entry in self.index():
             if entry.serial == _normal_serial(serial):
-                pem = (self._party_dir(entry.party) / f"{entry.serial}.pem").read_bytes()
-                return x509.load_pem_x509_certificate(pem)
+                path = self._party_dir(entry.party) / f"{entry.serial}.pem"
+                return read_certificate(
+                    path, f"restore it from a backup, or run `exchange certs rotate {entry.party}`"
+                )
         raise UnknownParty(f"no certificate with serial {serial}")
 
     def index(self) -> list[IssuedCertificate]:
-        """Every certificate this CA issued, oldest first."""
-        try:
-            rows = json.loads((self.path / INDEX_FILE).read_text())
-        except FileNotFoundError:
-            return []
-        return [IssuedCertificate(**row) for row in rows]
+        """Every certificate this CA issued, oldest first.
+
+        Raises:
+            PKIFileCorrupt (pki-file-corrupt): index.json is unreadable.
+        """
+        if (self.path / JOURNAL_FILE).exists():
+            with locked(self.path):  # finishes the interrupted operation
+                pass
+        return self._load_index()
 
     def active(self, party: str) -> list[IssuedCertificate]:
         """The party's certificates that are valid now (expiring ones included), oldest first."""
+        return self._active(self.index(), party)
+
+    def _active(self, entries: list[IssuedCertificate], party: str) -> list[IssuedCertificate]:
         now = self.clock.now()
         return [
             entry
-            for entry in self.index()
+            for entry in entries
             if entry.party == party and entry.status(now) in ("valid", "expiring")
         ]
 
@@ -387,20 +464,76 @@ class CertificateAuthority:
         return self.path / "parties" / party
 
     def _root(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        root_path = self.path / ROOT_FILE
         try:
-            cert = x509.load_pem_x509_certificate((self.path / ROOT_FILE).read_bytes())
-            key = serialization.load_pem_private_key(
-                (self.path / ROOT_KEY_FILE).read_bytes(), password=None
+            cert = read_certificate(
+                root_path, "restore it (and crl.pem) from a backup of the CA directory"
             )
         except FileNotFoundError:
             raise PKIError(
                 f"no root CA (root.pem and root.key) in {self.path}; run `exchange certs init-ca`"
             ) from None
+        try:
+            key_pem = self.key_path.read_bytes()
+        except FileNotFoundError:
+            raise CAKeyOffline(
+                f"the CA key is offline: {self.key_path} does not exist; mount it there or set "
+                "EXCHANGE_CA_KEY to its path, then run the command again (nothing was changed)",
+                path=str(self.key_path),
+            ) from None
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+        except ValueError:
+            raise PKIFileCorrupt(
+                f"{self.key_path} is not a readable PEM private key (corrupt?); restore it "
+                "from the CA key's backup (nothing was changed)",
+                path=str(self.key_path),
+            ) from None
         if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise PKIError("the root key must be an EC key")
+            raise PKIError(f"the root key {self.key_path} must be an EC key")
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+            raise PKIError(f"{self.key_path} is not the key of {root_path}; mount the right key")
         return cert, key
 
-    def _save_index(self, entries: list[IssuedCertificate]) -> None:
-        _write_public(
-            self.path / INDEX_FILE, json.dumps([asdict(e) for e in entries], indent=2).encode()
-        )
+    def _load_index(self) -> list[IssuedCertificate]:
+        path = self.path / INDEX_FILE
+        try:
+            rows = json.loads(path.read_bytes())
+            if not isinstance(rows, list):
+                raise ValueError("not a JSON list")
+            return [_index_entry(row) for row in rows]
+        except FileNotFoundError:
+            return []
+        except (ValueError, TypeError) as exc:
+            raise PKIFileCorrupt(
+                f"{path} is corrupt ({exc}); restore it from a backup of the CA directory "
+                f"(the certificates it lists are in {self.path / 'parties'})",
+                path=str(path),
+            ) from None
+
+
+def _index_entry(row: object) -> IssuedCertificate:
+    if not isinstance(row, dict):
+        raise ValueError("an entry is not a JSON object")
+    entry = IssuedCertificate(**row)
+    for name in ("serial", "party", "key_type", "not_before", "not_after"):
+        if not isinstance(getattr(entry, name), str):
+            raise ValueError(f"{name} of an entry is not a string")
+    if _normal_serial(entry.serial) != entry.serial:
+        raise ValueError(f"serial {entry.serial!r} is not lowercase hex")
+    KeyType(entry.key_type)
+    for stamp in (entry.not_before, entry.not_after, entry.revoked_at):
+        if stamp is not None:
+            datetime.fromisoformat(stamp)
+    if entry.reason is not None:
+        RevocationReason(entry.reason)
+    return entry
+
+
+def _index_json(entries: list[IssuedCertificate]) -> bytes:
+    return json.dumps([asdict(entry) for entry in entries], indent=2).encode()
+
+
+def _crl_pem(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.public_bytes(serialization.Encoding.PEM)

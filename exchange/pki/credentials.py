@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from exchange._hazmat.signature import Algorithm, SigningKey, algorithm_for
-from exchange.exceptions import PKIError
+from exchange.exceptions import PKIError, PKIFileCorrupt
+from exchange.pki._files import read_certificate
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,21 @@ class Credentials:
 
         Raises:
             PKIError (pki-error): unreadable, or the key does not match the certificate.
+            PKIFileCorrupt (pki-file-corrupt): the key or certificate file is not valid PEM.
         """
+        remedy = f"restore it from a backup, or have an admin run `exchange certs rotate {party}`"
         try:
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        except (OSError, ValueError) as exc:
+            key_pem = key_path.read_bytes()
+            cert = read_certificate(cert_path, remedy)
+        except OSError as exc:
             raise PKIError(f"cannot read credentials of {party}: {exc}") from None
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+        except ValueError:
+            raise PKIFileCorrupt(
+                f"{key_path} is not a readable PEM private key (corrupt?); {remedy}",
+                path=str(key_path),
+            ) from None
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise PKIError(f"{key_path} is neither an EC nor an RSA key")
         spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

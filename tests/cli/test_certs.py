@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from typer.testing import Result
 
@@ -86,8 +87,8 @@ class TestIssue:
         assert key_types == {"single-center": "ec", "improvement": "rsa"}
 
     def test_bad_party_id_is_refused(self, cli: Cli, ca: Path) -> None:
-        """A party id that breaks the pattern is a pki-error, not a traceback."""
-        result = cli("certs", "issue", "Not A Party")
+        """A party id that breaks the pattern is a pki-error, not a traceback, even forced."""
+        result = cli("certs", "issue", "Not A Party", "--force")
         assert result.exit_code == 1
         assert "error pki-error:" in result.stderr
         assert "is not a party id" in result.stderr
@@ -237,3 +238,79 @@ class TestCrl:
         result = cli("certs", "crl")
         assert result.exit_code == 1
         assert "exchange certs init-ca" in result.stderr
+
+
+def _files_of(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+class TestKeyOffline:
+    """The CA key kept off the machine, mounted only to sign."""
+
+    def test_revoke_changes_nothing_and_says_what_to_do(
+        self, cli: Cli, ca: Path, tmp_path: Path
+    ) -> None:
+        """Without root.key, revoke exits 1 with ca-key-offline; index, CRL, files unchanged."""
+        away = tmp_path / "usb" / "root.key"
+        away.parent.mkdir()
+        (ca / "root.key").rename(away)
+        before = _files_of(ca)
+        result = cli("certs", "revoke", "single-center", "--reason", "key-compromise")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error ca-key-offline: the CA key is offline")
+        assert "EXCHANGE_CA_KEY" in result.stderr
+        assert _files_of(ca) == before
+        assert _rows(cli)[0]["status"] == "valid"
+        # The retry with the key mounted where the message said revokes it.
+        retry = cli(
+            "certs",
+            "revoke",
+            "single-center",
+            "--reason",
+            "key-compromise",
+            env={"EXCHANGE_CA_KEY": str(away)},
+        )
+        assert retry.exit_code == 0, retry.output
+        assert _rows(cli)[0]["status"] == "revoked"
+        crl = x509.load_pem_x509_crl((ca / "crl.pem").read_bytes())
+        assert [f"{entry.serial_number:x}" for entry in crl] == [_rows(cli)[0]["serial"]]
+
+
+class TestCorruptFiles:
+    """A damaged CA directory gives a named error, never a traceback."""
+
+    @pytest.mark.parametrize(
+        ("name", "command"),
+        [
+            ("index.json", ("list",)),
+            ("index.json", ("rotate", "single-center")),
+            ("root.pem", ("revoke", "single-center", "--reason", "superseded")),
+            ("crl.pem", ("crl",)),
+        ],
+        ids=["index-list", "index-rotate", "root-revoke", "crl-crl"],
+    )
+    def test_corrupt_file_is_named(
+        self, cli: Cli, ca: Path, name: str, command: tuple[str, ...]
+    ) -> None:
+        """Exit 1 with pki-file-corrupt naming the file and what to do."""
+        (ca / name).write_bytes(b"\x00garbage{")
+        result = cli("certs", *command)
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error pki-file-corrupt:")
+        assert str(ca / name) in result.stderr
+        assert "restore" in result.stderr
+
+
+class TestCatalogCheck:
+    """``exchange certs issue`` for an identity the catalog does not list."""
+
+    def test_unknown_party_needs_force(self, cli: Cli, ca: Path) -> None:
+        """Without --force: unknown-party naming the catalog and --force; with it: issued."""
+        result = cli("certs", "issue", "stranger")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error unknown-party: stranger is not in the catalog")
+        assert "--force" in result.stderr
+        assert [row["party"] for row in _rows(cli)] == ["single-center"]
+        forced = cli("certs", "issue", "stranger", "--force")
+        assert forced.exit_code == 0, forced.output
+        assert [row["party"] for row in _rows(cli)] == ["single-center", "stranger"]

@@ -224,6 +224,21 @@ class TestRotationAndRevocation:
         code, report = _verify_json(cli, out)
         assert (code, report["ok"], report["code"]) == (1, False, "certificate-revoked")
 
+    def test_older_crl_copied_back_is_refused(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path
+    ) -> None:
+        """A pre-revocation crl.pem copied back does not un-revoke: revocation-unknown."""
+        out = _sign(cli, unsigned("xml"), tmp_path / "signed.xml")
+        old_crl = (ca / "crl.pem").read_bytes()
+        assert cli("verify", str(out)).exit_code == 0
+        assert cli("certs", "revoke", "single-center", "--reason", "key-compromise").exit_code == 0
+        assert cli("verify", str(out)).stderr.startswith("error certificate-revoked:")
+        (ca / "crl.pem").write_bytes(old_crl)
+        result = cli("verify", str(out))
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error revocation-unknown: an older CRL")
+        assert (ca / "crl-numbers.json").exists()
+
 
 class TestInfrastructureIdentities:
     """The collector has a certificate of its own, but it is not a party."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from exchange._clock import FrozenClock, SystemClock
-from exchange.exceptions import PKIError, UnknownParty
+from exchange.exceptions import CAKeyOffline, PKIError, PKIFileCorrupt, UnknownParty
 from exchange.pki.authority import CertificateAuthority, KeyType, RevocationReason
-from exchange.pki.trust import PARTY_URI_PREFIX, party_of
+from exchange.pki.trust import PARTY_URI_PREFIX, crl_number, party_of
 from exchange.signing import seal, unseal
 from exchange.testing import ThrowawayPKI, make_envelope
 
@@ -226,3 +228,169 @@ def test_openssl_refuses_a_certificate_of_another_ca(
     other = ThrowawayPKI.create(tmp_path / "other", ("single-center",), SystemClock())
     done = openssl_verify(live_pki, cert_file(other, "single-center"))
     assert done.returncode != 0
+
+
+# --- the CA key kept offline --------------------------------------------------------------
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` by relative name, with its bytes."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def offline(pki: ThrowawayPKI, tmp_path: Path) -> Path:
+    """Move the root key out of the certs directory, as an admin keeping it offline does."""
+    away = tmp_path / "usb" / "root.key"
+    away.parent.mkdir()
+    (pki.path / "root.key").rename(away)
+    return away
+
+
+def test_revoke_with_the_ca_key_offline_changes_nothing(
+    fresh_pki: ThrowawayPKI, tmp_path: Path
+) -> None:
+    """Revoking without the root key: ca-key-offline saying what to do; no file changed."""
+    away = offline(fresh_pki, tmp_path)
+    before = snapshot(fresh_pki.path)
+    with pytest.raises(CAKeyOffline) as info:
+        fresh_pki.authority.revoke("single-center")
+    assert info.value.code == "ca-key-offline"
+    assert "EXCHANGE_CA_KEY" in info.value.message
+    assert str(fresh_pki.path / "root.key") in info.value.message
+    assert snapshot(fresh_pki.path) == before
+    assert fresh_pki.authority.active("single-center")
+    # The same revocation, with the key mounted where the admin says, goes through.
+    mounted = CertificateAuthority(fresh_pki.path, fresh_pki.authority.clock, key_path=away)
+    [revoked] = mounted.revoke("single-center")
+    assert revoked.party == "single-center"
+    assert [int(revoked.serial, 16)] == [entry.serial_number for entry in crl_of(fresh_pki)]
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda ca: ca.issue("urban-permits-2"),
+        lambda ca: ca.rotate("improvement"),
+        lambda ca: ca.write_crl(),
+    ],
+    ids=["issue", "rotate", "crl"],
+)
+def test_signing_operations_with_the_ca_key_offline_change_nothing(
+    fresh_pki: ThrowawayPKI, tmp_path: Path, operation: Callable[[CertificateAuthority], object]
+) -> None:
+    """Issue, rotate and crl without the root key: ca-key-offline, the directory unchanged."""
+    offline(fresh_pki, tmp_path)
+    before = snapshot(fresh_pki.path)
+    with pytest.raises(CAKeyOffline):
+        operation(fresh_pki.authority)
+    assert snapshot(fresh_pki.path) == before
+
+
+def test_init_ca_writes_the_key_where_it_is_kept(tmp_path: Path, clock: FrozenClock) -> None:
+    """A CA whose key lives outside the certs directory writes and later signs with it there."""
+    key_path = tmp_path / "vault" / "ca.key"
+    ca = CertificateAuthority(tmp_path / "certs", clock, key_path=key_path)
+    ca.init_ca()
+    assert not (tmp_path / "certs" / "root.key").exists()
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    ca.issue("single-center")
+    assert [entry.party for entry in ca.index()] == ["single-center"]
+
+
+def test_a_key_of_another_ca_is_refused(fresh_pki: ThrowawayPKI, tmp_path: Path) -> None:
+    """A mounted key that does not match root.pem: pki-error, nothing signed."""
+    other = ThrowawayPKI.create(tmp_path / "other", (), FrozenClock())
+    ca = CertificateAuthority(fresh_pki.path, FrozenClock(), key_path=other.path / "root.key")
+    before = snapshot(fresh_pki.path)
+    with pytest.raises(PKIError, match="is not the key of"):
+        ca.revoke("single-center")
+    assert snapshot(fresh_pki.path) == before
+
+
+# --- CRL numbers ------------------------------------------------------------------------
+
+
+def test_crl_numbers_increase_while_the_clock_stands_still(fresh_pki: ThrowawayPKI) -> None:
+    """Each CRL gets a higher number than the last, even at the same (frozen) instant."""
+    numbers = [crl_number(crl_of(fresh_pki))]
+    fresh_pki.authority.revoke("single-center")
+    numbers.append(crl_number(crl_of(fresh_pki)))
+    fresh_pki.authority.write_crl()
+    numbers.append(crl_number(crl_of(fresh_pki)))
+    assert all(isinstance(n, int) for n in numbers)
+    assert numbers == sorted(set(numbers)), numbers  # type: ignore[type-var]
+
+
+# --- corrupt files ----------------------------------------------------------------------
+
+
+def corrupt(path: Path) -> None:
+    """Overwrite a file with bytes that parse as nothing the CA wrote."""
+    path.write_bytes(b"\x00garbage{")
+
+
+@pytest.mark.parametrize(
+    ("name", "operation"),
+    [
+        ("index.json", lambda ca: ca.index()),
+        ("index.json", lambda ca: ca.revoke("single-center")),
+        ("root.pem", lambda ca: ca.revoke("single-center")),
+        ("root.pem", lambda ca: ca.write_crl()),
+        ("root.key", lambda ca: ca.rotate("single-center")),
+        ("crl.pem", lambda ca: ca.revoke("single-center")),
+        ("crl.pem", lambda ca: ca.write_crl()),
+    ],
+    ids=[
+        "index-list",
+        "index-revoke",
+        "root-revoke",
+        "root-crl",
+        "key-rotate",
+        "crl-revoke",
+        "crl-crl",
+    ],
+)
+def test_corrupt_ca_file_is_named(
+    fresh_pki: ThrowawayPKI, name: str, operation: Callable[[CertificateAuthority], object]
+) -> None:
+    """A corrupt CA file: pki-file-corrupt naming the file and what to do; nothing changes."""
+    corrupt(fresh_pki.path / name)
+    before = snapshot(fresh_pki.path)
+    with pytest.raises(PKIFileCorrupt) as info:
+        operation(fresh_pki.authority)
+    assert info.value.code == "pki-file-corrupt"
+    assert str(fresh_pki.path / name) in info.value.message
+    assert "restore" in info.value.message
+    assert snapshot(fresh_pki.path) == before
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        {"serial": "1"},
+        [{"serial": "1"}],
+        [["not", "an", "object"]],
+        [{"serial": "0x1", "party": "a", "key_type": "ec", "not_before": "x", "not_after": "y"}],
+    ],
+    ids=["not-a-list", "missing-fields", "not-objects", "bad-values"],
+)
+def test_index_with_wrong_shape_is_corrupt(fresh_pki: ThrowawayPKI, rows: object) -> None:
+    """Valid JSON that is not the CA's index: pki-file-corrupt, not a traceback later."""
+    (fresh_pki.path / "index.json").write_text(json.dumps(rows))
+    with pytest.raises(PKIFileCorrupt, match=r"index\.json"):
+        fresh_pki.authority.index()
+
+
+@pytest.mark.parametrize("suffix", [".pem", ".key"])
+def test_corrupt_party_file_is_named(fresh_pki: ThrowawayPKI, suffix: str) -> None:
+    """A corrupt party certificate or key: pki-file-corrupt naming it, pointing to rotate."""
+    path = cert_file(fresh_pki, "improvement").with_suffix(suffix)
+    corrupt(path)
+    with pytest.raises(PKIFileCorrupt) as info:
+        fresh_pki.authority.credentials("improvement")
+    assert str(path) in info.value.message
+    assert "exchange certs rotate improvement" in info.value.message
+    if suffix == ".pem":
+        serial = path.stem
+        with pytest.raises(PKIFileCorrupt, match=str(path)):
+            fresh_pki.authority.certificate(serial)

@@ -23,9 +23,11 @@ from exchange.exceptions import (
     CertificateUnknown,
     CertificateUsage,
     ExchangeError,
+    PKIError,
+    PKIFileCorrupt,
     RevocationUnknown,
 )
-from exchange.pki.trust import PARTY_URI_PREFIX, TrustStore
+from exchange.pki.trust import PARTY_URI_PREFIX, CrlNumberFile, TrustStore
 from exchange.signing import seal, unseal
 from exchange.testing import ThrowawayPKI, make_envelope
 
@@ -277,3 +279,140 @@ def test_revoking_one_serial_leaves_the_rotated_one(
     trust = fresh_pki.trust()
     refused(lambda: trust.check(old, clock.now()), CertificateRevoked, "certificate-revoked")
     assert trust.check(new, clock.now()).serial == new.serial_number
+
+
+# --- CRL numbers: an old CRL cannot be put back -----------------------------------------
+
+
+def put_back(path: Path, data: bytes) -> None:
+    """Replace crl.pem with older bytes the way a copy would (a new file, a new inode)."""
+    temp = path.with_name("crl.pem.old")
+    temp.write_bytes(data)
+    os.replace(temp, path)
+
+
+def test_older_crl_put_back_under_a_running_store_is_refused(
+    fresh_pki: ThrowawayPKI, clock: FrozenClock
+) -> None:
+    """A reloaded CRL numbered below one already seen: revocation-unknown, not un-revocation."""
+    crl_path = fresh_pki.path / "crl.pem"
+    old = crl_path.read_bytes()
+    cert = fresh_pki.credentials("single-center").certificate
+    fresh_pki.authority.revoke("single-center")
+    trust = fresh_pki.trust()
+    refused(lambda: trust.check(cert, clock.now()), CertificateRevoked, "certificate-revoked")
+    put_back(crl_path, old)
+    trust.refresh()
+    error = refused(lambda: trust.check(cert, clock.now()), RevocationUnknown, "revocation-unknown")
+    assert "older CRL" in error.message
+    assert "already seen" in error.message
+
+
+def test_older_crl_is_refused_after_a_restart_with_a_number_file(
+    fresh_pki: ThrowawayPKI, clock: FrozenClock
+) -> None:
+    """With a CrlNumberFile, a new TrustStore (a restart) still refuses the older CRL."""
+    crl_path = fresh_pki.path / "crl.pem"
+    old = crl_path.read_bytes()
+    cert = fresh_pki.credentials("improvement").certificate
+    fresh_pki.authority.revoke("improvement")
+    numbers = CrlNumberFile.beside(fresh_pki.path)
+    first = TrustStore.from_dir(fresh_pki.path, numbers)
+    refused(lambda: first.check(cert, clock.now()), CertificateRevoked, "certificate-revoked")
+    put_back(crl_path, old)
+    restarted = TrustStore.from_dir(fresh_pki.path, CrlNumberFile.beside(fresh_pki.path))
+    refused(lambda: restarted.check(cert, clock.now()), RevocationUnknown, "revocation-unknown")
+    # Once the current CRL is published again, the store trusts it (and only it) again.
+    fresh_pki.authority.write_crl()
+    restarted.refresh()
+    refused(lambda: restarted.check(cert, clock.now()), CertificateRevoked, "certificate-revoked")
+
+
+def test_same_crl_again_is_accepted(fresh_pki: ThrowawayPKI, clock: FrozenClock) -> None:
+    """The CRL already seen, loaded again after a restart, is not mistaken for an older one."""
+    cert = fresh_pki.credentials("single-center").certificate
+    TrustStore.from_dir(fresh_pki.path, CrlNumberFile.beside(fresh_pki.path))
+    again = TrustStore.from_dir(fresh_pki.path, CrlNumberFile.beside(fresh_pki.path))
+    assert again.check(cert, clock.now()).party == "single-center"
+
+
+def test_crl_of_another_ca_does_not_move_the_number(
+    fresh_pki: ThrowawayPKI, tmp_path: Path, clock: FrozenClock
+) -> None:
+    """Only a CRL signed by our root is remembered: a foreign one cannot lock us out later."""
+    other = ThrowawayPKI.create(tmp_path / "other", ("single-center",), clock)
+    other.authority.write_crl()
+    other.authority.write_crl()
+    mine = (fresh_pki.path / "crl.pem").read_bytes()
+    put_back(fresh_pki.path / "crl.pem", (other.path / "crl.pem").read_bytes())
+    numbers = CrlNumberFile.beside(fresh_pki.path)
+    TrustStore.from_dir(fresh_pki.path, numbers)
+    assert not numbers.path.exists()
+    put_back(fresh_pki.path / "crl.pem", mine)
+    trust = TrustStore.from_dir(fresh_pki.path, numbers)
+    cert = fresh_pki.credentials("single-center").certificate
+    assert trust.check(cert, clock.now()).party == "single-center"
+
+
+def test_crl_without_a_number_is_revocation_unknown(
+    fresh_pki: ThrowawayPKI, clock: FrozenClock
+) -> None:
+    """A CRL signed by the root but carrying no CRL number cannot be ordered: refused."""
+    root = x509.load_pem_x509_certificate((fresh_pki.path / "root.pem").read_bytes())
+    root_key = serialization.load_pem_private_key((fresh_pki.path / "root.key").read_bytes(), None)
+    assert isinstance(root_key, ec.EllipticCurvePrivateKey)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(root.subject)
+        .last_update(clock.now() - timedelta(minutes=1))
+        .next_update(clock.now() + timedelta(days=1))
+        .sign(root_key, hashes.SHA256())
+    )
+    trust = TrustStore(root, crl)
+    cert = fresh_pki.credentials("single-center").certificate
+    error = refused(lambda: trust.check(cert, clock.now()), RevocationUnknown, "revocation-unknown")
+    assert "no CRL number" in error.message
+
+
+def test_corrupt_number_file_is_named(fresh_pki: ThrowawayPKI) -> None:
+    """An unreadable CRL number file: pki-file-corrupt naming it."""
+    numbers = CrlNumberFile.beside(fresh_pki.path)
+    numbers.path.write_text("[1, 2")
+    with pytest.raises(PKIFileCorrupt, match=r"crl-numbers\.json"):
+        TrustStore.from_dir(fresh_pki.path, numbers)
+
+
+def test_unwritable_number_file_is_a_named_error(
+    fresh_pki: ThrowawayPKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CRL number that cannot be recorded: pki-error naming the file, not an OSError."""
+
+    def unwritable(path: Path, data: bytes, mode: int) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(trust_module, "write_file", unwritable)
+    with pytest.raises(PKIError, match=r"crl-numbers\.json.*writable") as info:
+        TrustStore.from_dir(fresh_pki.path, CrlNumberFile.beside(fresh_pki.path))
+    assert info.value.code == "pki-error"
+
+
+# --- corrupt files ----------------------------------------------------------------------
+
+
+def test_corrupt_root_is_named(fresh_pki: ThrowawayPKI) -> None:
+    """An unreadable root.pem: pki-file-corrupt naming the file, not a parser traceback."""
+    (fresh_pki.path / "root.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n")
+    with pytest.raises(PKIFileCorrupt) as info:
+        fresh_pki.trust()
+    assert info.value.code == "pki-file-corrupt"
+    assert str(fresh_pki.path / "root.pem") in info.value.message
+
+
+def test_corrupt_crl_names_the_file(fresh_pki: ThrowawayPKI, clock: FrozenClock) -> None:
+    """An unreadable crl.pem: revocation-unknown naming the file and what to do."""
+    (fresh_pki.path / "crl.pem").write_bytes(b"not a crl")
+    trust = fresh_pki.trust()
+    cert = fresh_pki.credentials("single-center").certificate
+    error = refused(lambda: trust.check(cert, clock.now()), RevocationUnknown, "revocation-unknown")
+    assert str(fresh_pki.path / "crl.pem") in error.message
+    assert "exchange certs crl" in error.message
