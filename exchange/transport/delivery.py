@@ -103,6 +103,9 @@ class Acks:
                     await self._write(*self._plan())
                 except Exception as exc:  # the channel broke: every ack of the batch failed
                     batch.set_exception(exc)
+                    # Marked as seen: its waiters may all have been cancelled (the bus is
+                    # stopping); those still waiting get it all the same.
+                    batch.exception()
                 else:
                     batch.set_result(None)
         finally:
