@@ -33,7 +33,7 @@ from exchange.exceptions import (
 )
 from exchange.node import Node, build_node
 from exchange.node.factory import open_store
-from exchange.node.store.base import InboxRecord, InboxState, Store
+from exchange.node.store.base import OPEN_INBOX, InboxRecord, InboxState, Store
 from exchange.signing import WireFormat
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
@@ -348,7 +348,7 @@ async def _refuse_replay(party: str, message_id: str) -> None:
             f"{party} has received no request {message_id}; broker dead letters have no id "
             f"here: `exchange dlq replay {party}` replays them all"
         )
-    if record.state in (InboxState.RECEIVED, InboxState.WAITING):
+    if record.state in OPEN_INBOX:
         raise StateConflict(f"request {message_id} is still open ({record.state.value})")
     raise AlreadyFinal(
         f"request {message_id} from {record.sender} already has its final answer "

@@ -20,10 +20,7 @@ from exchange.catalog import Catalog, Deadline, Service
 from exchange.deadlines.calendar import WorkCalendar, kazan_calendar
 from exchange.exceptions import UnknownService
 from exchange.node.parking import waiting_on
-from exchange.node.store.base import InboxRecord, InboxState, Store
-
-OPEN_STATES = (InboxState.RECEIVED, InboxState.WAITING)
-"""A request in these states still needs its answer."""
+from exchange.node.store.base import OPEN_INBOX, InboxRecord, InboxState, Store
 
 CLOSED_STATES = (InboxState.ANSWERED, InboxState.REJECTED, InboxState.DEAD)
 """A request in these states was answered by a response or a fault (cancelled and expired
@@ -172,7 +169,7 @@ async def sla_report(
     skipped = 0
     for store in stores:
         party = _PartyReport(store.party, catalog, calendar, now)
-        requests = await _requests(store, OPEN_STATES + CLOSED_STATES)
+        requests = await _requests(store, OPEN_INBOX + CLOSED_STATES)
         requests = [r for r in requests if r.received_at <= now]
         answers = await _answer_times(store, [r for r in requests if r.state in CLOSED_STATES])
         for record in requests:

@@ -26,6 +26,7 @@ from exchange.node.context import NodeContext, audit_event, record_event
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
 from exchange.node.store.base import (
+    OPEN_INBOX,
     PRUNED,
     InboxRecord,
     InboxState,
@@ -57,7 +58,6 @@ _ADVANCES[Kind.FAULT] = _ADVANCES[Kind.RESPONSE]
 # What comes late once the request has its final answer: another final answer, or a status
 # (a system told "answered" must not hear "in progress" after it).
 _LATE_AFTER_FINAL = frozenset({Kind.STATUS, Kind.RESPONSE, Kind.FAULT})
-_OPEN = (InboxState.RECEIVED, InboxState.WAITING)
 CANCELLED = "cancelled"
 """The fault code confirming a cancel: the cancelled request's final answer."""
 
@@ -238,7 +238,7 @@ class Inbound:
 
         def close_request(tx: Transaction) -> None:
             tx.add_inbox(self._record(verified, InboxState.NOTED))
-            tx.set_inbox_state(request.message_id, InboxState.CANCELLED, only_from=_OPEN)
+            tx.set_inbox_state(request.message_id, InboxState.CANCELLED, only_from=OPEN_INBOX)
             tx.audit(audit_event(EventName.CANCELLED, envelope, verified.digest))
 
         try:

@@ -23,6 +23,7 @@ from exchange.node.parking import Parked, write_parked
 from exchange.node.relay import Relay
 from exchange.node.retention import Pruner
 from exchange.node.store.base import (
+    OPEN_INBOX,
     PRUNED,
     InboxRecord,
     InboxState,
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel
 
 Listener = Callable[[Notice], Awaitable[None] | None]
-_OPEN = (InboxState.RECEIVED, InboxState.WAITING)
 
 
 class Node:
@@ -318,7 +318,7 @@ class Node:
     async def status(self, request_id: str, state: str, note: str | None = None) -> str:
         """Tell the sender how a received request is getting on (it stays open)."""
         record = await self._received_request(request_id)
-        if record.state not in _OPEN:
+        if record.state not in OPEN_INBOX:
             raise StateConflict(f"request {request_id} is already {record.state.value}")
         payload = {"state": state, **({"note": note} if note else {})}
         return await self._answer(record, Kind.STATUS, EventName.STATUS_SENT, payload=payload)
@@ -410,7 +410,7 @@ class Node:
                 also(tx)
             if close is not None:
                 tx.set_inbox_state(
-                    record.message_id, close, attempts=record.attempts, only_from=_OPEN
+                    record.message_id, close, attempts=record.attempts, only_from=OPEN_INBOX
                 )
                 tx.audit(record_event(EventName(close.value), record))
 

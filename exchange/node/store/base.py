@@ -41,6 +41,8 @@ class InboxState(StrEnum):
     LATE = "late"  # a status, response or fault after the final answer: kept, not passed on
 
 
+OPEN_INBOX = (InboxState.RECEIVED, InboxState.WAITING)
+"""Received requests still to be answered: the only states a final answer may close."""
 FINISHED_OUTBOX = frozenset({OutboxState.DONE, OutboxState.ANSWERED, OutboxState.UNDELIVERED})
 """Outgoing messages nothing will send again: their wire bytes may be pruned."""
 FINISHED_INBOX = frozenset(
