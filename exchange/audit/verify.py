@@ -100,6 +100,8 @@ async def verify_party(
                 _problem(report, record.seq, "does not link to its predecessor")
             if record_hash(record) != record.hash:
                 _problem(report, record.seq, "its content does not match its hash")
+            if head is not None and record.seq == head[0] and record.hash != head[1]:
+                _problem(report, record.seq, "differs from the head the collector received")
             checkpoint = checkpoints.get(record.seq)
             if checkpoint is not None and checkpoint.hash != record.hash:
                 report.problems.append(
@@ -117,9 +119,27 @@ async def verify_party(
     top = max(last_signed, head[0] if head else 0, acknowledged)
     if top > report.last_seq:
         _problem(report, report.last_seq + 1, f"the chain is cut short: it ends before seq {top}")
-    elif head is not None and head[0] == report.last_seq and head[1] != prev:
-        _problem(report, head[0], "the last record differs from the head the collector received")
     return report
+
+
+def check_central_head(
+    report: PartyReport, central_head: tuple[int, str] | None, acknowledged: int
+) -> None:
+    """A party's witness against the central log: it must hold what the collector
+    acknowledged to the party. A central tail (or the whole party) deleted together with
+    the collector's own record of its acknowledgments shows here, and only here."""
+    central_seq = central_head[0] if central_head else 0
+    if acknowledged > central_seq:
+        report.problems.append(
+            AuditMissing(
+                f"{report.party} seq {central_seq + 1}: the central log ends at seq "
+                f"{central_seq}, but the collector acknowledged seq {acknowledged} to "
+                f"{report.party}: the central log's tail was cut",
+                seq=central_seq + 1,
+                party=report.party,
+                where="central",
+            )
+        )
 
 
 async def verify_central(

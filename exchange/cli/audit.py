@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from exchange.audit.central import CentralStore, open_central
 from exchange.audit.collector import Collector
 from exchange.audit.config import AuditSettings
 from exchange.audit.trace import TraceFilter, trace
-from exchange.audit.verify import PartyReport, verify_central, verify_party
+from exchange.audit.verify import PartyReport, check_central_head, verify_central, verify_party
 from exchange.catalog import Role, read_catalog_data
 from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
 from exchange.cli._serving import announce_ready, stop_on_signal
@@ -147,7 +148,7 @@ async def _verify_local(party: str, trust: TrustStore) -> PartyReport:
     settings = load_settings()
     catalog = read_catalog_data(settings.catalog)
     collector = next((p.id for p in catalog.parties if p.role is Role.COLLECTOR), COLLECTOR)
-    central_head = await _central_head(party)
+    central = await _central_head(party)
     store = open_store(party, settings, SYSTEM_CLOCK)
     await store.open()
     try:
@@ -160,16 +161,24 @@ async def _verify_local(party: str, trust: TrustStore) -> PartyReport:
         acked = max((open_ack(body, trust, collector, party).seq for _, body in held), default=0)
         bodies = [body for _, body in await store.checkpoints(limit=1_000_000)]
         # The central head is the witness of a tail cut here together with its
-        # acknowledgment; the acknowledgment is the witness when the central log is away.
-        return await verify_party(
-            party, fetch, bodies, trust, head=central_head, acknowledged=acked
-        )
+        # acknowledgment; the acknowledgment is the witness when the central log is away,
+        # and of a central tail cut together with the collector's chain.
+        head = central.head if central else None
+        report = await verify_party(party, fetch, bodies, trust, head=head, acknowledged=acked)
+        if central:
+            check_central_head(report, head, acked)
+        return report
     finally:
         await store.close()
 
 
-async def _central_head(party: str) -> tuple[int, str] | None:
-    """The central log's head of ``party``, or None where the central log is not reachable."""
+@dataclass(frozen=True)
+class _Central:
+    head: tuple[int, str] | None  # None: the central log holds nothing of the party
+
+
+async def _central_head(party: str) -> _Central | None:
+    """What the central log holds of ``party``, or None where it is not reachable."""
     audit = AuditSettings()
     if not audit.dsn and not audit.path.exists():
         return None  # no central log on this machine: opening would create an empty one
@@ -179,7 +188,7 @@ async def _central_head(party: str) -> tuple[int, str] | None:
     except StoreError:
         return None
     try:
-        return await central.head(party)
+        return _Central(await central.head(party))
     finally:
         await central.close()
 

@@ -153,3 +153,39 @@ def test_tail_cut_with_its_acknowledgment_shows_against_the_central_head(
     assert code == 1
     assert report["first_problem"]["seq"] == 21
     assert "ends before seq 25" in report["first_problem"]["message"]
+
+
+def _cut_central(central: Path, *, whole_party: bool) -> None:
+    """Delete the central log's tail of the party from seq 21 with its head moved back (as
+    the collector's own chain of acknowledgments would be cut with it), or the whole party."""
+    import sqlite3
+
+    conn = sqlite3.connect(central)
+    conn.execute("DROP TRIGGER records_no_delete")
+    if whole_party:
+        conn.execute("DELETE FROM records WHERE party = ?", (PARTY,))
+        conn.execute("DELETE FROM heads WHERE party = ?", (PARTY,))
+    else:
+        conn.execute("DELETE FROM records WHERE party = ? AND seq >= 21", (PARTY,))
+        [(hash_20,)] = conn.execute(
+            "SELECT hash FROM records WHERE party = ? AND seq = 20", (PARTY,)
+        ).fetchall()
+        conn.execute("UPDATE heads SET seq = 20, hash = ? WHERE party = ?", (hash_20, PARTY))
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(("whole_party", "first_missing"), [(False, 21), (True, 1)])
+def test_central_tail_cut_shows_against_the_acknowledgment_the_party_holds(
+    settings: Settings, pki: ThrowawayPKI, tmp_path: Path, whole_party: bool, first_missing: int
+) -> None:
+    """The central log's tail (or all of the party) deleted: the party's intact chain and the
+    acknowledgment it holds name the central log and the first seq it lost."""
+    asyncio.run(_fill(settings, pki, tmp_path / "central.db"))
+    _cut_central(tmp_path / "central.db", whole_party=whole_party)
+    code, report = _verify(settings, pki, tmp_path / "central.db")
+    assert code == 1
+    assert report["last_seq"] == 25
+    assert report["first_problem"]["seq"] == first_missing
+    assert report["first_problem"]["code"] == "audit-missing"
+    assert "the central log's tail was cut" in report["first_problem"]["message"]
