@@ -101,6 +101,11 @@ class Inbound:
             await self._quarantine(raw, exc)
             return "quarantined"
         envelope = verified.envelope
+        try:
+            self.ctx.catalog.check_party(envelope.sender)
+        except ExchangeError as exc:  # the collector's or console's key: no party to answer
+            await self._quarantine(raw, exc)
+            return "quarantined"
         if envelope.recipient != self.ctx.party:
             if envelope.kind is Kind.REQUEST:
                 return await self._refuse(

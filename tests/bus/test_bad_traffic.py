@@ -126,10 +126,16 @@ def other_ca(pki: ThrowawayPKI, tmp_path: Path) -> bytes:
     return seal(now_envelope(), stranger.credentials("single-center"))
 
 
+def from_collector(pki: ThrowawayPKI, tmp_path: Path) -> bytes:
+    """A request the collector signed: a valid signature, but no party's."""
+    return seal(now_envelope(sender="collector"), pki.issue("collector"))
+
+
 @pytest.mark.parametrize(
     ("build", "code"),
     [
         (unsigned, "signature-invalid"),
+        (from_collector, "not-a-party"),
         (forged, "signature-invalid"),
         (foreign_certificate, "sender-mismatch"),
         (malformed_xml, "malformed"),
