@@ -19,6 +19,7 @@ from exchange.node.handlers import Handler
 from exchange.node.inbound import Inbound
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
+from exchange.node.overdue import OverdueWatch
 from exchange.node.parking import Parked, write_parked
 from exchange.node.relay import Relay
 from exchange.node.retention import Pruner
@@ -61,6 +62,9 @@ class Node:
         )
         self.inbound = Inbound(context, self.outbound, self._notify, self.worker.received)
         self.relay = Relay(context, self.outbound)
+        self.overdue = OverdueWatch(
+            context, self.worker.calendar, self.handlers.keys(), self._tell_late
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._crl_numbers: StoreCrlNumbers | None = None
 
@@ -102,6 +106,7 @@ class Node:
             asyncio.create_task(self.worker.run(), name=f"{self.party}-worker"),
             asyncio.create_task(shipper.run(), name=f"{self.party}-audit-shipper"),
             asyncio.create_task(Pruner(self.ctx).run(), name=f"{self.party}-pruner"),
+            asyncio.create_task(self.overdue.run(), name=f"{self.party}-overdue"),
         ]
         self.ctx.log().info("node.started")
 
@@ -363,16 +368,33 @@ class Node:
 
         def note(tx: Transaction) -> None:
             write_parked(tx, record.message_id, replace(parked, overdue_told=True))
+
+        return await self._tell_late(record, due_at, parked.on, note)
+
+    async def _tell_late(
+        self,
+        record: InboxRecord,
+        due_at: datetime,
+        waiting_on: str,
+        note: Callable[[Transaction], None],
+    ) -> str:
+        """Status ``overdue`` to the requester of a request still open as ``record`` shows it;
+        ``note`` marks it told, in the same transaction."""
+
+        def told(tx: Transaction) -> None:
+            note(tx)
+            # Only while nothing moved it on (answered, cancelled): else StateConflict, unsent.
+            tx.set_inbox_state(record.message_id, record.state, only_from=(record.state,))
             tx.audit(
                 record_event(
-                    EventName.OVERDUE, record, due_at=due_at.isoformat(), waiting_on=parked.on
+                    EventName.OVERDUE, record, due_at=due_at.isoformat(), waiting_on=waiting_on
                 )
             )
 
         text = f"past its regulated deadline ({due_at.isoformat()}); still waiting, not failed"
         payload = {"state": "overdue", "note": text}
         return await self._answer(
-            record, Kind.STATUS, EventName.STATUS_SENT, payload=payload, also=note
+            record, Kind.STATUS, EventName.STATUS_SENT, payload=payload, also=told
         )
 
     async def _answer(

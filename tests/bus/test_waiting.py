@@ -17,7 +17,7 @@ from exchange._clock import FrozenClock
 from exchange.config import Settings
 from exchange.deadlines import sla_report
 from exchange.exceptions import BrokerUnavailable
-from exchange.node import BROKER, IncomingRequest, Node, Notice, Waiting, build_node
+from exchange.node import BROKER, LATER, IncomingRequest, Later, Node, Notice, Waiting, build_node
 from exchange.node.factory import node_config
 from exchange.node.parking import waiting_on
 from exchange.node.store.base import InboxState, OutboxState
@@ -270,3 +270,58 @@ async def test_the_retry_budget_is_configuration(settings: Settings, make_node: 
     assert answer.envelope.fault is not None
     assert answer.envelope.fault.code == "processing-failed"
     assert runs == [1, 2]  # one delay configured: two runs, then dead
+
+
+@pytest.mark.parametrize("handed_over", [True, False], ids=["handed-over", "no-handler"])
+async def test_past_the_deadline_a_request_left_to_the_department_is_overdue_once(
+    settings: Settings, tmp_path: Path, handed_over: bool
+) -> None:
+    """A request handed over (``LATER``) or with no handler here (a bridge answers it) gets
+    one overdue status past its deadline, stays open, and is answered afterwards."""
+    clock = FrozenClock(datetime.now(UTC))
+    pki = ThrowawayPKI.create(tmp_path / "pki", BUS_PARTIES, clock)
+    pki.authority.write_crl(days=90)
+    weeks = settings.model_copy(update={"certs_dir": pki.path})
+    config = replace(FAST, wait_recheck=3600.0)
+    statuses: list[Notice] = []
+    async with AsyncExitStack() as nodes:
+        provider, sender = [
+            await nodes.enter_async_context(build_node(party, weeks, config=config, clock=clock))
+            for party in ("improvement", "single-center")
+        ]
+        sender.on_notice(lambda n: statuses.append(n) if n.kind == "status" else None)
+        if handed_over:
+
+            @provider.handler("tree-felling-permit")
+            async def hand_over(_request: IncomingRequest) -> Later:
+                return LATER
+
+        request_id = await sender.request("tree-felling-permit", TREES)
+        open_state = InboxState.WAITING if handed_over else InboxState.RECEIVED
+        await eventually(_in_state(provider, request_id, open_state), what="the request stored")
+        assert await provider.overdue.sweep() == 0  # not yet due
+
+        clock.advance(timedelta(days=20))  # tree felling: 14 calendar days
+        assert await provider.overdue.sweep() == 1
+        assert await provider.overdue.sweep() == 0  # told once
+        overdue = await wait_event(provider, "overdue", request_id)
+        assert overdue.detail["waiting_on"] == "departmental-system"
+        await eventually(lambda: _ready(statuses), what="the overdue status at the sender")
+        assert [dict(n.envelope.payload or {}).get("state") for n in statuses if n.envelope] == [
+            "overdue"
+        ]
+        assert await _in_state(provider, request_id, open_state)()
+        assert await sender.final_notice(request_id) is None
+
+        await provider.respond(request_id, GRANTED)
+        answer = await sender.wait_answer(request_id, timeout=20)
+        assert answer.kind == "response"
+        assert await provider.overdue.sweep() == 0  # answered: nothing more to tell
+
+
+def _in_state(node: Node, request_id: str, state: InboxState) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        record = await node.ctx.store.get_inbox(request_id)
+        return record is not None and record.state is state
+
+    return check
