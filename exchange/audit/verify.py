@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
+from exchange.audit.ack import HeadAck
 from exchange.audit.central.base import CentralStore
 from exchange.audit.checkpoint import Checkpoint, parse_checkpoint, verify_checkpoint
 from exchange.exceptions import AuditConflict, AuditMissing, AuditTampered, CheckpointInvalid
@@ -123,21 +124,38 @@ async def verify_party(
 
 
 def check_central_head(
-    report: PartyReport, central_head: tuple[int, str] | None, acknowledged: int
+    report: PartyReport,
+    ack: HeadAck | None,
+    party_head: tuple[int, str] | None,
+    collector: str,
+    collector_head: tuple[int, str] | None,
 ) -> None:
-    """A party's witness against the central log: it must hold what the collector
-    acknowledged to the party. A central tail (or the whole party) deleted together with
-    the collector's own record of its acknowledgments shows here, and only here."""
-    central_seq = central_head[0] if central_head else 0
-    if acknowledged > central_seq:
+    """A party's witness against the central log, from the newest acknowledgment it holds:
+    the central log must hold the party's chain up to the acknowledged seq, and the
+    collector's chain up to the record of that acknowledgment. A central tail (or a whole
+    party) deleted together with the collector's chain of acknowledgments shows here."""
+    if ack is None:
+        return
+    central_seq = party_head[0] if party_head else 0
+    if ack.seq > central_seq:
         report.problems.append(
             AuditMissing(
                 f"{report.party} seq {central_seq + 1}: the central log ends at seq "
-                f"{central_seq}, but the collector acknowledged seq {acknowledged} to "
+                f"{central_seq}, but the collector acknowledged seq {ack.seq} to "
                 f"{report.party}: the central log's tail was cut",
                 seq=central_seq + 1,
                 party=report.party,
-                where="central",
+            )
+        )
+    collector_seq = collector_head[0] if collector_head else 0
+    if ack.collector_seq > collector_seq:
+        report.problems.append(
+            AuditMissing(
+                f"{collector} seq {collector_seq + 1}: the collector's chain in the central "
+                f"log ends at seq {collector_seq}, but its acknowledgment to {report.party} "
+                f"is record {ack.collector_seq} of it: the collector's chain was cut",
+                seq=collector_seq + 1,
+                party=collector,
             )
         )
 

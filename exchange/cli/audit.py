@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -148,7 +147,7 @@ async def _verify_local(party: str, trust: TrustStore) -> PartyReport:
     settings = load_settings()
     catalog = read_catalog_data(settings.catalog)
     collector = next((p.id for p in catalog.parties if p.role is Role.COLLECTOR), COLLECTOR)
-    central = await _central_head(party)
+    central = await _central_heads(party, collector)
     store = open_store(party, settings, SYSTEM_CLOCK)
     await store.open()
     try:
@@ -158,27 +157,28 @@ async def _verify_local(party: str, trust: TrustStore) -> PartyReport:
 
         held = await store.acks(limit=1_000_000)
         # Each was verified when it was stored; verified again, so a planted one counts not.
-        acked = max((open_ack(body, trust, collector, party).seq for _, body in held), default=0)
+        acks = [open_ack(body, trust, collector, party) for _, body in held]
+        newest = max(acks, key=lambda ack: ack.seq, default=None)
         bodies = [body for _, body in await store.checkpoints(limit=1_000_000)]
         # The central head is the witness of a tail cut here together with its
         # acknowledgment; the acknowledgment is the witness when the central log is away,
         # and of a central tail cut together with the collector's chain.
-        head = central.head if central else None
+        head = central[0] if central else None
+        acked = newest.seq if newest else 0
         report = await verify_party(party, fetch, bodies, trust, head=head, acknowledged=acked)
         if central:
-            check_central_head(report, head, acked)
+            check_central_head(report, newest, head, collector, central[1])
         return report
     finally:
         await store.close()
 
 
-@dataclass(frozen=True)
-class _Central:
-    head: tuple[int, str] | None  # None: the central log holds nothing of the party
+Head = tuple[int, str] | None
 
 
-async def _central_head(party: str) -> _Central | None:
-    """What the central log holds of ``party``, or None where it is not reachable."""
+async def _central_heads(party: str, collector: str) -> tuple[Head, Head] | None:
+    """The central log's heads of ``party`` and of the collector's own chain (None: it holds
+    nothing of that chain), or None where the central log is not reachable."""
     audit = AuditSettings()
     if not audit.dsn and not audit.path.exists():
         return None  # no central log on this machine: opening would create an empty one
@@ -188,7 +188,7 @@ async def _central_head(party: str) -> _Central | None:
     except StoreError:
         return None
     try:
-        return _Central(await central.head(party))
+        return await central.head(party), await central.head(collector)
     finally:
         await central.close()
 

@@ -60,17 +60,26 @@ async def _fill(settings: Settings, pki: ThrowawayPKI, central: Path) -> None:
             at = record.at + timedelta(seconds=1)
             checkpoint = make_checkpoint(pki.credentials(PARTY), seq, record.hash, at)
             await store.add_checkpoint(seq, checkpoint.dumps())
-        head = records[-1]
-        ack = HeadAck(PARTY, head.seq, head.hash, head.at + timedelta(seconds=2), 1)
-        await store.add_ack(ack.seq, seal_ack(ack, pki.credentials("collector")))
     finally:
         await store.close()
+    head = records[-1]
     log = SQLiteCentralStore(central)
     await log.open()
     try:
         await log.ingest(Batch(PARTY, records, []), clock.now())
+        acknowledged = AuditEvent(
+            EventName.HEAD_ACKNOWLEDGED, detail={"party": PARTY, "seq": head.seq}
+        )
+        own = await log.append("collector", acknowledged, clock.now())
     finally:
         await log.close()
+    ack = HeadAck(PARTY, head.seq, head.hash, head.at + timedelta(seconds=2), own.seq)
+    store = open_store(PARTY, settings, clock)
+    await store.open()
+    try:
+        await store.add_ack(ack.seq, seal_ack(ack, pki.credentials("collector")))
+    finally:
+        await store.close()
 
 
 async def _cut(settings: Settings, *, acknowledgment: bool) -> None:
@@ -155,37 +164,49 @@ def test_tail_cut_with_its_acknowledgment_shows_against_the_central_head(
     assert "ends before seq 25" in report["first_problem"]["message"]
 
 
-def _cut_central(central: Path, *, whole_party: bool) -> None:
-    """Delete the central log's tail of the party from seq 21 with its head moved back (as
-    the collector's own chain of acknowledgments would be cut with it), or the whole party."""
+def _cut_central(central: Path, party: str, from_seq: int) -> None:
+    """Delete a chain's central records from ``from_seq`` with its head moved back (or
+    deleted, from seq 1), as one with write access to the central log would."""
     import sqlite3
 
     conn = sqlite3.connect(central)
     conn.execute("DROP TRIGGER records_no_delete")
-    if whole_party:
-        conn.execute("DELETE FROM records WHERE party = ?", (PARTY,))
-        conn.execute("DELETE FROM heads WHERE party = ?", (PARTY,))
-    else:
-        conn.execute("DELETE FROM records WHERE party = ? AND seq >= 21", (PARTY,))
-        [(hash_20,)] = conn.execute(
-            "SELECT hash FROM records WHERE party = ? AND seq = 20", (PARTY,)
-        ).fetchall()
-        conn.execute("UPDATE heads SET seq = 20, hash = ? WHERE party = ?", (hash_20, PARTY))
+    conn.execute("DELETE FROM records WHERE party = ? AND seq >= ?", (party, from_seq))
+    conn.execute("DELETE FROM heads WHERE party = ?", (party,))
+    conn.execute(
+        "INSERT INTO heads SELECT party, seq, hash FROM records WHERE party = ? AND seq = ?",
+        (party, from_seq - 1),
+    )
     conn.commit()
     conn.close()
 
 
-@pytest.mark.parametrize(("whole_party", "first_missing"), [(False, 21), (True, 1)])
-def test_central_tail_cut_shows_against_the_acknowledgment_the_party_holds(
-    settings: Settings, pki: ThrowawayPKI, tmp_path: Path, whole_party: bool, first_missing: int
+@pytest.mark.parametrize(
+    ("cut_party", "from_seq", "what"),
+    [
+        (PARTY, 21, "the central log's tail was cut"),
+        (PARTY, 1, "the central log's tail was cut"),
+        ("collector", 1, "the collector's chain was cut"),
+    ],
+    ids=["party-tail", "whole-party", "collector-chain"],
+)
+def test_central_cut_shows_against_the_acknowledgment_the_party_holds(
+    settings: Settings,
+    pki: ThrowawayPKI,
+    tmp_path: Path,
+    cut_party: str,
+    from_seq: int,
+    what: str,
 ) -> None:
-    """The central log's tail (or all of the party) deleted: the party's intact chain and the
-    acknowledgment it holds name the central log and the first seq it lost."""
+    """The central log's tail of the party (or all of it), or the collector's own chain of
+    acknowledgments, deleted: the acknowledgment the party holds names the chain and the
+    first seq the central log lost."""
     asyncio.run(_fill(settings, pki, tmp_path / "central.db"))
-    _cut_central(tmp_path / "central.db", whole_party=whole_party)
+    _cut_central(tmp_path / "central.db", cut_party, from_seq)
     code, report = _verify(settings, pki, tmp_path / "central.db")
     assert code == 1
     assert report["last_seq"] == 25
-    assert report["first_problem"]["seq"] == first_missing
-    assert report["first_problem"]["code"] == "audit-missing"
-    assert "the central log's tail was cut" in report["first_problem"]["message"]
+    [problem] = report["problems"]
+    assert (problem["code"], problem["seq"]) == ("audit-missing", from_seq)
+    assert problem["message"].startswith(f"{cut_party} seq {from_seq}:")
+    assert what in problem["message"]
