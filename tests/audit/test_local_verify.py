@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from exchange._clock import FrozenClock
 from exchange.audit.ack import HeadAck, seal_ack
 from exchange.audit.batch import Batch
-from exchange.audit.central import SQLiteCentralStore
+from exchange.audit.central import CentralStore, SQLiteCentralStore
+from exchange.audit.central.postgres import PostgresCentralStore
 from exchange.audit.checkpoint import make_checkpoint
 from exchange.cli import app
 from exchange.config import Settings
@@ -44,7 +45,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return base.model_copy(update={"store_dsn": DSN, "bus_prefix": prefix})
 
 
-async def _fill(settings: Settings, pki: ThrowawayPKI, central: Path) -> None:
+async def _fill(settings: Settings, pki: ThrowawayPKI, central: Path | CentralStore) -> None:
     """25 records, checkpoints at 10, 20, 25, the collector's acknowledgment of 25 held,
     and the central log holding all 25."""
     clock = FrozenClock()
@@ -63,7 +64,7 @@ async def _fill(settings: Settings, pki: ThrowawayPKI, central: Path) -> None:
     finally:
         await store.close()
     head = records[-1]
-    log = SQLiteCentralStore(central)
+    log = SQLiteCentralStore(central) if isinstance(central, Path) else central
     await log.open()
     try:
         await log.ingest(Batch(PARTY, records, []), clock.now())
@@ -116,13 +117,20 @@ async def _cut(settings: Settings, *, acknowledgment: bool) -> None:
         await store.close()
 
 
-def _verify(settings: Settings, pki: ThrowawayPKI, central: Path) -> tuple[int, dict[str, Any]]:
+def _verify(
+    settings: Settings, pki: ThrowawayPKI, central: Path | CentralStore
+) -> tuple[int, dict[str, Any]]:
+    if isinstance(central, PostgresCentralStore):
+        where = {"EXCHANGE_AUDIT_DSN": DSN, "EXCHANGE_AUDIT_SCHEMA_NAME": central.schema}
+    else:
+        path = central.path if isinstance(central, SQLiteCentralStore) else central
+        where = {"EXCHANGE_AUDIT_PATH": str(path)}
     env = {
         "EXCHANGE_CERTS_DIR": str(pki.path),
         "EXCHANGE_CATALOG": str(settings.catalog),
         "EXCHANGE_STORE_DIR": str(settings.store_dir),
         "EXCHANGE_BUS_PREFIX": settings.bus_prefix,
-        "EXCHANGE_AUDIT_PATH": str(central),
+        **where,
         **({"EXCHANGE_STORE_DSN": settings.store_dsn} if settings.store_dsn else {}),
     }
     args = ["audit", "verify", "--local", "--party", PARTY, "--json"]
@@ -164,21 +172,40 @@ def test_tail_cut_with_its_acknowledgment_shows_against_the_central_head(
     assert "ends before seq 25" in report["first_problem"]["message"]
 
 
-def _cut_central(central: Path, party: str, from_seq: int) -> None:
+async def _cut_central(central: CentralStore, party: str, from_seq: int) -> None:
     """Delete a chain's central records from ``from_seq`` with its head moved back (or
     deleted, from seq 1), as one with write access to the central log would."""
-    import sqlite3
+    if isinstance(central, SQLiteCentralStore):
+        import sqlite3
 
-    conn = sqlite3.connect(central)
-    conn.execute("DROP TRIGGER records_no_delete")
-    conn.execute("DELETE FROM records WHERE party = ? AND seq >= ?", (party, from_seq))
-    conn.execute("DELETE FROM heads WHERE party = ?", (party,))
-    conn.execute(
-        "INSERT INTO heads SELECT party, seq, hash FROM records WHERE party = ? AND seq = ?",
-        (party, from_seq - 1),
-    )
-    conn.commit()
-    conn.close()
+        conn = sqlite3.connect(central.path)
+        conn.execute("DROP TRIGGER records_no_delete")
+        conn.execute("DELETE FROM records WHERE party = ? AND seq >= ?", (party, from_seq))
+        conn.execute("DELETE FROM heads WHERE party = ?", (party,))
+        conn.execute(
+            "INSERT INTO heads SELECT party, seq, hash FROM records WHERE party = ? AND seq = ?",
+            (party, from_seq - 1),
+        )
+        conn.commit()
+        conn.close()
+        return
+    import asyncpg
+
+    assert isinstance(central, PostgresCentralStore)
+    s = f'"{central.schema}"'
+    pg = await asyncpg.connect(DSN)
+    try:
+        await pg.execute(f"ALTER TABLE {s}.records DISABLE TRIGGER USER")
+        await pg.execute(f"DELETE FROM {s}.records WHERE party = $1 AND seq >= $2", party, from_seq)
+        await pg.execute(f"DELETE FROM {s}.heads WHERE party = $1", party)
+        await pg.execute(
+            f"INSERT INTO {s}.heads SELECT party, seq, hash FROM {s}.records "
+            "WHERE party = $1 AND seq = $2",
+            party,
+            from_seq - 1,
+        )
+    finally:
+        await pg.close()
 
 
 @pytest.mark.parametrize(
@@ -193,7 +220,7 @@ def _cut_central(central: Path, party: str, from_seq: int) -> None:
 def test_central_cut_shows_against_the_acknowledgment_the_party_holds(
     settings: Settings,
     pki: ThrowawayPKI,
-    tmp_path: Path,
+    central: CentralStore,
     cut_party: str,
     from_seq: int,
     what: str,
@@ -201,9 +228,9 @@ def test_central_cut_shows_against_the_acknowledgment_the_party_holds(
     """The central log's tail of the party (or all of it), or the collector's own chain of
     acknowledgments, deleted: the acknowledgment the party holds names the chain and the
     first seq the central log lost."""
-    asyncio.run(_fill(settings, pki, tmp_path / "central.db"))
-    _cut_central(tmp_path / "central.db", cut_party, from_seq)
-    code, report = _verify(settings, pki, tmp_path / "central.db")
+    asyncio.run(_fill(settings, pki, central))
+    asyncio.run(_cut_central(central, cut_party, from_seq))
+    code, report = _verify(settings, pki, central)
     assert code == 1
     assert report["last_seq"] == 25
     [problem] = report["problems"]
