@@ -237,7 +237,7 @@ async def _send(
     node = build_node(sender)
     async with node:
         request_id = await file(node)
-        sent = await node.ctx.store.get_outbox(request_id)
+        sent = await node.sent_request(request_id)
         assert sent is not None, "a request just filed is in the outbox"
         result: dict[str, Any] = {
             "message_id": request_id,

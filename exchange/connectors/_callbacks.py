@@ -155,11 +155,10 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Load the cursor (a first start begins at the end of the log) and start delivering."""
-        store = self.node.ctx.store
-        raw = await store.get_meta(STATE_KEY)
+        raw = await self.node.get_meta(STATE_KEY)
         if raw is None:
-            self._progress = _Progress(cursor=await self._last_seq())
-            await store.set_meta(STATE_KEY, self._progress.dump())
+            self._progress = _Progress(cursor=await self.node.last_event())
+            await self.node.set_meta(STATE_KEY, self._progress.dump())
         else:
             self._progress = _Progress.parse(raw)
         self._scanned = self._progress.cursor
@@ -190,11 +189,11 @@ class Dispatcher:
 
     async def remember(self, request_id: str, url: str) -> None:
         """Keep the callback_url given with a request, durably, for its notices."""
-        await self.node.ctx.store.set_meta(URL_KEY + request_id, url)
+        await self.node.set_meta(URL_KEY + request_id, url)
 
     async def callback_url(self, request_id: str) -> str | None:
         """Where notices about a request this party sent go."""
-        return await self.node.ctx.store.get_meta(URL_KEY + request_id) or self.config.default_url
+        return await self.node.get_meta(URL_KEY + request_id) or self.config.default_url
 
     # --- reading the audit log ------------------------------------------------------------
 
@@ -204,7 +203,7 @@ class Dispatcher:
             try:
                 found = await self.scan()
             except Exception as exc:  # store trouble: try again at the next poll
-                self.node.ctx.log().error("callbacks.scan_failed", error=repr(exc))
+                self.node.log().error("callbacks.scan_failed", error=repr(exc))
                 found = 0
             if found < _SCAN_BATCH:
                 with contextlib.suppress(TimeoutError):
@@ -213,7 +212,7 @@ class Dispatcher:
     async def scan(self) -> int:
         """Queue the callbacks of audit records not read yet; return how many records were read."""
         async with self.gate.exclusive():
-            records = await self.node.ctx.store.audit(self._scanned, _SCAN_BATCH)
+            records = await self.node.events(self._scanned, _SCAN_BATCH)
             for record in records:
                 if record.seq not in self._progress.done:
                     callback = await self._callback_for(record)
@@ -222,21 +221,14 @@ class Dispatcher:
                         self._queue(callback.url).put_nowait(callback)
                 self._scanned = record.seq
         if records and self._progress.settle(self._scanned, self._pending):
-            await self.node.ctx.store.set_meta(STATE_KEY, self._progress.dump())
+            await self.node.set_meta(STATE_KEY, self._progress.dump())
         return len(records)
-
-    async def _last_seq(self) -> int:
-        last = 0
-        while records := await self.node.ctx.store.audit(last, 10_000):
-            last = records[-1].seq
-        return last
 
     async def _callback_for(self, record: AuditRecord) -> Callback | None:
         event = record.event
-        store = self.node.ctx.store
         if event.event in _NOTICES and event.correlation_id and event.message_id:
             url = await self.callback_url(event.correlation_id)
-            answer = await store.get_inbox(event.message_id)
+            answer = await self.node.received(event.message_id)
             if url is None or answer is None:
                 return None
             envelope = self.node.stored_envelope(answer.wire)
@@ -261,7 +253,7 @@ class Dispatcher:
         if url is None or not event.message_id:
             return None
         if event.event is EventName.HANDED_OVER:
-            request = await store.get_inbox(event.message_id)
+            request = await self.node.received(event.message_id)
             envelope = self.node.stored_envelope(request.wire) if request is not None else None
             if envelope is None:
                 return None  # finished and pruned: nothing left to hand over
@@ -305,15 +297,15 @@ class Dispatcher:
     async def _save(self) -> None:
         while True:
             try:
-                await self.node.ctx.store.set_meta(STATE_KEY, self._progress.dump())
+                await self.node.set_meta(STATE_KEY, self._progress.dump())
                 return
             except Exception as exc:  # the store is back soon; the callback is not resent
-                self.node.ctx.log().error("callbacks.save_failed", error=repr(exc))
+                self.node.log().error("callbacks.save_failed", error=repr(exc))
                 await asyncio.sleep(self.config.delays[0])
 
     async def _deliver(self, callback: Callback) -> None:
         assert self._session is not None, "start() first"
-        log = self.node.ctx.log(
+        log = self.node.log(
             callback_id=callback.body["callback_id"], request_id=callback.body["request_id"]
         )
         headers = {"X-Exchange-Callback-Id": str(callback.body["callback_id"])}

@@ -184,7 +184,7 @@ class FolderBridge:
 
     async def _process(self, path: Path) -> bool:
         """Send one claimed file; False if it must be tried again later."""
-        limit = self.node.ctx.config.max_envelope_bytes
+        limit = self.node.config.max_envelope_bytes
         size = path.stat().st_size
         if size > limit:
             self._reject(path, TooLarge(f"{size} bytes is over the {limit}-byte limit"))
@@ -192,13 +192,13 @@ class FolderBridge:
         raw = path.read_bytes()
         request_id = request_id_for(self.node.party, path.name, raw)
         try:
-            dropped = read_request(path.name, raw, self.node.ctx.catalog, limit)
+            dropped = read_request(path.name, raw, self.node.catalog, limit)
         except ExchangeError as exc:
             self._reject(path, exc)
             return True
         # Sent before (a crash before archiving, or the same file dropped again): its
         # answers may have come and gone, so the final one is looked up once it is sent.
-        known = await self.node.ctx.store.get_outbox(request_id) is not None
+        known = await self.node.sent_request(request_id) is not None
         # The marker comes first: an answer may arrive before ``request`` returns.
         marker = self.pending / f"{request_id}.json"
         write_atomic(marker, _marker(path.name, dropped.wire_format))
@@ -286,7 +286,7 @@ class FolderBridge:
         return True
 
     def _log(self, request_id: str | None = None) -> Any:
-        logger = self.node.ctx.log(message_id=request_id) if request_id else self.node.ctx.log()
+        logger = self.node.log(message_id=request_id) if request_id else self.node.log()
         return logger.bind(root=str(self.root))
 
 

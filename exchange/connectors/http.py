@@ -35,7 +35,6 @@ from exchange.exceptions import (
     UnknownMessage,
 )
 from exchange.node import LATER, IncomingRequest, Later, Node
-from exchange.node.parking import waiting_on
 from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord
 from exchange.signing import WireFormat
 
@@ -123,7 +122,7 @@ class HttpBridge:
         """The aiohttp application (routes and JSON error handling)."""
         app = web.Application(
             middlewares=[self._errors, self._auth],
-            client_max_size=self.node.ctx.config.max_envelope_bytes,
+            client_max_size=self.node.config.max_envelope_bytes,
         )
         app.router.add_get("/health", self.health)
         app.router.add_get("/openapi.json", self.openapi)
@@ -142,7 +141,7 @@ class HttpBridge:
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         bound: int = self._runner.addresses[0][1]
-        self.node.ctx.log().info("http-bridge.started", host=host, port=bound)
+        self.node.log().info("http-bridge.started", host=host, port=bound)
         return bound
 
     async def stop(self) -> None:
@@ -158,7 +157,7 @@ class HttpBridge:
             return LATER
 
         party = self.node.party
-        for code in sorted({s.code for s in self.node.ctx.catalog.services if s.provider == party}):
+        for code in sorted({s.code for s in self.node.catalog.services if s.provider == party}):
             self.node.handler(code)(hand_over)
 
     # --- routes ---------------------------------------------------------------------------
@@ -216,11 +215,10 @@ class HttpBridge:
     async def state(self, request: web.Request) -> web.Response:
         """``GET /requests/{id}``: a sent or received request's state and its answers so far."""
         message_id = request.match_info["message_id"]
-        store = self.node.ctx.store
-        sent = await store.get_outbox(message_id)
-        if sent is not None and sent.kind == "request":
+        sent = await self.node.sent_request(message_id)
+        if sent is not None:
             return web.json_response(await self._sent_state(sent))
-        received = await store.get_inbox(message_id)
+        received = await self.node.received(message_id)
         if received is not None and received.kind == "request":
             return web.json_response(await self._received_state(received))
         raise UnknownMessage(f"{self.node.party} has no request {message_id}")
@@ -245,7 +243,7 @@ class HttpBridge:
 
     async def _sent_state(self, sent: OutboxRecord) -> dict[str, Any]:
         answers = []
-        for record in await self.node.ctx.store.inbox_for(sent.message_id):
+        for record in await self.node.answers(sent.message_id):
             answer: dict[str, Any] = {
                 "kind": record.kind,
                 "message_id": record.message_id,
@@ -280,7 +278,7 @@ class HttpBridge:
                 "message_id": record.message_id,
                 "sent_at": record.created_at.isoformat(),
             }
-            for record in await self.node.ctx.store.outbox_answering(received.message_id)
+            for record in await self.node.answers_sent(received.message_id)
         ]
         return {
             "message_id": received.message_id,
@@ -294,7 +292,7 @@ class HttpBridge:
             "payload": payload,
             "content_pruned": received.wire == PRUNED,
             "answers": answers,
-            "waiting_on": await waiting_on(self.node.ctx.store, received.message_id)
+            "waiting_on": await self.node.waiting_on(received.message_id)
             if received.state is InboxState.RECEIVED
             else None,
         }
@@ -320,7 +318,7 @@ class HttpBridge:
         except ExchangeError as exc:
             status = _status_of(exc)
             if status >= 500:
-                self.node.ctx.log().error("http-bridge.failed", code=exc.code, error=exc.message)
+                self.node.log().error("http-bridge.failed", code=exc.code, error=exc.message)
             return _error(status, exc.code, exc.message)
         except web.HTTPException as exc:
             if exc.status < 400:

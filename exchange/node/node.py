@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from exchange.audit.shipper import Shipper
+from exchange.catalog import Catalog
 from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import AccessDenied, ContentPruned, StateConflict, UnknownMessage
-from exchange.ledger.event import EventName
+from exchange.ledger.event import AuditRecord, EventName
+from exchange.node.config import NodeConfig
 from exchange.node.context import NodeContext, record_event
 from exchange.node.crl_numbers import StoreCrlNumbers
 from exchange.node.handlers import Handler
@@ -20,7 +22,7 @@ from exchange.node.inbound import Inbound
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
 from exchange.node.overdue import OverdueWatch
-from exchange.node.parking import Parked, write_parked
+from exchange.node.parking import Parked, waiting_on, write_parked
 from exchange.node.relay import Relay
 from exchange.node.retention import Pruner
 from exchange.node.store.base import (
@@ -60,12 +62,13 @@ class Node:
             self._settled,
             self._tell_overdue,
         )
-        self.inbound = Inbound(context, self.outbound, self._notify, self.worker.received)
+        self.inbound = Inbound(context, self.outbound, self._notify, self._received_request_now)
         self.relay = Relay(context, self.outbound)
         self.overdue = OverdueWatch(
             context, self.worker.calendar, self.handlers.keys(), self._tell_late
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._steps: list[asyncio.Event] = []  # followers to wake
         self._crl_numbers: StoreCrlNumbers | None = None
 
     @property
@@ -328,6 +331,85 @@ class Node:
         payload = {"state": state, **({"note": note} if note else {})}
         return await self._answer(record, Kind.STATUS, EventName.STATUS_SENT, payload=payload)
 
+    # --- for connectors: what they read, through the node ----------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog this node checks requests against."""
+        return self.ctx.catalog
+
+    @property
+    def config(self) -> NodeConfig:
+        """This node's tunables (limits, time-outs)."""
+        return self.ctx.config
+
+    def log(self, envelope: Envelope | None = None, **extra: Any) -> Any:
+        """A structlog logger with the party (and the envelope's ids) bound."""
+        return self.ctx.log(envelope, **extra)
+
+    async def sent_request(self, request_id: str) -> OutboxRecord | None:
+        """A request this party sent, as stored; None if it sent no such request."""
+        record = await self.ctx.store.get_outbox(request_id)
+        return record if record is not None and record.kind == Kind.REQUEST.value else None
+
+    async def received(self, message_id: str) -> InboxRecord | None:
+        """A message this party received (a request or an answer), as stored."""
+        return await self.ctx.store.get_inbox(message_id)
+
+    async def answers(self, request_id: str) -> Sequence[InboxRecord]:
+        """The answers received so far to a request this party sent, in arrival order."""
+        return await self.ctx.store.inbox_for(request_id)
+
+    async def answers_sent(self, request_id: str) -> Sequence[OutboxRecord]:
+        """The answers this party sent so far to a request it received."""
+        return await self.ctx.store.outbox_answering(request_id)
+
+    async def waiting_on(self, request_id: str) -> str | None:
+        """What a received request's handler waits on now (a request id, ``broker``), or None."""
+        return await waiting_on(self.ctx.store, request_id)
+
+    async def get_meta(self, key: str) -> str | None:
+        """A connector's durable value (keys start with the connector's name)."""
+        return await self.ctx.store.get_meta(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Keep a connector's durable value in this party's store."""
+        await self.ctx.store.set_meta(key, value)
+
+    async def events(self, after: int = 0, limit: int = 500) -> Sequence[AuditRecord]:
+        """This party's audited steps with seq above ``after``, committed, in order.
+
+        Each is an ``AuditRecord`` whose ``event.event`` is an ``EventName``: the typed
+        stream connectors (and metrics) follow from a durable cursor of their own, so a
+        restart resumes where they left off.
+        """
+        return await self.ctx.store.audit(after, limit)
+
+    async def last_event(self) -> int:
+        """The seq of this party's latest audited step (0 before the first)."""
+        head = await self.ctx.store.audit_head()
+        return head[0] if head is not None else 0
+
+    async def follow(self, after: int = 0, poll: float = 0.5) -> AsyncIterator[AuditRecord]:
+        """Every audited step after seq ``after`` as it is committed, forever (async iterate).
+
+        Woken by every notice and received request, else it looks every ``poll`` seconds.
+        """
+        wake = asyncio.Event()
+        self._steps.append(wake)
+        try:
+            while True:
+                wake.clear()
+                records = await self.events(after)
+                for record in records:
+                    yield record
+                    after = record.seq
+                if not records:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), poll)
+        finally:
+            self._steps.remove(wake)
+
     # --- internals ------------------------------------------------------------------------
 
     async def _respond_record(
@@ -469,7 +551,16 @@ class Node:
             return Notice("undelivered", request_id)
         return None
 
+    def _received_request_now(self, envelope: Envelope) -> None:
+        self.worker.received(envelope)
+        self._wake_followers()
+
+    def _wake_followers(self) -> None:
+        for step in self._steps:
+            step.set()
+
     async def _notify(self, notice: Notice) -> None:
+        self._wake_followers()
         for listener in self._listeners:
             try:
                 result = listener(notice)
