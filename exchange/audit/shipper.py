@@ -43,9 +43,9 @@ _SHUTDOWN_SECONDS = 3.0
 class Shipper:
     """Ships one party's audit records and checkpoints to the collector's queue."""
 
-    def __init__(self, context: NodeContext, settings: AuditSettings | None = None) -> None:
+    def __init__(self, context: NodeContext, settings: AuditSettings) -> None:
         self.ctx = context
-        self.settings = settings or AuditSettings()
+        self.settings = settings
         self._failures = 0
         # Under per-party broker users (`exchange topology users`) the broker vouches for who
         # published a batch: the collector compares that user with the batch's party.

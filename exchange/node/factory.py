@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from exchange._clock import SYSTEM_CLOCK, Clock
+from exchange.audit.config import AuditSettings
 from exchange.catalog import Catalog
 from exchange.config import Settings
 from exchange.exceptions import UnknownParty
@@ -56,8 +57,10 @@ def build_node(
     config: NodeConfig | None = None,
     catalog: Catalog | None = None,
     store: Store | None = None,
+    audit: AuditSettings | None = None,
 ) -> Node:
-    """Wire a node for ``party`` from settings (``EXCHANGE_*``).
+    """Wire a node for ``party`` from settings (``EXCHANGE_*``, ``EXCHANGE_AUDIT_*`` where
+    ``settings`` or ``audit`` are not given): the one place a node's settings are read.
 
     Raises:
         CatalogError (catalog-invalid), UnknownParty (unknown-party): misconfigured.
@@ -78,4 +81,4 @@ def build_node(
         clock=clock,
         config=config or node_config(settings),
     )
-    return Node(context)
+    return Node(context, audit or AuditSettings())

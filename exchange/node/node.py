@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from exchange.audit.config import AuditSettings
 from exchange.audit.shipper import Shipper
 from exchange.catalog import Catalog
 from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
@@ -43,13 +44,15 @@ if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel
 
 Listener = Callable[[Notice], Awaitable[None] | None]
+DEFAULT_AUDIT = AuditSettings.model_construct()  # the defaults; the environment is not read
 
 
 class Node:
     """One party on the bus: sends requests, receives and answers them, never loses one."""
 
-    def __init__(self, context: NodeContext) -> None:
+    def __init__(self, context: NodeContext, audit: AuditSettings = DEFAULT_AUDIT) -> None:
         self.ctx = context
+        self.audit = audit  # how the shipper checkpoints and ships this party's audit log
         self.handlers: dict[str, Handler] = {}
         self._listeners: list[Listener] = []
         self._waiters: dict[str, list[asyncio.Future[Notice]]] = {}
@@ -97,7 +100,7 @@ class Node:
         if self.ctx.config.declare_topology:
             self.ctx.bus.on_connect(declare)
         self.ctx.bus.subscribe(self.ctx.names.inbox(self.party), self.inbound.on_delivery)
-        shipper = Shipper(self.ctx)
+        shipper = Shipper(self.ctx, self.audit)
         self.ctx.bus.subscribe(self.ctx.names.audit_acks(self.party), shipper.on_ack)
         try:
             await self.ctx.bus.start()
