@@ -21,7 +21,7 @@ import structlog
 
 from exchange._clock import Clock
 from exchange.audit.ack import ACK_CONTENT_TYPE, HeadAck, seal_ack
-from exchange.audit.batch import Batch, claimed_party, open_batch
+from exchange.audit.batch import BATCH_CONTENT_TYPE, Batch, claimed_party, open_batch
 from exchange.audit.central.base import CentralStore, Finding, IngestOutcome
 from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from exchange.exceptions import (
@@ -29,6 +29,7 @@ from exchange.exceptions import (
     BrokerUserMismatch,
     CheckpointInvalid,
     ExchangeError,
+    Unroutable,
 )
 from exchange.ledger.event import AuditEvent, EventName
 from exchange.pki.credentials import Credentials
@@ -116,6 +117,7 @@ class Collector:
             with contextlib.suppress(ExchangeError):
                 await self._publish_quarantine(message.body, AuditConflict.code)
         await message.ack()
+        await self._publish_feed(message.body)
         for finding in outcome.findings:
             log.warning(
                 f"audit.{finding.kind}", party=finding.party, seq=finding.seq, detail=finding.detail
@@ -189,6 +191,21 @@ class Collector:
 
     def _own_party(self) -> str:
         return self.credentials.party if self.credentials is not None else COLLECTOR
+
+    async def _publish_feed(self, body: bytes) -> None:
+        """The stored batch, unchanged, to whoever follows the log live (CentralFeed)."""
+        try:
+            await self.bus.publish(
+                self.names.audit_feed,
+                "",
+                body,
+                content_type=BATCH_CONTENT_TYPE,
+                message_type="audit-batch",
+            )
+        except Unroutable:
+            pass  # nobody follows right now
+        except ExchangeError as exc:  # a live feed: followers read the gap from the store
+            log.warning("audit.feed_failed", error=exc.message)
 
     async def _publish_quarantine(self, body: bytes, code: str) -> None:
         await self.bus.publish(

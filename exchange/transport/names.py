@@ -36,6 +36,11 @@ class BusNames:
         """Durable queue of audit batches the collector refused (unsigned, forged, mismatched)."""
         return f"{self.prefix}audit.quarantine"
 
+    @property
+    def audit_feed(self) -> str:
+        """Fanout exchange of the batches the collector stored: the live feed of the log."""
+        return f"{self.prefix}audit.feed"
+
     def audit_acks(self, party: str) -> str:
         """A party's queue of the collector's signed head acknowledgments."""
         return f"{self.prefix}party.{party}.audit-acks"

@@ -30,8 +30,8 @@ def _quorum(dead_letter_exchange: str | None = None, routing_key: str = "") -> F
 
 
 async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Iterable[str]) -> None:
-    """Declare exchanges, each party's inbox, dead letters and audit acknowledgments, the
-    quarantine, the audit queue and the audit quarantine.
+    """Declare exchanges (the bus, dead letters, the audit feed), each party's inbox, dead
+    letters and audit acknowledgments, the quarantine, the audit queue and the audit quarantine.
 
     Queues the bus serves by name (not by party id) are bound with their own name as key.
 
@@ -42,6 +42,7 @@ async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Ite
     dlx = await channel.declare_exchange(
         names.dead_letter, aio_pika.ExchangeType.DIRECT, durable=True
     )
+    await channel.declare_exchange(names.audit_feed, aio_pika.ExchangeType.FANOUT, durable=True)
     for name in (names.quarantine, names.audit, names.audit_quarantine):
         queue = await channel.declare_queue(name, durable=True, arguments=_quorum())
         await queue.bind(bus, routing_key=name)
@@ -69,5 +70,5 @@ async def remove_topology(
         queues += [names.inbox(party), names.dead_letters(party), names.audit_acks(party)]
     for queue in queues:
         await channel.queue_delete(queue)
-    for exchange in (names.bus, names.dead_letter):
+    for exchange in (names.bus, names.dead_letter, names.audit_feed):
         await channel.exchange_delete(exchange)

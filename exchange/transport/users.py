@@ -41,8 +41,9 @@ def url_user(url: str) -> str | None:
 def grants(names: BusNames, parties: list[str]) -> list[Grant]:
     """A user per party (its own queues; publish to the bus) and the collector's.
 
-    The collector reads the audit queue and publishes to the bus: refused batches to the
-    audit quarantine, signed head acknowledgments to each party's acknowledgment queue.
+    The collector reads the audit queue and publishes to the bus (refused batches to the
+    audit quarantine, signed head acknowledgments to each party's acknowledgment queue) and
+    to the audit feed (the batches it stored).
     """
     bus = f"^{re.escape(names.bus)}$"
     result = [
@@ -67,7 +68,7 @@ def grants(names: BusNames, parties: list[str]) -> list[Grant]:
         Grant(
             user=broker_user(names, COLLECTOR),
             configure="^$",
-            write=bus,
+            write=f"^({re.escape(names.bus)}|{re.escape(names.audit_feed)})$",
             read=f"^{re.escape(names.audit)}$",
         )
     )

@@ -40,7 +40,7 @@ async def users(settings: Settings) -> AsyncIterator[tuple[Settings, dict[str, s
 
 def test_grants_confine_each_party_to_its_own_queues() -> None:
     """Each party reads its inbox, dead letters and audit acknowledgments only, writes the bus
-    only, configures nothing; the collector reads the audit queue and writes the bus."""
+    only, configures nothing; the collector reads the audit queue, writes the bus and the feed."""
     names = BusNames("kzn.")
     by_user = {grant.user: grant for grant in grants(names, ["improvement", "single-center"])}
     improvement = by_user["kzn.improvement"]
@@ -51,7 +51,7 @@ def test_grants_confine_each_party_to_its_own_queues() -> None:
         r"|kzn\.party\.improvement\.audit\-acks)$"
     )
     assert by_user["kzn.collector"].read == r"^kzn\.audit$"
-    assert by_user["kzn.collector"].write == r"^kzn\.bus$"
+    assert by_user["kzn.collector"].write == r"^(kzn\.bus|kzn\.audit\.feed)$"
 
 
 async def test_nodes_run_as_their_own_users(users: tuple[Settings, dict[str, str]]) -> None:
