@@ -7,8 +7,10 @@ import binascii
 from functools import lru_cache
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from exchange.exceptions import CertificateUnknown, Malformed
+from exchange._hazmat.signature import PublicKey
+from exchange.exceptions import CertificateUnknown, Malformed, UnsupportedAlgorithm
 
 
 def b64decode_strict(text: str | None, what: str) -> bytes:
@@ -34,3 +36,19 @@ def load_certificate(der: bytes) -> x509.Certificate:
         return x509.load_der_x509_certificate(der)
     except ValueError:
         raise CertificateUnknown("the signer certificate cannot be parsed") from None
+
+
+def public_key_of(cert: x509.Certificate) -> PublicKey:
+    """The certificate's public key, if it is of a kind the profiles allow (EC or RSA).
+
+    Raises:
+        UnsupportedAlgorithm (unsupported-algorithm): any other key type (Ed25519, DSA, ...),
+            or a key the library cannot load.
+    """
+    try:
+        key = cert.public_key()
+    except (ValueError, TypeError) as exc:  # an unknown or broken SubjectPublicKeyInfo
+        raise UnsupportedAlgorithm(f"the signer certificate's key cannot be used: {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise UnsupportedAlgorithm(f"{type(key).__name__} keys are not allowed")
+    return key

@@ -19,7 +19,7 @@ from exchange.exceptions import (
     WrongDocumentType,
 )
 from exchange.pki.trust import TrustStore
-from exchange.signing._certs import b64decode_strict, load_certificate
+from exchange.signing._certs import b64decode_strict, load_certificate, public_key_of
 from exchange.signing.base import VerifiedEnvelope, WireFormat, digest
 from exchange.signing.jws import _b64url
 from exchange.signing.jws.profile import (
@@ -80,7 +80,7 @@ def check_signature(jws: dict[str, str], algorithm: Algorithm, cert: x509.Certif
         SignatureInvalid (signature-invalid), UnsupportedAlgorithm (unsupported-algorithm).
     """
     signature.verify(
-        cert.public_key(),  # type: ignore[arg-type]
+        public_key_of(cert),
         algorithm,
         _b64url.decode(jws["signature"], "signature"),
         f"{jws['protected']}.{jws['payload']}".encode("ascii"),

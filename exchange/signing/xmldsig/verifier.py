@@ -18,7 +18,7 @@ from exchange._hazmat.xml import Element, c14n_exclusive, parse
 from exchange.codec.xml import ENVELOPE_NS, decode_xml, payload_document
 from exchange.exceptions import Malformed, SenderMismatch, SignatureInvalid, UnsupportedAlgorithm
 from exchange.pki.trust import TrustStore
-from exchange.signing._certs import b64decode_strict, load_certificate
+from exchange.signing._certs import b64decode_strict, load_certificate, public_key_of
 from exchange.signing.base import VerifiedEnvelope, WireFormat, digest
 from exchange.signing.xmldsig.profile import DS, EXC_C14N, SHA256, SIGNATURE_METHODS, TRANSFORMS
 
@@ -56,7 +56,7 @@ def verify_xml(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) ->
     (cert_node,) = _exactly(x509_data, ("X509Certificate",))
     cert = load_certificate(b64decode_strict(cert_node.text, "X509Certificate"))
     signature.verify(
-        cert.public_key(),  # type: ignore[arg-type]
+        public_key_of(cert),
         algorithm,
         b64decode_strict(value_node.text, "SignatureValue"),
         c14n_exclusive(info),

@@ -1,0 +1,54 @@
+"""The signer certificate's key: only the kinds the profiles allow get through."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import NameOID
+
+from exchange.exceptions import UnsupportedAlgorithm
+from exchange.signing._certs import public_key_of
+
+
+def _self_signed(key: object, algorithm: hashes.HashAlgorithm | None) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stranger")])
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())  # type: ignore[attr-defined]
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, algorithm)  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "algorithm"),
+    [
+        (ed25519.Ed25519PrivateKey.generate(), None),
+        (ed448.Ed448PrivateKey.generate(), None),
+        (dsa.generate_private_key(2048), hashes.SHA256()),
+    ],
+    ids=["ed25519", "ed448", "dsa"],
+)
+def test_keys_outside_the_profile_are_unsupported(key: object, algorithm: object) -> None:
+    cert = _self_signed(key, algorithm)  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedAlgorithm):
+        public_key_of(cert)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [ec.generate_private_key(ec.SECP256R1()), rsa.generate_private_key(65537, 2048)],
+    ids=["p256", "rsa"],
+)
+def test_ec_and_rsa_keys_are_returned(key: object) -> None:
+    cert = _self_signed(key, hashes.SHA256())
+    assert public_key_of(cert).public_numbers() == key.public_key().public_numbers()  # type: ignore[attr-defined]
