@@ -21,7 +21,7 @@ from pathlib import Path
 from exchange._clock import FrozenClock
 from exchange.exceptions import ExchangeError
 from exchange.signing import WireFormat, seal, unseal
-from exchange.signing.jws import _b64url
+from exchange.codec import b64url
 from exchange.testing import ThrowawayPKI, make_envelope
 
 LIMIT = 1024 * 1024
@@ -89,11 +89,11 @@ def xml_shapes(small: bytes) -> Iterator[tuple[str, bytes]]:
 def jws_shapes(small: bytes) -> Iterator[tuple[str, bytes]]:
     """Hostile JWS shapes, each about LIMIT bytes, on a small signed envelope."""
     doc = json.loads(small)
-    header = json.loads(_b64url.decode(doc["protected"], "protected"))
+    header = json.loads(b64url.decode(doc["protected"], "protected"))
     first = header["x5c"][0]
 
     def with_header(**members: object) -> bytes:
-        encoded = _b64url.encode(json.dumps(header | members).encode())
+        encoded = b64url.encode(json.dumps(header | members).encode())
         return json.dumps(doc | {"protected": encoded}).encode()
 
     room = (LIMIT - len(small)) * 3 // 4
@@ -104,7 +104,7 @@ def jws_shapes(small: bytes) -> Iterator[tuple[str, bytes]]:
     )
     yield "a long header member", with_header(cty="a" * room)
     nested = "[" * (room // 2) + "]" * (room // 2)
-    payload = _b64url.encode(b'{"a":' + nested.encode() + b"}")
+    payload = b64url.encode(b'{"a":' + nested.encode() + b"}")
     yield "deeply nested payload JSON", json.dumps(doc | {"payload": payload}).encode()
 
 

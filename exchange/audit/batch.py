@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from exchange.codec import b64url
 from exchange.codec.json import loads_strict
 from exchange.exceptions import AuditTampered, ExchangeError, Malformed, SenderMismatch
 from exchange.ledger.chain import canonical_bytes, canonical_time, record_hash
@@ -27,7 +28,6 @@ from exchange.ledger.codec import record_from_json
 from exchange.ledger.event import AuditRecord
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import Signer, TrustStore
-from exchange.signing.jws import _b64url
 from exchange.signing.jws.document import verify_document
 from exchange.signing.jws.profile import AUDIT_BATCH_TYPE
 from exchange.signing.jws.signer import sign_document
@@ -103,7 +103,7 @@ def claimed_party(raw: bytes) -> str | None:
     try:
         doc = loads_strict(raw)
         if isinstance(doc, dict) and isinstance(doc.get("payload"), str):
-            doc = loads_strict(_b64url.decode(doc["payload"], "payload"))
+            doc = loads_strict(b64url.decode(doc["payload"], "payload"))
     except ExchangeError:
         return None
     party = doc.get("party") if isinstance(doc, dict) else None

@@ -14,7 +14,6 @@ from rich.table import Table
 from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
 from exchange.audit.ack import open_ack
-from exchange.audit.bundle import check_bundle, export_bundle
 from exchange.audit.central import CentralStore, open_central
 from exchange.audit.collector import Collector
 from exchange.audit.config import AuditSettings
@@ -24,6 +23,7 @@ from exchange.catalog import Role, read_catalog_data
 from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.config import Settings
+from exchange.evidence.bundle import check_bundle, export_bundle
 from exchange.exceptions import StoreError
 from exchange.ledger.event import EventName
 from exchange.node.factory import open_store

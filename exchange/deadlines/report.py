@@ -17,10 +17,10 @@ from typing import Any
 
 from exchange._clock import Clock
 from exchange.catalog import Catalog, Deadline, Service
-from exchange.deadlines.calendar import WorkCalendar, kazan_calendar
 from exchange.exceptions import UnknownService
 from exchange.node.parking import waiting_on
 from exchange.node.store.base import OPEN_INBOX, InboxRecord, InboxState, Store
+from exchange.workdays.calendar import WorkCalendar, kazan_calendar
 
 CLOSED_STATES = (InboxState.ANSWERED, InboxState.REJECTED, InboxState.DEAD)
 """A request in these states was answered by a response or a fault (cancelled and expired

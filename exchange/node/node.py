@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from exchange.audit.config import AuditSettings
-from exchange.audit.shipper import Shipper
 from exchange.catalog import Catalog
 from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import AccessDenied, ContentPruned, StateConflict, UnknownMessage
@@ -26,6 +25,7 @@ from exchange.node.overdue import OverdueWatch
 from exchange.node.parking import Parked, waiting_on, write_parked
 from exchange.node.relay import Relay
 from exchange.node.retention import Pruner
+from exchange.node.shipper import Shipper
 from exchange.node.store.base import (
     OPEN_INBOX,
     PRUNED,

@@ -14,10 +14,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 
-from exchange.deadlines.calendar import WorkCalendar
 from exchange.exceptions import ExchangeError, StateConflict, UnknownService
 from exchange.node.context import NodeContext
 from exchange.node.store.base import InboxRecord, InboxState, Transaction
+from exchange.workdays.calendar import WorkCalendar
 
 HANDED_OVER = "departmental-system"
 """What an overdue request waits on when no handler of this node will run for it again."""

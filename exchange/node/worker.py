@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from exchange.catalog.model import Deadline
-from exchange.deadlines.calendar import WorkCalendar, kazan_calendar
 from exchange.envelope.model import Envelope, Kind
 from exchange.exceptions import (
     BrokerUnavailable,
@@ -36,6 +35,7 @@ from exchange.node.handlers import BROKER, Handler, IncomingRequest, Later, Reje
 from exchange.node.parking import Parked, read_parked, write_parked
 from exchange.node.store.base import InboxRecord, InboxState, Transaction
 from exchange.signing.stored import decode_stored
+from exchange.workdays.calendar import WorkCalendar, kazan_calendar
 
 _FRESH_LIMIT = 10_000  # a backlog beyond this is read back from the store instead
 

@@ -8,12 +8,12 @@ anyway once the signer's certificate has expired. Never use this on bytes from t
 from __future__ import annotations
 
 from exchange._hazmat.xml import parse
+from exchange.codec import b64url
 from exchange.codec.json import decode_json, loads_strict
 from exchange.codec.xml import decode_xml
 from exchange.envelope.model import Envelope
 from exchange.exceptions import ContentPruned, Malformed
 from exchange.signing.base import WireFormat, sniff_format
-from exchange.signing.jws import _b64url
 from exchange.signing.xmldsig.profile import DS
 
 _STORED_LIMIT = 64 * 1024 * 1024
@@ -32,7 +32,7 @@ def decode_stored(wire: bytes) -> Envelope:
         jws = loads_strict(wire)
         if not isinstance(jws, dict) or not isinstance(jws.get("payload"), str):
             raise Malformed("stored JSON is not a JWS")
-        return decode_json(_b64url.decode(jws["payload"], "payload"))
+        return decode_json(b64url.decode(jws["payload"], "payload"))
     root = parse(wire, max_size=_STORED_LIMIT)
     for signature in root.findall(DS + "Signature"):
         root.remove(signature)

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from exchange._clock import SYSTEM_CLOCK
-from exchange.audit.bundle import check_bundle, export_bundle
 from exchange.audit.central import CentralStore
 from exchange.audit.collector import Collector
 from exchange.audit.trace import trace
 from exchange.audit.verify import verify_party
 from exchange.config import Settings
+from exchange.evidence.bundle import check_bundle, export_bundle
 from exchange.exceptions import BundleInvalid
 from exchange.node.factory import open_store
 from exchange.node.store.base import Store

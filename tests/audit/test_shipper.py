@@ -15,9 +15,9 @@ from exchange._clock import FrozenClock
 from exchange.audit.batch import open_batch
 from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from exchange.audit.config import AuditSettings
-from exchange.audit.shipper import SHIPPED, Shipper
 from exchange.exceptions import BrokerUnavailable
 from exchange.ledger.event import AuditEvent, EventName
+from exchange.node.shipper import SHIPPED, Shipper
 from exchange.node.store import SQLiteStore
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore

@@ -8,7 +8,7 @@ import pytest
 
 from exchange.catalog import Deadline
 from exchange.deadlines import KAZAN_TZ, WorkCalendar, kazan_calendar
-from exchange.deadlines import holidays as data
+from exchange.workdays import holidays as data
 
 KAZAN = kazan_calendar()
 FEDERAL = WorkCalendar(data.non_working_days([data.FEDERAL]), years=data.COVERED_YEARS)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from exchange.codec import b64url
 from exchange.exceptions import WrongDocumentType
 from exchange.pki.trust import Signer, TrustStore
 from exchange.signing.base import digest
-from exchange.signing.jws import _b64url
 from exchange.signing.jws.verifier import check_signature, flattened, read_header
 
 
@@ -53,6 +53,6 @@ def verify_document(
     if found != typ:
         raise WrongDocumentType(f"expected a signed {typ} document, got typ {found!r}")
     check_signature(jws, algorithm, cert)
-    payload = _b64url.decode(jws["payload"], "payload")
+    payload = b64url.decode(jws["payload"], "payload")
     at = signed_at(payload)
     return SignedDocument(payload, trust.check(cert, at), at, digest(raw))

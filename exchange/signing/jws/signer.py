@@ -8,10 +8,10 @@ from functools import lru_cache
 
 from exchange._hazmat import signature
 from exchange._hazmat.signature import Algorithm
+from exchange.codec import b64url
 from exchange.codec.json import encode_json
 from exchange.envelope.model import Envelope
 from exchange.pki.credentials import Credentials
-from exchange.signing.jws import _b64url
 from exchange.signing.jws.profile import CONTENT_TYPE
 
 
@@ -25,7 +25,7 @@ def _protected_header(
         **({"typ": typ} if typ is not None else {}),
         "x5c": [base64.b64encode(certificate_der).decode("ascii")],
     }
-    return _b64url.encode(json.dumps(header, separators=(",", ":")).encode())
+    return b64url.encode(json.dumps(header, separators=(",", ":")).encode())
 
 
 def sign_jws(envelope: Envelope, credentials: Credentials) -> bytes:
@@ -40,9 +40,9 @@ def sign_document(payload: bytes, credentials: Credentials, typ: str, cty: str) 
 
 def _sign(payload_bytes: bytes, credentials: Credentials, cty: str, typ: str | None) -> bytes:
     protected = _protected_header(credentials.algorithm, credentials.certificate_der, cty, typ)
-    payload = _b64url.encode(payload_bytes)
+    payload = b64url.encode(payload_bytes)
     value = signature.sign(credentials.key, f"{protected}.{payload}".encode("ascii"))
     # base64url needs no JSON escaping, so the flattened form can be written directly.
     return (
-        f'{{"protected":"{protected}","payload":"{payload}","signature":"{_b64url.encode(value)}"}}'
+        f'{{"protected":"{protected}","payload":"{payload}","signature":"{b64url.encode(value)}"}}'
     ).encode("ascii")

@@ -9,6 +9,7 @@ from cryptography import x509
 
 from exchange._hazmat import signature
 from exchange._hazmat.signature import Algorithm
+from exchange.codec import b64url
 from exchange.codec.json import decode_json, loads_strict
 from exchange.exceptions import (
     Malformed,
@@ -21,7 +22,6 @@ from exchange.exceptions import (
 from exchange.pki.trust import TrustStore
 from exchange.signing._certs import b64decode_strict, load_certificate, public_key_of
 from exchange.signing.base import VerifiedEnvelope, WireFormat, digest
-from exchange.signing.jws import _b64url
 from exchange.signing.jws.profile import (
     ALGORITHMS,
     DOCUMENT_TYPES,
@@ -46,7 +46,7 @@ def verify_jws(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) ->
         raise WrongDocumentType(f"a signed {typ} document is not an envelope")
     check_signature(jws, algorithm, cert)
     signer = trust.check(cert, at)
-    envelope = decode_json(_b64url.decode(jws["payload"], "payload"))
+    envelope = decode_json(b64url.decode(jws["payload"], "payload"))
     if signer.party != envelope.sender:
         raise SenderMismatch(
             f"signed by {signer.party}, but the envelope's sender is {envelope.sender}",
@@ -82,7 +82,7 @@ def check_signature(jws: dict[str, str], algorithm: Algorithm, cert: x509.Certif
     signature.verify(
         public_key_of(cert),
         algorithm,
-        _b64url.decode(jws["signature"], "signature"),
+        b64url.decode(jws["signature"], "signature"),
         f"{jws['protected']}.{jws['payload']}".encode("ascii"),
     )
 
@@ -96,7 +96,7 @@ def read_header(protected: str) -> tuple[Algorithm, x509.Certificate, str | None
         SignatureInvalid (signature-invalid), CertificateUnknown (certificate-unknown).
     """
     # Cached: a signer sends the same protected header (alg, cty, x5c) with every message.
-    header = loads_strict(_b64url.decode(protected, "protected header"))
+    header = loads_strict(b64url.decode(protected, "protected header"))
     if not isinstance(header, dict):
         raise Malformed("the protected header is not a JSON object")
     unknown = set(header) - HEADER_PARAMETERS

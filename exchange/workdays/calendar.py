@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import cache
 
 from exchange.catalog.model import Deadline
-from exchange.deadlines import holidays
+from exchange.workdays import holidays
 
 KAZAN_TZ = timezone(timedelta(hours=3), "MSK")
 _DAY = timedelta(days=1)

@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import pytest
 
+from exchange.codec import b64url
 from exchange.exceptions import Malformed
-from exchange.signing.jws import _b64url
-
-from ._forge import respelled
+from tests.signing.jws._forge import respelled
 
 
 @pytest.mark.parametrize("size", range(7))
 def test_round_trip(size: int) -> None:
     """Every length encodes without padding and decodes back."""
     data = bytes(range(200, 200 + size))
-    text = _b64url.encode(data)
+    text = b64url.encode(data)
     assert "=" not in text
-    assert _b64url.decode(text, "value") == data
+    assert b64url.decode(text, "value") == data
 
 
 @pytest.mark.parametrize(("size", "unused"), [(1, 4), (2, 2), (4, 4), (5, 2)])
 def test_unused_bits_set(size: int, unused: int) -> None:
     """Each unused bit of the last character, set, raises Malformed, malformed."""
-    text = _b64url.encode(bytes(range(1, 1 + size)))
+    text = b64url.encode(bytes(range(1, 1 + size)))
     for bit in range(unused):
         with pytest.raises(Malformed) as caught:
-            _b64url.decode(respelled(text, bit), "value")
+            b64url.decode(respelled(text, bit), "value")
         assert caught.value.code == "malformed"
     # A bit above them changes the value, so that spelling stays valid.
-    value = _b64url.decode(text, "value")
-    assert _b64url.decode(respelled(text, unused), "value") != value
+    value = b64url.decode(text, "value")
+    assert b64url.decode(respelled(text, unused), "value") != value

@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from exchange.node.context import NodeContext
     from exchange.transport.delivery import Delivery
 
-# exchange.node imports this module while exchange.ledger.chain may still be loading (chain
-# needs exchange.node.store.base): what needs the chain is imported when first used.
-
 SHIPPED = "audit.shipped_seq"
 SHIPPED_CHECKPOINT = "audit.shipped_checkpoint_seq"
 CHECKPOINTED = "audit.checkpoint_seq"
