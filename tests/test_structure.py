@@ -18,6 +18,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "exchange"
 SHARED_PRIVATE = {"_hazmat", "_clock", "_ids", "_logging", "_validation"}
 # Leaves: what they may import of exchange (the chain and vocabulary sit under node and audit).
 LEAVES = {"ledger": {"exceptions"}, "transport": {"exceptions"}, "exceptions": set()}
+# The broker client's types stay behind transport's Transport protocol.
+BROKER_CLIENTS = ("aio_pika", "aiormq", "pamqp")
 
 
 def _modules() -> Iterator[tuple[str, Path]]:
@@ -109,3 +111,14 @@ def test_no_reach_into_another_subpackages_private_module() -> None:
 @pytest.mark.parametrize("leaf", sorted(LEAVES))
 def test_leaves_import_only_what_they_may(leaf: str) -> None:
     assert _graph().get(leaf, set()) <= LEAVES[leaf]
+
+
+def test_only_transport_imports_the_broker_client() -> None:
+    leaks = [
+        f"{module} imports {imported}"
+        for module, path in _modules()
+        if _subpackage(module) != "transport"
+        for imported in _imports(module, path)
+        if imported.split(".")[0] in BROKER_CLIENTS
+    ]
+    assert leaks == []

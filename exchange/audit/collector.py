@@ -34,14 +34,11 @@ from exchange.exceptions import (
 from exchange.ledger.event import AuditEvent, EventName
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
-from exchange.transport.bus import Bus
+from exchange.transport.base import Transport
 from exchange.transport.names import BusNames
-from exchange.transport.topology import apply_topology
 from exchange.transport.users import COLLECTOR, broker_user
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractChannel
-
     from exchange.transport.delivery import Delivery
 
 log = structlog.get_logger("exchange.audit")
@@ -52,7 +49,7 @@ class Collector:
 
     def __init__(
         self,
-        bus: Bus,
+        bus: Transport,
         names: BusNames,
         store: CentralStore,
         trust: TrustStore,
@@ -79,10 +76,7 @@ class Collector:
         """
         await self.store.open()
 
-        async def declare(channel: AbstractChannel) -> None:
-            await apply_topology(channel, self.names, [])
-
-        self.bus.on_connect(declare)
+        self.bus.declare_on_connect(self.names, [])
         self.bus.subscribe(self.names.audit, self.on_delivery)
         try:
             await self.bus.start()

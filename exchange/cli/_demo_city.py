@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aio_pika
-
 from exchange._clock import SYSTEM_CLOCK
 from exchange.audit.central import SQLiteCentralStore
 from exchange.audit.collector import Collector
@@ -29,9 +27,9 @@ from exchange.node import Node, build_node
 from exchange.node.factory import open_store
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import TrustStore
+from exchange.transport.admin import drop_topology
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
-from exchange.transport.topology import remove_topology
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -42,7 +40,6 @@ if TYPE_CHECKING:
 KEEP_RUNS = 3  # run directories kept under <store dir>/demo (the newest)
 STREAM_PACE = 0.08  # seconds between two applications at the front office
 CATCH_UP_SECONDS = 15.0  # how long the collector may take to hold every node's chain
-BROKER_TIMEOUT = 5.0
 
 
 @dataclass(slots=True)
@@ -79,12 +76,6 @@ class CityRun:
     def unanswered(self) -> list[Outcome]:
         """Applications that got no response or fault in time."""
         return [o for o in self.outcomes if o.kind not in ("response", "fault")]
-
-
-async def check_broker(url: str) -> None:
-    """Connect once and disconnect; raise whatever the connection attempt raised."""
-    connection = await aio_pika.connect(url, timeout=BROKER_TIMEOUT)
-    await connection.close()
 
 
 def run_directory(base: Path, run_id: str) -> Path:
@@ -140,7 +131,7 @@ async def run_city(
         run.traced_case, run.timeline = await _three_department_case(central, run.outcomes)
     finally:
         await collector.stop()
-        await drop_run_topology(city.amqp_url, names, [p.id for p in catalog.parties])
+        await drop_topology(city.amqp_url, names, [p.id for p in catalog.parties])
     return run
 
 
@@ -236,16 +227,6 @@ async def _three_department_case(
         if len({step.party for step in timeline.steps}) >= 3:
             return case_id, timeline
     return None, None
-
-
-async def drop_run_topology(url: str, names: BusNames, parties: Sequence[str]) -> None:
-    """Delete the run's queues and exchanges (best effort: the broker may be gone)."""
-    try:
-        connection = await aio_pika.connect(url, timeout=BROKER_TIMEOUT)
-    except Exception:
-        return
-    async with connection:
-        await remove_topology(await connection.channel(), names, parties)
 
 
 def service_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:

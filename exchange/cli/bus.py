@@ -10,7 +10,6 @@ from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
 
-import aio_pika
 import typer
 from rich.table import Table
 
@@ -22,11 +21,9 @@ from exchange.cli._output import console, fail, load_settings, print_json, user_
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.codec.json import loads_strict
 from exchange.codec.xml import payload_from_element
-from exchange.config import Settings
 from exchange.envelope.model import Kind
 from exchange.exceptions import (
     AlreadyFinal,
-    BrokerUnavailable,
     Malformed,
     StateConflict,
     UnknownMessage,
@@ -35,9 +32,9 @@ from exchange.node import Node, build_node
 from exchange.node.factory import open_store
 from exchange.node.store.base import OPEN_INBOX, InboxRecord, InboxState, Store
 from exchange.signing import WireFormat
+from exchange.transport.admin import dead_letters
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
-from exchange.transport.topology import apply_topology
 from exchange.transport.users import apply_grants, grants, url_for, vhost_of
 
 topology_app = typer.Typer(help="The broker's exchanges and queues.", no_args_is_help=True)
@@ -67,11 +64,7 @@ def topology_apply() -> None:
 
 async def _apply(url: str, names: BusNames, parties: list[str]) -> None:
     bus = Bus(url)
-
-    async def declare(channel: Any) -> None:
-        await apply_topology(channel, names, parties)
-
-    bus.on_connect(declare)
+    bus.declare_on_connect(names, parties)
     await bus.start()
     await bus.stop()
 
@@ -294,7 +287,7 @@ async def _dlq_rows(party: str) -> list[dict[str, Any]]:
         }
         for r in dead
     ]
-    for body, headers in await _broker_dead_letters(load_settings(), party, take=False):
+    for body, headers in await _dead_letters(party, take=False):
         rows.append(
             {
                 "where": "broker",
@@ -362,7 +355,7 @@ async def _replay(party: str) -> tuple[int, list[InboxRecord]]:
     """Replay the broker's dead letters; return how many, and the store's dead requests."""
     async with _opened_store(party) as store:
         dead = await store.inbox_by_state(InboxState.DEAD)
-    return len(await _broker_dead_letters(load_settings(), party, take=True)), list(dead)
+    return len(await _dead_letters(party, take=True)), list(dead)
 
 
 @contextlib.asynccontextmanager
@@ -375,33 +368,6 @@ async def _opened_store(party: str) -> AsyncIterator[Store]:
         await store.close()
 
 
-async def _broker_dead_letters(
-    settings: Settings, party: str, *, take: bool
-) -> list[tuple[bytes, dict[str, Any]]]:
-    """Read a party's broker DLQ; with ``take``, move each message back to its inbox."""
-    names = BusNames(settings.bus_prefix)
-    try:
-        connection = await aio_pika.connect(settings.amqp_url, timeout=5)
-    except Exception as exc:
-        raise BrokerUnavailable(f"cannot reach RabbitMQ: {exc}; is it running?") from None
-    found: list[tuple[bytes, dict[str, Any]]] = []
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        queue = await channel.get_queue(names.dead_letters(party), ensure=True)
-        bus = await channel.get_exchange(names.bus, ensure=True)
-        while (message := await queue.get(no_ack=False, fail=False)) is not None:
-            found.append((message.body, dict(message.headers or {})))
-            if take:
-                await bus.publish(
-                    aio_pika.Message(
-                        message.body,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        content_type=message.content_type,
-                    ),
-                    routing_key=party,
-                    mandatory=True,
-                    timeout=10,
-                )
-                await message.ack()
-        # Without ``take`` the unacked messages go back to the queue when the channel closes.
-    return found
+async def _dead_letters(party: str, *, take: bool) -> list[tuple[bytes, dict[str, Any]]]:
+    settings = load_settings()
+    return await dead_letters(settings.amqp_url, BusNames(settings.bus_prefix), party, take=take)

@@ -23,10 +23,11 @@ from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
-from exchange.cli._demo_city import CityRun, check_broker, run_city, service_rows
+from exchange.cli._demo_city import CityRun, run_city, service_rows
 from exchange.cli._output import certs_dir, console, fail, load_settings, user_errors
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import ROOT_FILE
+from exchange.transport.admin import check_broker
 
 if TYPE_CHECKING:
     from exchange.deadlines import SlaReport

@@ -15,7 +15,7 @@ from exchange.node.config import NodeConfig
 from exchange.node.store.base import InboxRecord, OutboxRecord, Store
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
-from exchange.transport.bus import Bus
+from exchange.transport.base import Transport
 from exchange.transport.names import BusNames
 
 
@@ -28,7 +28,7 @@ class NodeContext:
     credentials: Credentials
     trust: TrustStore
     store: Store
-    bus: Bus
+    bus: Transport
     names: BusNames
     clock: Clock
     config: NodeConfig = field(default_factory=NodeConfig)

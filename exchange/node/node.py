@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from exchange.audit.config import AuditSettings
 from exchange.catalog import Catalog
@@ -38,10 +38,6 @@ from exchange.node.store.base import (
 from exchange.node.worker import Worker
 from exchange.signing import WireFormat, sniff_format
 from exchange.signing.stored import decode_stored
-from exchange.transport.topology import apply_topology
-
-if TYPE_CHECKING:
-    from aio_pika.abc import AbstractChannel
 
 Listener = Callable[[Notice], Awaitable[None] | None]
 DEFAULT_AUDIT = AuditSettings.model_construct()  # the defaults; the environment is not read
@@ -94,11 +90,8 @@ class Node:
         await self._crl_numbers.flush()
         parties = [party.id for party in self.ctx.catalog.parties]
 
-        async def declare(channel: AbstractChannel) -> None:
-            await apply_topology(channel, self.ctx.names, parties)
-
         if self.ctx.config.declare_topology:
-            self.ctx.bus.on_connect(declare)
+            self.ctx.bus.declare_on_connect(self.ctx.names, parties)
         self.ctx.bus.subscribe(self.ctx.names.inbox(self.party), self.inbound.on_delivery)
         shipper = Shipper(self.ctx, self.audit)
         self.ctx.bus.subscribe(self.ctx.names.audit_acks(self.party), shipper.on_ack)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aio_pika
@@ -21,12 +21,13 @@ from aio_pika.exceptions import DeliveryError
 from aiormq.abc import DeliveredMessage
 
 from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, Unroutable
+from exchange.transport.base import Callback
 from exchange.transport.delivery import Acks, Delivery
+from exchange.transport.names import BusNames
+from exchange.transport.topology import apply_topology
 
 log = structlog.get_logger("exchange.transport")
 
-Callback = Callable[[Delivery], Awaitable[None]]
-SetupHook = Callable[[AbstractChannel], Awaitable[None]]
 
 _WATCH_SECONDS = 1.0
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
@@ -53,7 +54,7 @@ class Bus:
         self.url = url
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout
-        self._setup: list[SetupHook] = []
+        self._topologies: list[tuple[BusNames, list[str]]] = []
         self._subscriptions: list[_Subscription] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._connection: AbstractConnection | None = None
@@ -98,9 +99,9 @@ class Bus:
             self._supervisor = None
         await self._close()
 
-    def on_connect(self, hook: SetupHook) -> None:
-        """Run ``hook`` (e.g. declare the topology) on every new connection, before consuming."""
-        self._setup.append(hook)
+    def declare_on_connect(self, names: BusNames, parties: Iterable[str]) -> None:
+        """Declare the bus topology for ``parties`` on every new connection, before consuming."""
+        self._topologies.append((names, list(parties)))
 
     def subscribe(self, queue: str, callback: Callback) -> None:
         """Consume ``queue`` with manual acks, now and after every reconnect."""
@@ -197,8 +198,8 @@ class Bus:
         await self._consume_channel.set_qos(prefetch_count=self.prefetch)
         self._acks = Acks(await self._consume_channel.get_underlay_channel())
         self._publish_underlay = await self._publish_channel.get_underlay_channel()
-        for hook in self._setup:
-            await hook(self._publish_channel)
+        for names, parties in self._topologies:
+            await apply_topology(self._publish_channel, names, parties)
         for subscription in self._subscriptions:
             await self._consume(subscription)
         self.connects += 1

@@ -1,0 +1,57 @@
+"""What node and audit need of a message bus: the seam that keeps aio-pika inside transport.
+
+``Bus`` (RabbitMQ) is the one implementation; the protocol is what a test double or another
+broker would implement. It is shaped for what comes next: ``Delivery`` carries its own ack
+(multiple-acks batch inside), and ``url`` may name several broker addresses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from exchange.transport.delivery import Delivery
+from exchange.transport.names import BusNames
+
+Callback = Callable[[Delivery], Awaitable[None]]
+
+
+class Transport(Protocol):
+    """A supervised connection: confirmed publishing, consumers kept across reconnects."""
+
+    url: str
+    connects: int
+
+    @property
+    def connected(self) -> bool:
+        """True while connected and able to publish."""
+        ...
+
+    async def start(self, timeout: float = 15.0) -> None:
+        """Connect, keep reconnecting in the background; raise BrokerUnavailable on timeout."""
+        ...
+
+    async def stop(self) -> None:
+        """Close and stop reconnecting."""
+        ...
+
+    def declare_on_connect(self, names: BusNames, parties: Iterable[str]) -> None:
+        """Declare the bus topology for ``parties`` on every (re)connect, before consuming."""
+        ...
+
+    def subscribe(self, queue: str, callback: Callback) -> None:
+        """Consume ``queue`` with manual acks, now and after every reconnect."""
+        ...
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        message_type: str = "",
+        user_id: str | None = None,
+    ) -> None:
+        """Publish persistent and mandatory; return once the broker confirmed it."""
+        ...
