@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from exchange._clock import FrozenClock
+from exchange.codec import b64url
 from exchange.exceptions import ExchangeError
 from exchange.signing import WireFormat, seal, unseal
-from exchange.codec import b64url
 from exchange.testing import ThrowawayPKI, make_envelope
 
 LIMIT = 1024 * 1024
