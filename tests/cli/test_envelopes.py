@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,56 @@ class TestVerify:
         code, report = _verify_json(cli, unsigned("xml"))
         assert (code, report["code"]) == (1, "certificate-unknown")
         assert "exchange certs init-ca" in report["message"]
+
+
+class TestExpiry:
+    """An envelope past its ``expires_at``: refused as a node would, unless asked otherwise."""
+
+    @pytest.fixture
+    def expired(self, ca: Path, tmp_path: Path) -> Path:
+        """A validly signed XML request whose expiry passed an hour ago."""
+        now = SystemClock().now()
+        envelope = make_envelope(
+            created_at=now - timedelta(hours=2), expires_at=now - timedelta(hours=1)
+        )
+        path = tmp_path / "expired.xml"
+        path.write_bytes(seal(envelope, CertificateAuthority(ca).credentials("single-center")))
+        return path
+
+    def test_expired_envelope_exits_1(self, cli: Cli, expired: Path) -> None:
+        """Past expires_at, verify prints expired (naming the time and the flag) and exits 1."""
+        result = cli("verify", str(expired))
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error expired: the envelope expired at")
+        assert "--signature-only" in result.stderr
+        code, report = _verify_json(cli, expired)
+        assert (code, report["ok"], report["code"]) == (1, False, "expired")
+
+    def test_signature_only_accepts_the_expired_envelope(self, cli: Cli, expired: Path) -> None:
+        """With --signature-only the same file verifies: its signature and certificate hold."""
+        result = cli("verify", str(expired), "--signature-only")
+        assert result.exit_code == 0, result.output
+        assert "signature and certificate valid" in result.stdout
+        result = cli("verify", str(expired), "--signature-only", "--json")
+        report = json.loads(result.stdout)
+        assert (result.exit_code, report["ok"]) == (0, True)
+        assert report["expires_at"] < SystemClock().now().isoformat()
+
+    def test_signature_only_still_checks_the_signature(self, cli: Cli, expired: Path) -> None:
+        """--signature-only does not weaken the signature check: tampering still fails."""
+        expired.write_bytes(expired.read_bytes().replace(b"Ivan Petrov", b"Ivan Petrova"))
+        result = cli("verify", str(expired), "--signature-only")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error signature-invalid:")
+
+    def test_current_envelope_reports_expiry_checked(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path
+    ) -> None:
+        """Without the flag a current envelope is reported with its expiry checked."""
+        out = _sign(cli, unsigned("xml"), tmp_path / "signed.xml")
+        result = cli("verify", str(out))
+        assert result.exit_code == 0
+        assert "signature, certificate and expiry valid" in result.stdout
 
 
 class TestRotationAndRevocation:
