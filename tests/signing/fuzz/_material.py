@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from exchange._clock import FrozenClock
+from exchange.envelope.model import Envelope
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 from exchange.signing import WireFormat, seal
@@ -43,13 +44,17 @@ class Material:
 
 @cache
 def material() -> Material:
-    """The shared material (one PKI per process)."""
+    """The shared material (one PKI per process, on the frozen clock)."""
     pki = ThrowawayPKI.create(Path(tempfile.mkdtemp(prefix="fuzz-pki-")), clock=CLOCK)
-    signer = pki.credentials("single-center")
+    return material_of(pki, make_envelope(CLOCK))
+
+
+def material_of(pki: ThrowawayPKI, envelope: Envelope) -> Material:
+    """Material from ``pki``: ``envelope`` sealed by its sender, and broken certificates."""
+    signer = pki.credentials(envelope.sender)
     good = signer.certificate_der
     trust = pki.trust()
     root = trust.root.public_bytes(serialization.Encoding.DER)
-    envelope = make_envelope(CLOCK)
     return Material(
         trust=trust,
         signer=signer,
