@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from rich.markup import escape
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange._hazmat.xml import parse
+from exchange._logging import configure_logging
 from exchange.catalog import read_catalog_data
 from exchange.cli._output import (
     certs_dir,
@@ -142,6 +144,9 @@ def verify(
     """
     path = certs_dir(certs)
     limit = max_envelope_bytes()
+    # A verification bug's stack trace goes to stderr only when asked for (EXCHANGE_LOG_LEVEL);
+    # by default the user sees the one named error.
+    configure_logging(os.environ.get("EXCHANGE_LOG_LEVEL", "CRITICAL"))
     try:
         with user_errors():
             raw = file.read_bytes()

@@ -18,8 +18,6 @@ from exchange.exceptions import ExchangeError, VerifyFailed
 
 T = TypeVar("T")
 
-log = structlog.get_logger("exchange.signing")
-
 _lock = threading.Lock()
 _unexpected = 0
 
@@ -43,7 +41,10 @@ def total(verify: Callable[[], T]) -> T:
     except Exception as exc:  # fail closed: whatever it was, nothing is trusted
         with _lock:  # verification runs in worker threads
             _unexpected += 1
-        log.error("verify.unexpected", exc_type=type(exc).__name__, exc_info=exc)
+        # A fresh logger: it follows the configuration of the moment (a CLI silences it).
+        structlog.get_logger("exchange.signing").error(
+            "verify.unexpected", exc_type=type(exc).__name__, exc_info=exc
+        )
         raise VerifyFailed(
             f"the envelope could not be verified ({type(exc).__name__}); it is refused",
             exc_type=type(exc).__name__,

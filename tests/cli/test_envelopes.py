@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from typer.testing import Result
 
 from exchange._clock import SystemClock
 from exchange.pki.authority import CertificateAuthority
 from exchange.signing import WireFormat, seal, sniff_format
-from exchange.testing import make_envelope
+from exchange.testing import ThrowawayPKI, make_envelope
+from tests.signing.fuzz._material import material_of
+from tests.signing.fuzz._mutations import Header, KeyInfo, X5c, XmlAttribute
 
 Cli = Callable[..., Result]
 Unsigned = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify configures structlog for the process: keep it from leaking into other tests."""
+    monkeypatch.setattr("exchange.cli.envelopes.configure_logging", lambda *_, **__: None)
 
 
 def _serials(cli: Cli) -> list[str]:
@@ -237,6 +249,56 @@ class TestExpiry:
         result = cli("verify", str(out))
         assert result.exit_code == 0
         assert "signature, certificate and expiry valid" in result.stdout
+
+
+class TestHostileFiles:
+    """Inputs that once gave a traceback: a named code and exit 1 instead."""
+
+    @pytest.mark.parametrize(
+        ("mutation", "codes"),
+        [
+            (Header("alg", ["ES256"]), {"unsupported-algorithm"}),
+            (X5c(("cert:unknown-key-algorithm",)), {"unsupported-algorithm"}),
+            (KeyInfo(("cert:unknown-key-algorithm",)), {"unsupported-algorithm"}),
+            # malformed once feat/xmlverify names canonicalisation's refusals; verify-failed now
+            (XmlAttribute("root", "xmlns:p", "rel"), {"malformed", "verify-failed"}),
+        ],
+        ids=["alg-list", "x5c-unknown-key", "keyinfo-unknown-key", "relative-namespace"],
+    )
+    def test_crashing_input_is_a_named_error(
+        self, cli: Cli, ca: Path, tmp_path: Path, mutation: Any, codes: set[str]
+    ) -> None:
+        """Each class of issue 12's crashing input exits 1 with its code, no traceback."""
+        assert cli("certs", "issue", "improvement").exit_code == 0  # the material needs it
+        pki = ThrowawayPKI(ca, CertificateAuthority(ca))
+        path = tmp_path / "hostile"
+        path.write_bytes(mutation.apply(material_of(pki, make_envelope(clock=SystemClock()))))
+        with structlog.testing.capture_logs() as logs:  # a verify-failed logs its stack trace
+            code, report = _verify_json(cli, path)
+        assert (code, report["ok"]) == (1, False)
+        assert report["code"] in codes
+        unexpected = [e for e in logs if e["event"] == "verify.unexpected"]
+        assert len(unexpected) == (report["code"] == "verify-failed")
+
+    def test_a_verification_bug_shows_no_traceback(
+        self, cli: Cli, ca: Path, tmp_path: Path
+    ) -> None:
+        """In a real process, verify-failed prints one named error and valid JSON, no trace."""
+        assert cli("certs", "issue", "improvement").exit_code == 0
+        pki = ThrowawayPKI(ca, CertificateAuthority(ca))
+        poisoned = XmlAttribute("root", "xmlns:p", "rel")  # crashes c14n until feat/xmlverify
+        path = tmp_path / "hostile.xml"
+        path.write_bytes(poisoned.apply(material_of(pki, make_envelope(clock=SystemClock()))))
+        done = subprocess.run(
+            [sys.executable, "-m", "exchange.cli", "verify", str(path), "--json"],
+            env={**os.environ, "EXCHANGE_CERTS_DIR": str(ca)},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert json.loads(done.stdout)["code"] in {"malformed", "verify-failed"}
+        assert b"Traceback" not in done.stderr
 
 
 class TestRotationAndRevocation:
