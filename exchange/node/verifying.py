@@ -47,7 +47,9 @@ class Verifier:
         self._next_ticket += 1
         self._verifying.add(ticket)
         try:
-            verified = await asyncio.get_running_loop().run_in_executor(self._pool, self.check, raw)
+            verified = await asyncio.get_running_loop().run_in_executor(
+                self._executor(), self.check, raw
+            )
         finally:
             async with self._passed:
                 self._verifying.discard(ticket)

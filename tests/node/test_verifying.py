@@ -111,6 +111,20 @@ async def test_a_request_does_not_wait(verifier: Verifier) -> None:
     await first
 
 
+async def test_verification_runs_in_the_nodes_own_workers(verifier: Verifier) -> None:
+    """Not on the loop, nor in the loop's default pool: in the node's named workers."""
+    threads: list[str] = []
+
+    def check(raw: bytes) -> VerifiedEnvelope:
+        threads.append(threading.current_thread().name)
+        return _verified(Kind.REQUEST)
+
+    verifier.check = check
+    await asyncio.gather(*(verifier.verify(b"x") for _ in range(4)))
+    assert all(name.startswith("improvement-verify") for name in threads), threads
+    assert len(set(threads)) <= 2  # the configured number of workers
+
+
 async def test_a_failed_elder_does_not_hold_answers(verifier: Verifier) -> None:
     """An earlier delivery that fails verification releases the answers behind it."""
 
@@ -157,7 +171,9 @@ async def test_node_receipts_while_verifying_a_worst_case_input(
     async def grant(request: Any) -> dict[str, Any]:
         return {"decision": "granted", "permit_number": "TF-7"}
 
-    hostile = worst_case(live_pki, provider.ctx.config.max_envelope_bytes)
+    # The issue's shape at a quarter of the limit: its cost grows with the square of its size
+    # until feat/xmlverify bounds it, and what is tested here is order, not cost.
+    hostile = worst_case(live_pki, provider.ctx.config.max_envelope_bytes // 4)
     real_check = provider.inbound.verifier.check
     started, release = threading.Event(), threading.Event()
     finished: list[bytes] = []
@@ -193,6 +209,6 @@ async def test_node_receipts_while_verifying_a_worst_case_input(
     finally:
         release.set()
         await raw_bus.close()
-    event = await wait_event(provider, "quarantined")
+    event = await wait_event(provider, "quarantined", timeout=60)
     assert event.digest == hashlib.sha256(hostile).hexdigest()
     assert hostile in finished
