@@ -80,6 +80,25 @@ def xml_shapes(small: bytes) -> Iterator[tuple[str, bytes]]:
         small.replace(b"<payload>", b"<payload><" + name + b"></" + name + b">"),
     )
     yield "many small elements", _fill(small, b"<payload>", lambda i: b"<a/>")
+    declarations = b" ".join(b'xmlns:p%d="urn:x:%d"' % (j, j) for j in range(16))
+    yield (
+        "16 namespace declarations per element",
+        _fill(small, b"<payload>", lambda i: b"<a " + declarations + b"/>"),
+    )
+    attributes = b" ".join(b'a%d="v"' % j for j in range(32))
+    yield (
+        "32 attributes per element",
+        _fill(small, b"<payload>", lambda i: b"<a " + attributes + b"/>"),
+    )
+    yield (
+        "nesting 31 deep, repeated",
+        _fill(small, b"<payload>", lambda i: b"<a>" * 29 + b"</a>" * 29),
+    )
+    uri = b"urn:" + b"u" * 60_000
+    yield (
+        "long namespace URIs",
+        _fill(small, root, lambda i: b' xmlns:p%d="%s"' % (i, uri)),
+    )
     start = small.index(b"<ds:X509Certificate>") + len(b"<ds:X509Certificate>")
     end = small.index(b"</ds:X509Certificate>")
     blob = base64.b64encode(b"\x30" * ((LIMIT - len(small)) * 3 // 4))
