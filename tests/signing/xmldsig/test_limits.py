@@ -279,3 +279,24 @@ def test_relative_namespace_anywhere_is_malformed_through_unseal(
     with pytest.raises(ExchangeError) as info:
         verify(etree.tostring(root))
     assert type(info.value) is Malformed, info.value
+
+
+ODD_URIS = ["http://a b", "urn:%zz", ":", "1abc:x", "urn:\u00fc", "#frag", "//host/x", " urn:x"]
+
+
+@pytest.mark.parametrize("place", [b"<envelope", b"<ds:SignedInfo", b"<payload"])
+@pytest.mark.parametrize("uri", ODD_URIS)
+def test_unusable_namespace_uris_are_malformed_wherever_they_are(
+    place: bytes,
+    uri: str,
+    signer: Credentials,
+    clock: FrozenClock,
+    verify: Callable[[bytes], object],
+) -> None:
+    """Invalid or relative namespace URIs on the root, in SignedInfo or the payload: malformed."""
+    sealed = seal(make_envelope(clock), signer)
+    raw = sealed.replace(place, place + b' xmlns:q="' + uri.encode() + b'"', 1)
+    assert raw != sealed
+    with pytest.raises(ExchangeError) as info:
+        verify(raw)
+    assert type(info.value) is Malformed, info.value
