@@ -2,8 +2,9 @@
 
 Exclusive c14n costs about (namespace declarations in scope) x (elements), so a document
 under the size limit can still cost seconds; these limits bound that cost to linear in the
-input size. One pass over the tree with ``iterwalk``: its ``start-ns`` events report each
-element's own declarations, where ``nsmap`` would rebuild every in-scope mapping per element.
+input size. The elements are counted in C (XPath), then one pass with ``iterwalk`` checks
+the rest: its ``start-ns`` events report each element's own declarations, where ``nsmap``
+would rebuild every in-scope mapping per element (the quadratic cost again).
 The values are documented in the README ("Verification limits").
 """
 
@@ -24,6 +25,7 @@ __all__ = [
     "MAX_ELEMENT_NAMESPACES",
     "MAX_NAME",
     "MAX_NAMESPACE_URI",
+    "MIN_ELEMENTS",
     "check_limits",
     "max_elements",
 ]
@@ -41,7 +43,7 @@ MAX_ELEMENT_NAMESPACES = 16
 MAX_DOCUMENT_NAMESPACES = 64
 """Namespace declarations in the whole document."""
 MAX_NAME = 128
-"""Characters in an element or attribute name or a namespace prefix (without the prefix)."""
+"""Characters in the local part of an element or attribute name, and in a namespace prefix."""
 MAX_NAMESPACE_URI = 1024
 """Characters in a namespace URI."""
 
