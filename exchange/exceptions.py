@@ -42,6 +42,12 @@ class TooLarge(EnvelopeError):
     code = "too-large"
 
 
+class TooComplex(EnvelopeError):
+    """Past a structural limit (depth, elements, attributes, namespaces, name length)."""
+
+    code = "too-complex"
+
+
 # --- signature: the signature itself does not hold -------------------------------------
 
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 from functools import lru_cache
 
+from cryptography import exceptions as crypto_errors
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -33,9 +34,14 @@ def load_certificate(der: bytes) -> x509.Certificate:
         CertificateUnknown (certificate-unknown): not a certificate.
     """
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        cert = x509.load_der_x509_certificate(der)
+        # The library parses names, extensions and algorithms lazily: touch them here, so a
+        # broken one fails now, with a code, not later inside the trust checks.
+        _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
+        _ = (list(cert.extensions), cert.signature_hash_algorithm)
+    except (ValueError, TypeError, crypto_errors.UnsupportedAlgorithm):
         raise CertificateUnknown("the signer certificate cannot be parsed") from None
+    return cert
 
 
 def public_key_of(cert: x509.Certificate) -> PublicKey:
@@ -47,7 +53,9 @@ def public_key_of(cert: x509.Certificate) -> PublicKey:
     """
     try:
         key = cert.public_key()
-    except (ValueError, TypeError) as exc:  # an unknown or broken SubjectPublicKeyInfo
+    # An unknown or broken SubjectPublicKeyInfo; an unknown key OID is the library's own
+    # UnsupportedAlgorithm, not a ValueError.
+    except (ValueError, TypeError, crypto_errors.UnsupportedAlgorithm) as exc:
         raise UnsupportedAlgorithm(f"the signer certificate's key cannot be used: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise UnsupportedAlgorithm(f"{type(key).__name__} keys are not allowed")
