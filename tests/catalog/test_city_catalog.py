@@ -69,6 +69,21 @@ class TestContents:
         assert {party.id for party in CATALOG.parties} == PARTIES
         assert all(party.name for party in CATALOG.parties)
 
+    def test_every_department_names_its_adapter(self) -> None:
+        """The catalog is the list of adapters: adapters.<party with underscores>."""
+        for party in CATALOG.parties:
+            assert party.adapter == "adapters." + party.id.replace("-", "_")
+
+    def test_start_order(self) -> None:
+        """Data providers first, the front office last: each after those it asks."""
+        assert [p.id for p in CATALOG.start_order] == [
+            "land-property",
+            "urban-permits",
+            "architecture",
+            "improvement",
+            "single-center",
+        ]
+
     def test_providers_as_decided(self) -> None:
         """Every service has the provider DESIGN.md's Decisions give, and there are seven."""
         assert {s.code: s.provider for s in CATALOG.services} == PROVIDERS
