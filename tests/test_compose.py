@@ -8,7 +8,7 @@ from pathlib import Path
 from exchange.catalog import read_catalog_data
 
 REPO = Path(__file__).resolve().parents[1]
-CATALOG = read_catalog_data(REPO / "catalog.toml")
+CATALOG = read_catalog_data(REPO / "exchange/data/catalog.toml")
 COMPOSE = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
 DEPARTMENTS = {p.id for p in CATALOG.parties if p.is_department}
 

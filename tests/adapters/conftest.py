@@ -32,7 +32,7 @@ City = dict[str, Node]
 @pytest.fixture(scope="session")
 def city_catalog() -> Catalog:
     """The city's catalog, loaded once."""
-    return Catalog.load(REPO / "catalog.toml", REPO / "schemas")
+    return Catalog.load(REPO / "exchange/data/catalog.toml", REPO / "exchange/data/schemas")
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +50,8 @@ async def city_settings(
     prefix = f"tc{uuid.uuid4().hex[:8]}."
     yield Settings(
         certs_dir=city_pki.path,
-        schemas_dir=REPO / "schemas",
-        catalog=REPO / "catalog.toml",
+        schemas_dir=REPO / "exchange/data/schemas",
+        catalog=REPO / "exchange/data/catalog.toml",
         amqp_url=AMQP_URL,
         bus_prefix=prefix,
         store_dir=tmp_path / "stores",

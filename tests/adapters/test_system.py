@@ -19,7 +19,9 @@ from tests.adapters._schemas import fits
 from tests.catalog._city import REPO
 
 TODAY = date(2026, 11, 30)
-DEPARTMENTS = [p.id for p in read_catalog_data(REPO / "catalog.toml").parties if p.is_department]
+DEPARTMENTS = [
+    p.id for p in read_catalog_data(REPO / "exchange/data/catalog.toml").parties if p.is_department
+]
 
 
 @pytest.mark.parametrize("party", DEPARTMENTS)

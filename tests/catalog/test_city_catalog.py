@@ -1,4 +1,4 @@
-"""The city's catalog (catalog.toml): parties, providers, callers, deadlines, schemas, examples."""
+"""The city's catalog (exchange/data/): parties, providers, callers, deadlines, schemas."""
 
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ class TestContents:
         """Without EXCHANGE_CATALOG a node loads the city's catalog and schemas."""
         monkeypatch.delenv("EXCHANGE_CATALOG", raising=False)
         monkeypatch.delenv("EXCHANGE_SCHEMAS_DIR", raising=False)
-        assert Settings().catalog == REPO / "catalog.toml"
-        assert Settings().schemas_dir == REPO / "schemas"
+        assert Settings().catalog == REPO / "exchange/data/catalog.toml"
+        assert Settings().schemas_dir == REPO / "exchange/data/schemas"
 
     def test_the_five_parties(self) -> None:
         """The five departments of the seed, and no one else."""
