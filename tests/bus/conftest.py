@@ -12,6 +12,7 @@ import aio_pika
 import pytest
 
 from exchange._clock import SYSTEM_CLOCK
+from exchange.catalog import read_catalog_data
 from exchange.config import Settings
 from exchange.node import Node, NodeConfig, build_node
 from exchange.testing import ThrowawayPKI
@@ -21,7 +22,10 @@ from tests._broker import BrokerNode
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DATA = Path(__file__).resolve().parent.parent / "data"
-BUS_PARTIES = ("single-center", "improvement", "land-property")
+# Every department of the bus tests' catalog, in its file order.
+BUS_PARTIES = tuple(
+    p.id for p in read_catalog_data(DATA / "catalog.toml").parties if p.is_department
+)
 
 FAST = NodeConfig(
     receipt_timeouts=(1.0, 2.0),
