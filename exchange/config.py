@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from exchange.transport.addresses import broker_addresses
+
 _REPO = Path(__file__).resolve().parent.parent
 _DATA = "data"  # exchange/data: the city's catalog and the schemas, shipped in the wheel
 
@@ -66,6 +68,13 @@ class Settings(BaseSettings):
     handler_retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 10.0, 60.0)
     # How often a parked request is looked at again (its answer may reach another process).
     wait_recheck: float = Field(default=60.0, gt=0)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _broker_addresses(cls, value: str) -> str:
+        """EXCHANGE_AMQP_URL: one amqp(s):// URL, or several cluster nodes' separated by commas."""
+        broker_addresses(value)  # raises ValueError naming what is wrong
+        return value
 
     @field_validator("message_retention_days", mode="before")
     @classmethod

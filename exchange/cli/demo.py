@@ -15,7 +15,6 @@ import asyncio
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -31,6 +30,7 @@ from exchange.exceptions import AdapterInvalid
 from exchange.node.adapters import load_adapter, load_adapters
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import ROOT_FILE
+from exchange.transport.addresses import redacted
 from exchange.transport.admin import check_broker
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def demo(
     except Exception as exc:
         raise fail(
             "broker-unavailable",
-            f"cannot reach RabbitMQ at {_redacted(settings.amqp_url)}: {exc or type(exc).__name__}",
+            f"cannot reach RabbitMQ at {redacted(settings.amqp_url)}: {exc or type(exc).__name__}",
             "start it with `rabbitmq-server -detached`, or point EXCHANGE_AMQP_URL at a "
             "running broker, then run the demo again",
         ) from None
@@ -140,15 +140,6 @@ def demo(
         if run.timeline is None:
             typer.echo("error demo-incomplete: no case crossed three departments", err=True)
         raise typer.Exit(code=1)
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _seconds(value: float | None) -> str:
