@@ -54,8 +54,9 @@ async def test_connect_any_skips_an_address_where_nothing_listens() -> None:
 
 @pytest.mark.rabbit
 async def test_connect_any_raises_what_the_last_address_raised() -> None:
-    dead = [f"amqp://guest:guest@127.0.0.1:{free_port()}/" for _ in range(2)]
-    with pytest.raises(OSError):
+    first, last = free_port(), free_port()
+    dead = [f"amqp://guest:guest@127.0.0.1:{port}/" for port in (first, last)]
+    with pytest.raises(OSError, match=f"'127.0.0.1', {last}"):
         await connect_any(dead)
 
 
