@@ -13,14 +13,16 @@ COMPOSE = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
 DEPARTMENTS = {p.id for p in CATALOG.parties if p.is_department}
 
 
-def _node_services(compose: str = COMPOSE) -> dict[str, str]:
-    """Compose service name -> the party its ``node run`` command runs."""
+def _node_services(compose: str = COMPOSE, *, profile: str | None = None) -> dict[str, str]:
+    """Compose service name -> the party its ``node run`` command runs, of one profile."""
     services = compose.split("\nservices:\n", 1)[1].split("\nvolumes:\n", 1)[0]
     found: dict[str, str] = {}
-    for block in re.split(r"\n(?=  [a-z][a-z-]*:\n)", services):
-        name = re.match(r"\s*([a-z][a-z-]*):", block)
+    for block in re.split(r"\n(?=  [a-z][a-z0-9-]*:\n)", services):
+        name = re.match(r"\s*([a-z][a-z0-9-]*):", block)
         command = re.search(r'command: \["node", "run", "([a-z-]+)"(.*)\]', block)
-        if name and command:
+        profiles = re.search(r"profiles: \[([a-z, ]+)\]", block)
+        in_profile = profiles.group(1) if profiles else None
+        if name and command and in_profile == profile:
             assert command.group(2) == "", f"{name.group(1)}: the catalog names the handlers"
             found[name.group(1)] = command.group(1)
     return found
@@ -31,6 +33,16 @@ def test_compose_services_are_the_catalogs_departments() -> None:
     nodes = _node_services()
     assert set(nodes) == DEPARTMENTS
     assert all(service == party for service, party in nodes.items())
+
+
+def test_the_cluster_profile_runs_a_second_process_of_every_department() -> None:
+    """`--profile cluster`: `<party>-2` beside each department, and three broker nodes."""
+    replicas = _node_services(profile="cluster")
+    assert replicas == {f"{party}-2": party for party in DEPARTMENTS}
+    for node in ("rabbitmq-2", "rabbitmq-3"):
+        assert re.search(rf"\n  {node}:\n    <<: \*rabbitmq-peer\n    hostname: {node}\n", COMPOSE)
+    peer_config = (REPO / "deploy/rabbitmq-cluster.conf").read_text(encoding="utf-8")
+    assert "cluster_formation.classic_config.nodes.1 = rabbit@rabbitmq" in peer_config
 
 
 def test_compose_certifies_every_identity_but_the_console() -> None:
