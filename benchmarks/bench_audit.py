@@ -60,6 +60,15 @@ async def appends_per_second(
     return per_task * concurrency * per_transaction / elapsed
 
 
+# What each party of a case writes for a message of each kind.
+CASE_EVENTS = {
+    "request": EventName.RECEIVED,
+    "receipt": EventName.RECEIPT_SENT,
+    "status": EventName.STATUS_SENT,
+    "response": EventName.RESPONDED,
+}
+
+
 def case_records(total: int) -> Iterator[list[AuditRecord]]:
     """``total`` records over five parties in chunks: requests, receipts, answers by case."""
     heads = dict.fromkeys(PARTIES, (0, GENESIS_HASH))
@@ -71,7 +80,7 @@ def case_records(total: int) -> Iterator[list[AuditRecord]]:
         mid = request if i % 5 == 0 else f"msg-{i:08d}"
         kind = ("request", "receipt", "status", "response", "request")[i % 5]
         event = AuditEvent(
-            EventName.RECEIVED if kind == "request" else EventName(f"{kind}-sent"),
+            CASE_EVENTS[kind],
             message_id=mid,
             correlation_id=None if kind == "request" else request,
             case_id=case,

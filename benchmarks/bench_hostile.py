@@ -80,10 +80,51 @@ def xml_shapes(small: bytes) -> Iterator[tuple[str, bytes]]:
         small.replace(b"<payload>", b"<payload><" + name + b"></" + name + b">"),
     )
     yield "many small elements", _fill(small, b"<payload>", lambda i: b"<a/>")
+    declarations = b" ".join(b'xmlns:p%d="urn:x:%d"' % (j, j) for j in range(16))
+    yield (
+        "16 namespace declarations per element",
+        _fill(small, b"<payload>", lambda i: b"<a " + declarations + b"/>"),
+    )
+    attributes = b" ".join(b'a%d="v"' % j for j in range(32))
+    yield (
+        "32 attributes per element",
+        _fill(small, b"<payload>", lambda i: b"<a " + attributes + b"/>"),
+    )
+    yield (
+        "nesting 31 deep, repeated",
+        _fill(small, b"<payload>", lambda i: b"<a>" * 29 + b"</a>" * 29),
+    )
+    yield "64 namespaces in scope of many elements", _namespaces_in_scope(small)
+    uri = b"urn:" + b"u" * 60_000
+    yield (
+        "long namespace URIs",
+        _fill(small, root, lambda i: b' xmlns:p%d="%s"' % (i, uri)),
+    )
     start = small.index(b"<ds:X509Certificate>") + len(b"<ds:X509Certificate>")
     end = small.index(b"</ds:X509Certificate>")
     blob = base64.b64encode(b"\x30" * ((LIMIT - len(small)) * 3 // 4))
     yield "a large KeyInfo certificate", small[:start] + blob + small[end:]
+
+
+def _namespaces_in_scope(small: bytes) -> bytes:
+    """Every namespace declaration the limits allow, in scope of a payload of tiny elements.
+
+    Just within every limit, so the whole verification runs: c14n's cost per element grows
+    with the namespaces in scope, and this is the most it can be.
+    """
+    room = 64 - small.count(b"xmlns")  # the envelope, ds and service namespaces are there
+    sizes = [15, 16, 16]
+    sizes.append(room - sum(sizes))
+
+    def declarations(k: int) -> bytes:
+        return b" ".join(b'xmlns:q%d_%d="urn:q:%d:%d"' % (k, j, k, j) for j in range(sizes[k]))
+
+    root = b'<envelope xmlns="urn:kazan:exchange:envelope:1"'
+    raw = small.replace(root, root + b" " + declarations(0), 1)
+    inner = b"<payload " + declarations(1) + b"><b " + declarations(2) + b">"
+    holder = b"<c " + declarations(3) + b">"
+    raw = raw.replace(b"<payload>", inner + holder, 1).replace(b"</payload>", b"</c></b></payload>")
+    return _fill(raw, holder, lambda i: b"<a>bbbbbb</a>")
 
 
 def jws_shapes(small: bytes) -> Iterator[tuple[str, bytes]]:

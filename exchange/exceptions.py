@@ -42,6 +42,12 @@ class TooLarge(EnvelopeError):
     code = "too-large"
 
 
+class TooComplex(EnvelopeError):
+    """Past a structural limit (depth, elements, attributes, namespaces, name length)."""
+
+    code = "too-complex"
+
+
 # --- signature: the signature itself does not hold -------------------------------------
 
 
@@ -289,6 +295,12 @@ class CatalogError(ExchangeError):
     """The catalog file is unreadable or inconsistent."""
 
     code = "catalog-invalid"
+
+
+class AdapterInvalid(ExchangeError):
+    """The adapter the catalog names for a department cannot be loaded or does not fit it."""
+
+    code = "adapter-invalid"
 
 
 # --- transport --------------------------------------------------------------------------

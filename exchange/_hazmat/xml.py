@@ -72,6 +72,8 @@ def parse(raw: bytes, *, max_size: int) -> Element:
         root = etree.fromstring(raw, _PARSER)
     except etree.XMLSyntaxError as exc:
         raise Malformed(f"not well-formed XML: {exc.msg}") from None
+    except (etree.LxmlError, ValueError) as exc:  # whatever else libxml2 refuses
+        raise Malformed(f"not acceptable XML: {exc}") from None
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:  # type: ignore[union-attr]
         raise Malformed("DOCTYPE is not allowed")
@@ -91,8 +93,16 @@ def _node_kind(node: Element) -> str:
 
 
 def c14n_exclusive(node: Element) -> bytes:
-    """Exclusive XML canonicalisation 1.0 without comments, as XML-DSig wants it."""
-    return etree.tostring(node, method="c14n", exclusive=True, with_comments=False)
+    """Exclusive XML canonicalisation 1.0 without comments, as XML-DSig wants it.
+
+    Raises:
+        Malformed (malformed): libxml2 cannot canonicalise the tree (a relative namespace
+            URI anywhere in scope, an unparsable one, ...). xmlsec1 refuses those too.
+    """
+    try:
+        return etree.tostring(node, method="c14n", exclusive=True, with_comments=False)
+    except (etree.LxmlError, ValueError) as exc:
+        raise Malformed(f"cannot canonicalise the document: {exc}") from None
 
 
 def serialize(root: Element) -> bytes:

@@ -260,8 +260,7 @@ class TestHostileFiles:
             (Header("alg", ["ES256"]), {"unsupported-algorithm"}),
             (X5c(("cert:unknown-key-algorithm",)), {"unsupported-algorithm"}),
             (KeyInfo(("cert:unknown-key-algorithm",)), {"unsupported-algorithm"}),
-            # malformed once feat/xmlverify names canonicalisation's refusals; verify-failed now
-            (XmlAttribute("root", "xmlns:p", "rel"), {"malformed", "verify-failed"}),
+            (XmlAttribute("root", "xmlns:p", "rel"), {"malformed"}),
         ],
         ids=["alg-list", "x5c-unknown-key", "keyinfo-unknown-key", "relative-namespace"],
     )
@@ -281,23 +280,29 @@ class TestHostileFiles:
         assert len(unexpected) == (report["code"] == "verify-failed")
 
     def test_a_verification_bug_shows_no_traceback(
-        self, cli: Cli, ca: Path, tmp_path: Path
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path
     ) -> None:
         """In a real process, verify-failed prints one named error and valid JSON, no trace."""
-        assert cli("certs", "issue", "improvement").exit_code == 0
-        pki = ThrowawayPKI(ca, CertificateAuthority(ca))
-        poisoned = XmlAttribute("root", "xmlns:p", "rel")  # crashes c14n until feat/xmlverify
-        path = tmp_path / "hostile.xml"
-        path.write_bytes(poisoned.apply(material_of(pki, make_envelope(clock=SystemClock()))))
+        path = _sign(cli, unsigned("xml"), tmp_path / "signed.xml")
+        # A bug deep inside verification, planted in the child process before the CLI runs.
+        script = (
+            "import sys, exchange.signing as signing\n"
+            "def boom(*args, **kwargs):\n"
+            "    raise RecursionError('stands in for a bug in a parser')\n"
+            "signing.verify_xml = boom\n"
+            "from exchange.cli import main\n"
+            f"sys.argv = ['exchange', 'verify', {str(path)!r}, '--json']\n"
+            "main()\n"
+        )
         done = subprocess.run(
-            [sys.executable, "-m", "exchange.cli", "verify", str(path), "--json"],
+            [sys.executable, "-c", script],
             env={**os.environ, "EXCHANGE_CERTS_DIR": str(ca)},
             capture_output=True,
             timeout=60,
             check=False,
         )
-        assert done.returncode == 1
-        assert json.loads(done.stdout)["code"] in {"malformed", "verify-failed"}
+        assert done.returncode == 1, done.stderr
+        assert json.loads(done.stdout)["code"] == "verify-failed"
         assert b"Traceback" not in done.stderr
 
 

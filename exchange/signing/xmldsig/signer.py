@@ -7,6 +7,7 @@ import hashlib
 
 from exchange._hazmat import signature
 from exchange._hazmat.xml import c14n_exclusive, serialize, sub_element
+from exchange._hazmat.xml_limits import check_limits
 from exchange.codec.xml import encode_xml
 from exchange.envelope.model import Envelope
 from exchange.pki.credentials import Credentials
@@ -21,7 +22,11 @@ from exchange.signing.xmldsig.profile import (
 
 
 def sign_xml(envelope: Envelope, credentials: Credentials) -> bytes:
-    """Return the signed XML document of ``envelope``."""
+    """Return the signed XML document of ``envelope``.
+
+    Raises:
+        TooComplex (too-complex): the document is past a limit every verifier enforces.
+    """
     root = encode_xml(envelope)
     digest_value = base64.b64encode(hashlib.sha256(c14n_exclusive(root)).digest()).decode()
     sig = sub_element(root, DS + "Signature", nsmap={"ds": DS_NS})
@@ -40,4 +45,7 @@ def sign_xml(envelope: Envelope, credentials: Credentials) -> bytes:
     sub_element(
         x509_data, DS + "X509Certificate", base64.b64encode(credentials.certificate_der).decode()
     )
-    return serialize(root)
+    signed = serialize(root)
+    # A peer would refuse it: better the sender hears it now, from its own seal() call.
+    check_limits(root, len(signed))
+    return signed

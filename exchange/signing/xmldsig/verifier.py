@@ -3,38 +3,27 @@
 The profile: one ``ds:Signature``, the last child of the envelope; one ``Reference`` with
 ``URI=""`` (the whole document) and exactly the transforms enveloped-signature then
 exclusive c14n; SHA-256; ECDSA P-256 or RSA with SHA-256; the signer's certificate as the
-only thing in ``KeyInfo``. Anything else is refused before any key is used.
+only thing in ``KeyInfo`` (the whole shape: ``profile.SIGNATURE``). Anything else is refused
+before any key is used, and the document's structural limits are checked before anything is
+canonicalised.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from exchange._hazmat import signature
 from exchange._hazmat.xml import Element, c14n_exclusive, parse
+from exchange._hazmat.xml_limits import check_limits
 from exchange.codec.xml import ENVELOPE_NS, decode_xml, payload_document
-from exchange.exceptions import Malformed, SenderMismatch, SignatureInvalid, UnsupportedAlgorithm
+from exchange.exceptions import Malformed, SenderMismatch, SignatureInvalid
 from exchange.pki.trust import TrustStore
 from exchange.signing._certs import b64decode_strict, load_certificate, public_key_of
 from exchange.signing.base import VerifiedEnvelope, WireFormat, digest
-from exchange.signing.xmldsig.profile import DS, EXC_C14N, SHA256, SIGNATURE_METHODS, TRANSFORMS
-
-# The attributes each profile element may carry; any other is refused.
-_ALGORITHM_ATTR = frozenset({"Algorithm"})
-_SIGNED_INFO_ATTRS = {
-    "CanonicalizationMethod": _ALGORITHM_ATTR,
-    "SignatureMethod": _ALGORITHM_ATTR,
-    "Reference": frozenset({"URI"}),
-}
-_REFERENCE_ATTRS = {"DigestMethod": _ALGORITHM_ATTR}
-_TRANSFORM_ATTRS = {"Transform": _ALGORITHM_ATTR}
-_C14N_METHODS = frozenset({EXC_C14N})
-_DIGEST_METHODS = frozenset({SHA256})
-_SIGNATURE_METHOD_URIS = frozenset(SIGNATURE_METHODS)
-_TRANSFORM_URIS = frozenset(TRANSFORMS)
+from exchange.signing.xmldsig.conformance import check_profile
+from exchange.signing.xmldsig.profile import DS, SIGNATURE_METHODS
 
 
 def verify_xml(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) -> VerifiedEnvelope:
@@ -47,19 +36,19 @@ def verify_xml(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) ->
         SenderMismatch (sender-mismatch): signed by another party than the sender.
     """
     root = parse(raw, max_size=max_size)
+    check_limits(root, len(raw))  # before anything canonicalises: bounded cost
     if root.tag != "{" + ENVELOPE_NS + "}envelope":
         raise Malformed(f"root element {root.tag} is not an exchange envelope")
     sig = _the_signature(root)
-    info, value_node, key_info = _exactly(sig, ("SignedInfo", "SignatureValue", "KeyInfo"))
-    algorithm, expected_digest = _signed_info(info)
-    (x509_data,) = _exactly(key_info, ("X509Data",))
-    (cert_node,) = _exactly(x509_data, ("X509Certificate",))
-    cert = load_certificate(b64decode_strict(cert_node.text, "X509Certificate"))
+    found = check_profile(sig)
+    algorithm = SIGNATURE_METHODS[found["SignatureMethod"].get("Algorithm", "")]
+    expected_digest = b64decode_strict(found["DigestValue"].text, "DigestValue")
+    cert = load_certificate(b64decode_strict(found["X509Certificate"].text, "X509Certificate"))
     signature.verify(
         public_key_of(cert),
         algorithm,
-        b64decode_strict(value_node.text, "SignatureValue"),
-        c14n_exclusive(info),
+        b64decode_strict(found["SignatureValue"].text, "SignatureValue"),
+        c14n_exclusive(found["SignedInfo"]),
     )
     _detach(sig)
     actual = hashlib.sha256(c14n_exclusive(root)).digest()
@@ -89,54 +78,6 @@ def _the_signature(root: Element) -> Element:
     if sig.getparent() is not root or root[-1] is not sig:
         raise SignatureInvalid("the signature must be the last child of the envelope")
     return sig
-
-
-def _signed_info(info: Element) -> tuple[signature.Algorithm, bytes]:
-    c14n, method, reference = _exactly(
-        info, ("CanonicalizationMethod", "SignatureMethod", "Reference"), _SIGNED_INFO_ATTRS
-    )
-    _algorithm(c14n, _C14N_METHODS)
-    algorithm = SIGNATURE_METHODS[_algorithm(method, _SIGNATURE_METHOD_URIS)]
-    if reference.get("URI") != "":
-        raise SignatureInvalid('the reference must be URI="": the whole envelope')
-    transforms, digest_method, digest_value = _exactly(
-        reference, ("Transforms", "DigestMethod", "DigestValue"), _REFERENCE_ATTRS
-    )
-    for step in transforms:  # an off-list transform is an algorithm error, however many
-        if step.tag == DS + "Transform":
-            _algorithm(step, _TRANSFORM_URIS)
-    steps = _exactly(transforms, ("Transform",) * len(TRANSFORMS), _TRANSFORM_ATTRS)
-    if tuple(step.get("Algorithm") for step in steps) != TRANSFORMS:
-        raise UnsupportedAlgorithm("transforms must be enveloped-signature then exclusive c14n")
-    _algorithm(digest_method, _DIGEST_METHODS)
-    return algorithm, b64decode_strict(digest_value.text, "DigestValue")
-
-
-def _algorithm(node: Element, allowed: frozenset[str]) -> str:
-    uri = node.get("Algorithm", "")
-    if uri not in allowed:
-        raise UnsupportedAlgorithm(f"{node.tag[len(DS) :]} algorithm {uri!r} is not allowed")
-    return uri
-
-
-def _exactly(
-    parent: Element, names: Sequence[str], attributes: Mapping[str, frozenset[str]] | None = None
-) -> list[Element]:
-    children = list(parent)
-    if [child.tag for child in children] != [DS + name for name in names]:
-        found = ", ".join(str(child.tag).replace(DS, "ds:") for child in children) or "nothing"
-        raise SignatureInvalid(
-            f"ds:{parent.tag[len(DS) :]} must hold {', '.join(names)}; found {found}"
-        )
-    for node in (parent, *children):
-        if len(node) and (node.text or "").strip():
-            raise SignatureInvalid(f"stray text in ds:{node.tag[len(DS) :]}")
-        if (node.tail or "").strip() and node is not parent:
-            raise SignatureInvalid(f"stray text after ds:{node.tag[len(DS) :]}")
-    for child, name in zip(children, names, strict=True):
-        if set(child.attrib) - (attributes or {}).get(name, frozenset()):
-            raise SignatureInvalid(f"unexpected attributes on ds:{child.tag[len(DS) :]}")
-    return children
 
 
 def _detach(sig: Element) -> None:
