@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     schemas_dir: Path = packaged("schemas")
     catalog: Path = packaged("catalog.toml")
     max_envelope_bytes: int = 1024 * 1024
+    # Threads a node verifies deliveries in, off its event loop (EXCHANGE_VERIFY_WORKERS).
+    verify_workers: int = Field(default=2, ge=1, le=64)
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     bus_prefix: str = "kzn."
     store_dir: Path = _REPO / "var"

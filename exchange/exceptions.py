@@ -69,8 +69,17 @@ class UnsupportedAlgorithm(SignatureError):
     code = "unsupported-algorithm"
 
 
+class VerifyFailed(SignatureError):
+    """Verification raised something unexpected; refused (fail closed), logged and counted.
+
+    Nothing it could not check is trusted; the stack trace is in the log for a developer.
+    """
+
+    code = "verify-failed"
+
+
 class WrongDocumentType(SignatureError):
-    """A signed document of another kind (its JWS ``typ``) than the one expected here."""
+    """A signed document of another kind (its JWS ``typ`` or ``cty``) than expected here."""
 
     code = "wrong-document-type"
 

@@ -19,10 +19,10 @@ from exchange.ledger.chain import canonical_time
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
 from exchange.signing.jws.document import verify_document
-from exchange.signing.jws.profile import AUDIT_ACK_TYPE
+from exchange.signing.jws.profile import AUDIT_ACK_TYPE, CONTENT_TYPES
 from exchange.signing.jws.signer import sign_document
 
-ACK_CONTENT_TYPE = "application/vnd.kazan.audit-ack+json"
+ACK_CONTENT_TYPE = CONTENT_TYPES[AUDIT_ACK_TYPE]
 MAX_ACK_BYTES = 64 * 1024
 
 

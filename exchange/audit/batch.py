@@ -29,11 +29,11 @@ from exchange.ledger.event import AuditRecord
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import Signer, TrustStore
 from exchange.signing.jws.document import verify_document
-from exchange.signing.jws.profile import AUDIT_BATCH_TYPE
+from exchange.signing.jws.profile import AUDIT_BATCH_TYPE, CONTENT_TYPES
 from exchange.signing.jws.signer import sign_document
 
 BATCH_VERSION = 2
-BATCH_CONTENT_TYPE = "application/vnd.kazan.audit-batch+json"
+BATCH_CONTENT_TYPE = CONTENT_TYPES[AUDIT_BATCH_TYPE]
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 

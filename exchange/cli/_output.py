@@ -28,6 +28,10 @@ _HINTS: dict[str, str] = {
     "revocation-unknown": "an admin must publish a fresh CRL with `exchange certs crl`",
     "sender-mismatch": "sign with --as set to the envelope's sender",
     "unknown-party": "see `exchange certs list` for the parties and serials this CA knows",
+    "verify-failed": "the file is refused; run again with EXCHANGE_LOG_LEVEL=ERROR for the "
+    "stack trace, and report it with the file: the verifier should have named the problem",
+    "wrong-document-type": "the file is another kind of signed document, not an envelope",
+    "expired": "use --signature-only to check the signature of an expired envelope",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from rich.markup import escape
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange._hazmat.xml import parse
+from exchange._logging import configure_logging
 from exchange.catalog import read_catalog_data
 from exchange.cli._output import (
     certs_dir,
@@ -24,7 +26,7 @@ from exchange.cli._output import (
 from exchange.codec.json import decode_json, loads_strict
 from exchange.codec.xml import decode_xml
 from exchange.envelope.model import Envelope
-from exchange.exceptions import ExchangeError, Malformed, TooLarge
+from exchange.exceptions import ExchangeError, Expired, Malformed, TooLarge
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import CrlNumberFile, TrustStore
 from exchange.signing import VerifiedEnvelope, WireFormat, seal, sniff_format, unseal
@@ -108,7 +110,17 @@ def _fields(verified: VerifiedEnvelope) -> dict[str, Any]:
         "signer": verified.signer.party,
         "signer_serial": f"{verified.signer.serial:x}",
         "digest": verified.digest,
+        "expires_at": verified.envelope.expires_at.isoformat(),
     }
+
+
+def _check_expiry(envelope: Envelope) -> None:
+    """Raises Expired (expired) when the envelope's ``expires_at`` has passed."""
+    if envelope.expires_at <= SYSTEM_CLOCK.now():
+        raise Expired(
+            f"the envelope expired at {envelope.expires_at.isoformat()}; its signature was "
+            "checked (use --signature-only to check nothing else)"
+        )
 
 
 def verify(
@@ -117,10 +129,24 @@ def verify(
         bool, typer.Option("--json", help="Print the result (or the error) as JSON on stdout.")
     ] = False,
     certs: CertsDir = None,
+    signature_only: Annotated[
+        bool,
+        typer.Option(
+            "--signature-only",
+            help="Check the signature and its certificate only, not the envelope's expiry.",
+        ),
+    ] = False,
 ) -> None:
-    """Verify a signed envelope against the trust store (root CA and CRL); exit 1 if bad."""
+    """Verify a signed envelope against the trust store (root CA and CRL); exit 1 if bad.
+
+    An envelope past its ``expires_at`` is reported as ``expired`` (a node would refuse
+    it), unless ``--signature-only`` asks about the signature alone.
+    """
     path = certs_dir(certs)
     limit = max_envelope_bytes()
+    # A verification bug's stack trace goes to stderr only when asked for (EXCHANGE_LOG_LEVEL);
+    # by default the user sees the one named error.
+    configure_logging(os.environ.get("EXCHANGE_LOG_LEVEL", "CRITICAL"))
     try:
         with user_errors():
             raw = file.read_bytes()
@@ -132,6 +158,8 @@ def verify(
         )
         # The collector's and the console's certificates are good, but they sign no envelopes.
         read_catalog_data(load_settings().catalog).check_party(verified.signer.party)
+        if not signature_only:
+            _check_expiry(verified.envelope)
     except ExchangeError as exc:
         if as_json:
             print_json({"ok": False, "code": exc.code, "message": exc.message})
@@ -143,7 +171,8 @@ def verify(
         return
     service = fields["service"]
     out = console()
-    out.print(f"[green]ok[/green]: signature and certificate valid ({verified.format.value})")
+    what = "signature and certificate" if signature_only else "signature, certificate and expiry"
+    out.print(f"[green]ok[/green]: {what} valid ({verified.format.value})")
     rows = {
         **{key: fields[key] for key in ("sender", "recipient", "kind")},
         "service": f"{service['code']} v{service['version']}",

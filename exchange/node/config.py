@@ -7,6 +7,23 @@ from datetime import timedelta
 
 from exchange.signing.base import WireFormat
 
+DEFAULT_WORKERS = 2
+MAX_WORKERS = 64
+
+
+def check_workers(workers: int) -> int:
+    """A valid number of verification threads.
+
+    Raises:
+        ValueError: below 1 or above MAX_WORKERS (the message says what to set).
+    """
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(
+            f"EXCHANGE_VERIFY_WORKERS must be 1 to {MAX_WORKERS} threads, not {workers}; "
+            f"{DEFAULT_WORKERS} suits most nodes"
+        )
+    return workers
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -23,10 +40,14 @@ class NodeConfig:
     poll_interval: float = 0.25  # how often relay and worker look at the store
     handler_concurrency: int = 16
     max_envelope_bytes: int = 1024 * 1024
+    verify_workers: int = DEFAULT_WORKERS  # threads that verify deliveries off the event loop
     message_retention: timedelta | None = None  # prune finished messages' content after this
     metadata_only: bool = False  # prune a finished message's content at the next look
     declare_topology: bool = True  # False: the admin applied it; the node may not configure
     prune_interval: float = 5.0  # how often the pruner looks (when either is set)
+
+    def __post_init__(self) -> None:
+        check_workers(self.verify_workers)
 
     def receipt_timeout(self, attempt: int) -> timedelta:
         """Time to wait for a receipt after the ``attempt``-th send (1-based)."""

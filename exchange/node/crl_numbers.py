@@ -16,11 +16,18 @@ class StoreCrlNumbers:
 
     The trust store asks synchronously (it judges a CRL inside a signature check); the numbers
     are read once at start and each new highest one is written back by a task right away.
+    Signature checks run in worker threads: a write is handed to the node's loop.
     """
 
-    def __init__(self, store: Store, numbers: dict[str, int]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        numbers: dict[str, int],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self._store = store
         self._numbers = numbers
+        self._loop = loop or asyncio.get_running_loop()
         self._writes: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -47,9 +54,18 @@ class StoreCrlNumbers:
     def remember(self, issuer: str, number: int) -> None:
         """Keep ``number`` now, and write it to the store in the background."""
         self._numbers[issuer] = number
-        task = asyncio.get_running_loop().create_task(
-            self._store.set_meta(META_KEY, json.dumps(self._numbers, sort_keys=True))
-        )
+        value = json.dumps(self._numbers, sort_keys=True)
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # a verification worker thread
+            on_loop = False
+        if on_loop:
+            self._write(value)
+        else:
+            self._loop.call_soon_threadsafe(self._write, value)
+
+    def _write(self, value: str) -> None:
+        task = self._loop.create_task(self._store.set_meta(META_KEY, value))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

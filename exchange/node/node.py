@@ -119,6 +119,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.worker.drain()
+        self.inbound.verifier.close()
         await self.outbound.drain()
         await self.ctx.bus.stop()
         if self._crl_numbers is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ CRL_FILE = "crl.pem"
 CRL_NUMBERS_FILE = "crl-numbers.json"
 CRL_RECHECK_SECONDS = 1.0
 _CACHE_LIMIT = 4096
+_CrlState = tuple[x509.CertificateRevocationList | None, datetime | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +174,10 @@ class TrustStore:
         self._issuer = hashlib.sha256(spki).hexdigest()
         self._numbers: CrlNumbers = numbers or MemoryCrlNumbers()
         self._source: Path | None = None
-        self._crl: x509.CertificateRevocationList | None = None
-        self._crl_problem: str | None = None
-        self._crl_next_update: datetime | None = None
+        # (crl, next update, problem) in one attribute: nodes judge certificates in worker
+        # threads, and a reader must never pair a new CRL with the old CRL's verdict.
+        self._crl_state: _CrlState = (None, None, "no CRL")
+        self._refreshing = threading.Lock()
         self._set_crl(crl)
         # Keyed by id(): hashing a certificate hashes its DER; the verifiers hand us the
         # same cached object for the same signer, and the entry keeps it alive.
@@ -206,7 +209,7 @@ class TrustStore:
     def use_numbers(self, numbers: CrlNumbers) -> None:
         """Keep CRL numbers in ``numbers`` from now on, and judge the current CRL by them."""
         self._numbers = numbers
-        self._set_crl(self._crl)
+        self._set_crl(self._crl_state[0])
 
     @property
     def root(self) -> x509.Certificate:
@@ -217,8 +220,12 @@ class TrustStore:
         """Re-read the CRL file if it changed since the last look."""
         if self._source is None:
             return
+        with self._refreshing:
+            self._refresh(self._source)
+
+    def _refresh(self, source: Path) -> None:
         self._looked_at = time.monotonic()
-        crl_path = self._source / CRL_FILE
+        crl_path = source / CRL_FILE
         try:
             st = crl_path.stat()
         except FileNotFoundError:
@@ -232,20 +239,19 @@ class TrustStore:
             try:
                 crl = x509.load_pem_x509_crl(crl_path.read_bytes())
             except ValueError:
-                self._set_crl(None)
-                self._crl_problem = (
+                problem = (
                     f"{crl_path} is not a readable CRL (corrupt?); copy the CA's crl.pem there "
                     "again, or have an admin run `exchange certs crl`"
                 )
+                self._crl_state = (None, None, problem)
             else:
                 self._set_crl(crl)
             self._crl_stamp = stamp
 
     def _set_crl(self, crl: x509.CertificateRevocationList | None) -> None:
         # The CRL signature and number are checked once per load, not once per envelope.
-        self._crl = crl
-        self._crl_next_update = crl.next_update_utc if crl is not None else None
-        self._crl_problem = self._judge_crl(crl)
+        next_update = crl.next_update_utc if crl is not None else None
+        self._crl_state = (crl, next_update, self._judge_crl(crl))
 
     def _judge_crl(self, crl: x509.CertificateRevocationList | None) -> str | None:
         if crl is None:
@@ -324,12 +330,12 @@ class TrustStore:
         return facts
 
     def _check_revocation(self, serial: int, at: datetime) -> None:
-        crl = self._crl
-        if self._crl_problem is not None or crl is None:
-            raise RevocationUnknown(self._crl_problem or "no CRL")
+        crl, next_update, problem = self._crl_state
+        if problem is not None or crl is None:
+            raise RevocationUnknown(problem or "no CRL")
         # A CRL issued after ``at`` still answers for ``at`` (it lists every revocation up to
         # its issue, with dates): what a signature from the past is judged with, offline.
-        if self._crl_next_update is None or at > self._crl_next_update:
+        if next_update is None or at > next_update:
             raise RevocationUnknown(
                 "the CRL does not cover this time; an admin must run `exchange certs crl`"
             )

@@ -7,6 +7,7 @@ from exchange.envelope.model import Envelope
 from exchange.exceptions import SenderMismatch, TooLarge
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
+from exchange.signing._boundary import total
 from exchange.signing.base import VerifiedEnvelope, WireFormat, digest, sniff_format
 from exchange.signing.jws.signer import sign_jws
 from exchange.signing.jws.verifier import verify_jws
@@ -48,9 +49,15 @@ def unseal(
         ExchangeError subclasses, each with its code: too-large, malformed,
         signature-invalid, unsupported-algorithm, certificate-unknown,
         certificate-expired, certificate-not-yet-valid, certificate-revoked,
-        certificate-usage, revocation-unknown, sender-mismatch.
+        certificate-usage, revocation-unknown, sender-mismatch, wrong-document-type;
+        verify-failed for anything unexpected (logged with its stack trace and counted):
+        for any bytes, the result is a verified envelope or an ``ExchangeError``.
     """
-    if len(raw) > max_size:
-        raise TooLarge(f"{len(raw)} bytes is over the {max_size}-byte limit", size=len(raw))
-    verify = verify_xml if sniff_format(raw) is WireFormat.XML else verify_jws
-    return verify(raw, trust, clock.now(), max_size=max_size)
+
+    def verify() -> VerifiedEnvelope:
+        if len(raw) > max_size:
+            raise TooLarge(f"{len(raw)} bytes is over the {max_size}-byte limit", size=len(raw))
+        check = verify_xml if sniff_format(raw) is WireFormat.XML else verify_jws
+        return check(raw, trust, clock.now(), max_size=max_size)
+
+    return total(verify)

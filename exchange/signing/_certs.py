@@ -6,12 +6,21 @@ import base64
 import binascii
 from functools import lru_cache
 
-from cryptography import exceptions as crypto_errors
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm as CryptoUnsupported
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from exchange._hazmat.signature import PublicKey
 from exchange.exceptions import CertificateUnknown, Malformed, UnsupportedAlgorithm
+
+# What cryptography raises for a certificate it parsed but cannot read (not all ValueErrors).
+_UNREADABLE = (
+    ValueError,
+    TypeError,
+    CryptoUnsupported,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 def b64decode_strict(text: str | None, what: str) -> bytes:
@@ -30,17 +39,22 @@ def b64decode_strict(text: str | None, what: str) -> bytes:
 def load_certificate(der: bytes) -> x509.Certificate:
     """Parse a DER certificate (cached: the same signers sign again and again).
 
+    The parser is lazy: names, validity and extensions are read here, once, so that a
+    certificate broken inside fails now with a name, not later as a library's exception.
+
     Raises:
-        CertificateUnknown (certificate-unknown): not a certificate.
+        CertificateUnknown (certificate-unknown): not a certificate, or one whose names,
+            validity, extensions or signature algorithm cannot be read.
     """
     try:
         cert = x509.load_der_x509_certificate(der)
-        # The library parses names, extensions and algorithms lazily: touch them here, so a
-        # broken one fails now, with a code, not later inside the trust checks.
-        _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
-        _ = (list(cert.extensions), cert.signature_hash_algorithm)
-    except (ValueError, TypeError, crypto_errors.UnsupportedAlgorithm):
+    except ValueError:
         raise CertificateUnknown("the signer certificate cannot be parsed") from None
+    try:
+        _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
+        _ = (cert.extensions, cert.signature_hash_algorithm, cert.serial_number)
+    except _UNREADABLE as exc:
+        raise CertificateUnknown(f"the signer certificate cannot be read: {exc}") from None
     return cert
 
 
@@ -53,9 +67,9 @@ def public_key_of(cert: x509.Certificate) -> PublicKey:
     """
     try:
         key = cert.public_key()
-    # An unknown or broken SubjectPublicKeyInfo; an unknown key OID is the library's own
-    # UnsupportedAlgorithm, not a ValueError.
-    except (ValueError, TypeError, crypto_errors.UnsupportedAlgorithm) as exc:
+    # An unknown or broken SubjectPublicKeyInfo (cryptography raises its own
+    # UnsupportedAlgorithm, not a ValueError, for a key algorithm it does not know).
+    except (ValueError, TypeError, CryptoUnsupported) as exc:
         raise UnsupportedAlgorithm(f"the signer certificate's key cannot be used: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise UnsupportedAlgorithm(f"{type(key).__name__} keys are not allowed")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from exchange._clock import FrozenClock
-from exchange.audit.batch import Batch, claimed_party, open_batch, seal_batch
+from exchange.audit.batch import BATCH_CONTENT_TYPE, Batch, claimed_party, open_batch, seal_batch
 from exchange.audit.checkpoint import make_checkpoint
 from exchange.audit.collector import Collector
 from exchange.exceptions import ExchangeError
@@ -46,7 +46,9 @@ def _resigned(pki: ThrowawayPKI, doc: dict[str, Any], **header: Any) -> bytes:
     credentials = pki.credentials(PARTY)
     payload = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return forge(
-        credentials, payload, header_for(credentials, **{"typ": AUDIT_BATCH_TYPE, **header})
+        credentials,
+        payload,
+        header_for(credentials, **{"typ": AUDIT_BATCH_TYPE, "cty": BATCH_CONTENT_TYPE, **header}),
     )
 
 

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from typer.testing import Result
 
 from exchange._clock import SystemClock
 from exchange.pki.authority import CertificateAuthority
 from exchange.signing import WireFormat, seal, sniff_format
-from exchange.testing import make_envelope
+from exchange.testing import ThrowawayPKI, make_envelope
+from tests.signing.fuzz._material import material_of
+from tests.signing.fuzz._mutations import Header, KeyInfo, X5c, XmlAttribute
 
 Cli = Callable[..., Result]
 Unsigned = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify configures structlog for the process: keep it from leaking into other tests."""
+    monkeypatch.setattr("exchange.cli.envelopes.configure_logging", lambda *_, **__: None)
 
 
 def _serials(cli: Cli) -> list[str]:
@@ -186,6 +199,111 @@ class TestVerify:
         code, report = _verify_json(cli, unsigned("xml"))
         assert (code, report["code"]) == (1, "certificate-unknown")
         assert "exchange certs init-ca" in report["message"]
+
+
+class TestExpiry:
+    """An envelope past its ``expires_at``: refused as a node would, unless asked otherwise."""
+
+    @pytest.fixture
+    def expired(self, ca: Path, tmp_path: Path) -> Path:
+        """A validly signed XML request whose expiry passed an hour ago."""
+        now = SystemClock().now()
+        envelope = make_envelope(
+            created_at=now - timedelta(hours=2), expires_at=now - timedelta(hours=1)
+        )
+        path = tmp_path / "expired.xml"
+        path.write_bytes(seal(envelope, CertificateAuthority(ca).credentials("single-center")))
+        return path
+
+    def test_expired_envelope_exits_1(self, cli: Cli, expired: Path) -> None:
+        """Past expires_at, verify prints expired (naming the time and the flag) and exits 1."""
+        result = cli("verify", str(expired))
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error expired: the envelope expired at")
+        assert "--signature-only" in result.stderr
+        code, report = _verify_json(cli, expired)
+        assert (code, report["ok"], report["code"]) == (1, False, "expired")
+
+    def test_signature_only_accepts_the_expired_envelope(self, cli: Cli, expired: Path) -> None:
+        """With --signature-only the same file verifies: its signature and certificate hold."""
+        result = cli("verify", str(expired), "--signature-only")
+        assert result.exit_code == 0, result.output
+        assert "signature and certificate valid" in result.stdout
+        result = cli("verify", str(expired), "--signature-only", "--json")
+        report = json.loads(result.stdout)
+        assert (result.exit_code, report["ok"]) == (0, True)
+        assert report["expires_at"] < SystemClock().now().isoformat()
+
+    def test_signature_only_still_checks_the_signature(self, cli: Cli, expired: Path) -> None:
+        """--signature-only does not weaken the signature check: tampering still fails."""
+        expired.write_bytes(expired.read_bytes().replace(b"Ivan Petrov", b"Ivan Petrova"))
+        result = cli("verify", str(expired), "--signature-only")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error signature-invalid:")
+
+    def test_current_envelope_reports_expiry_checked(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path
+    ) -> None:
+        """Without the flag a current envelope is reported with its expiry checked."""
+        out = _sign(cli, unsigned("xml"), tmp_path / "signed.xml")
+        result = cli("verify", str(out))
+        assert result.exit_code == 0
+        assert "signature, certificate and expiry valid" in result.stdout
+
+
+class TestHostileFiles:
+    """Inputs that once gave a traceback: a named code and exit 1 instead."""
+
+    @pytest.mark.parametrize(
+        ("mutation", "codes"),
+        [
+            (Header("alg", ["ES256"]), {"unsupported-algorithm"}),
+            (X5c(("cert:unknown-key-algorithm",)), {"unsupported-algorithm"}),
+            (KeyInfo(("cert:unknown-key-algorithm",)), {"unsupported-algorithm"}),
+            (XmlAttribute("root", "xmlns:p", "rel"), {"malformed"}),
+        ],
+        ids=["alg-list", "x5c-unknown-key", "keyinfo-unknown-key", "relative-namespace"],
+    )
+    def test_crashing_input_is_a_named_error(
+        self, cli: Cli, ca: Path, tmp_path: Path, mutation: Any, codes: set[str]
+    ) -> None:
+        """Each class of issue 12's crashing input exits 1 with its code, no traceback."""
+        assert cli("certs", "issue", "improvement").exit_code == 0  # the material needs it
+        pki = ThrowawayPKI(ca, CertificateAuthority(ca))
+        path = tmp_path / "hostile"
+        path.write_bytes(mutation.apply(material_of(pki, make_envelope(clock=SystemClock()))))
+        with structlog.testing.capture_logs() as logs:  # a verify-failed logs its stack trace
+            code, report = _verify_json(cli, path)
+        assert (code, report["ok"]) == (1, False)
+        assert report["code"] in codes
+        unexpected = [e for e in logs if e["event"] == "verify.unexpected"]
+        assert len(unexpected) == (report["code"] == "verify-failed")
+
+    def test_a_verification_bug_shows_no_traceback(
+        self, cli: Cli, ca: Path, unsigned: Unsigned, tmp_path: Path
+    ) -> None:
+        """In a real process, verify-failed prints one named error and valid JSON, no trace."""
+        path = _sign(cli, unsigned("xml"), tmp_path / "signed.xml")
+        # A bug deep inside verification, planted in the child process before the CLI runs.
+        script = (
+            "import sys, exchange.signing as signing\n"
+            "def boom(*args, **kwargs):\n"
+            "    raise RecursionError('stands in for a bug in a parser')\n"
+            "signing.verify_xml = boom\n"
+            "from exchange.cli import main\n"
+            f"sys.argv = ['exchange', 'verify', {str(path)!r}, '--json']\n"
+            "main()\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "EXCHANGE_CERTS_DIR": str(ca)},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr
+        assert json.loads(done.stdout)["code"] == "verify-failed"
+        assert b"Traceback" not in done.stderr
 
 
 class TestRotationAndRevocation:

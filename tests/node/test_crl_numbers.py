@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -39,5 +41,29 @@ async def test_corrupt_value_is_a_store_error(tmp_path: Path, clock: FrozenClock
         with pytest.raises(StoreError, match=META_KEY) as info:
             await StoreCrlNumbers.load(store)
         assert info.value.code == "store-error"
+    finally:
+        await store.close()
+
+
+async def test_number_remembered_in_a_verification_thread_is_stored(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """A CRL judged in a worker thread (nodes verify off the loop) still reaches the store."""
+    store = SQLiteStore(tmp_path / "party.db", "improvement", clock)
+    await store.open()
+    try:
+        numbers = await StoreCrlNumbers.load(store)
+        await asyncio.to_thread(numbers.remember, "root", 7)
+        assert numbers.highest("root") == 7
+
+        async def stored() -> str | None:
+            await numbers.flush()
+            return await store.get_meta(META_KEY)
+
+        for _ in range(100):  # the write is handed to the loop; let it run
+            if await stored():
+                break
+            await asyncio.sleep(0.01)
+        assert json.loads(await stored() or "{}") == {"root": 7}
     finally:
         await store.close()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from exchange.codec import b64url
-from exchange.exceptions import WrongDocumentType
 from exchange.pki.trust import Signer, TrustStore
+from exchange.signing._boundary import total
 from exchange.signing.base import digest
 from exchange.signing.jws.verifier import check_signature, flattened, read_header
 
@@ -44,15 +44,19 @@ def verify_document(
 
     Raises:
         TooLarge, Malformed: not an acceptable JWS.
-        WrongDocumentType (wrong-document-type): another ``typ`` (or none).
+        WrongDocumentType (wrong-document-type): another ``typ`` or ``cty`` (or none).
         SignatureInvalid, UnsupportedAlgorithm: off-profile or wrong signature.
         TrustError subclasses: the signer certificate is not good at the signing time.
+        VerifyFailed (verify-failed): anything unexpected (logged and counted).
     """
-    jws = flattened(raw, max_size=max_size)
-    algorithm, cert, found = read_header(jws["protected"])
-    if found != typ:
-        raise WrongDocumentType(f"expected a signed {typ} document, got typ {found!r}")
-    check_signature(jws, algorithm, cert)
-    payload = b64url.decode(jws["payload"], "payload")
-    at = signed_at(payload)
-    return SignedDocument(payload, trust.check(cert, at), at, digest(raw))
+
+    def verify() -> SignedDocument:
+        jws = flattened(raw, max_size=max_size)
+        header = read_header(jws["protected"])
+        header.expect(typ)
+        check_signature(jws, header.algorithm, header.certificate)
+        payload = b64url.decode(jws["payload"], "payload")
+        at = signed_at(payload)
+        return SignedDocument(payload, trust.check(header.certificate, at), at, digest(raw))
+
+    return total(verify)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
@@ -24,10 +25,11 @@ from exchange.signing._certs import b64decode_strict, load_certificate, public_k
 from exchange.signing.base import VerifiedEnvelope, WireFormat, digest
 from exchange.signing.jws.profile import (
     ALGORITHMS,
+    CONTENT_TYPES,
     DOCUMENT_TYPES,
     HEADER_PARAMETERS,
-    MAX_CHAIN,
     MEMBERS,
+    X5C_LENGTH,
 )
 
 
@@ -41,11 +43,10 @@ def verify_jws(raw: bytes, trust: TrustStore, at: datetime, *, max_size: int) ->
         SenderMismatch (sender-mismatch): signed by another party than the sender.
     """
     jws = flattened(raw, max_size=max_size)
-    algorithm, cert, typ = read_header(jws["protected"])
-    if typ in DOCUMENT_TYPES:
-        raise WrongDocumentType(f"a signed {typ} document is not an envelope")
-    check_signature(jws, algorithm, cert)
-    signer = trust.check(cert, at)
+    header = read_header(jws["protected"])
+    header.expect(None)
+    check_signature(jws, header.algorithm, header.certificate)
+    signer = trust.check(header.certificate, at)
     envelope = decode_json(b64url.decode(jws["payload"], "payload"))
     if signer.party != envelope.sender:
         raise SenderMismatch(
@@ -68,8 +69,8 @@ def flattened(raw: bytes, *, max_size: int) -> dict[str, str]:
         raise Malformed(
             "expected a flattened JWS: a JSON object of protected, payload and signature"
         )
-    if not all(isinstance(jws[member], str) for member in MEMBERS):
-        raise Malformed("JWS members must be strings")
+    if not all(isinstance(jws[member], str) and jws[member].isascii() for member in MEMBERS):
+        raise Malformed("JWS members must be strings of base64url (ASCII)")
     return jws
 
 
@@ -87,13 +88,41 @@ def check_signature(jws: dict[str, str], algorithm: Algorithm, cert: x509.Certif
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A protected header that passed the profile: every member present and of its type."""
+
+    algorithm: Algorithm
+    certificate: x509.Certificate
+    typ: str | None
+    cty: str
+
+    def expect(self, typ: str | None) -> None:
+        """The header is of the document kind ``typ`` (None: an envelope), cty included.
+
+        Raises:
+            WrongDocumentType (wrong-document-type): another ``typ`` or ``cty``.
+        """
+        if self.typ != typ:
+            wanted = f"a signed {typ} document" if typ else "an envelope (no typ)"
+            raise WrongDocumentType(f"expected {wanted}, got typ {self.typ!r}")
+        if self.cty != CONTENT_TYPES[typ]:
+            raise WrongDocumentType(f"cty {self.cty!r} is not {CONTENT_TYPES[typ]!r}")
+
+
 @lru_cache(maxsize=256)
-def read_header(protected: str) -> tuple[Algorithm, x509.Certificate, str | None]:
-    """The protected header's algorithm, signer certificate and ``typ``, under our profile.
+def read_header(protected: str) -> Header:
+    """The protected header's algorithm, signer certificate, ``typ`` and ``cty``.
+
+    Only members the profile names, each of the JSON type it names: what is not named is
+    refused, and no later check ever meets a list where it expects a string.
 
     Raises:
-        Malformed (malformed), UnsupportedAlgorithm (unsupported-algorithm),
-        SignatureInvalid (signature-invalid), CertificateUnknown (certificate-unknown).
+        Malformed (malformed): not a JSON object, or a member of the wrong type.
+        UnsupportedAlgorithm (unsupported-algorithm): a member or algorithm off the profile.
+        SignatureInvalid (signature-invalid): x5c is not exactly one certificate.
+        WrongDocumentType (wrong-document-type): ``typ`` or ``cty`` of no known document.
+        CertificateUnknown (certificate-unknown): the certificate cannot be loaded.
     """
     # Cached: a signer sends the same protected header (alg, cty, x5c) with every message.
     header = loads_strict(b64url.decode(protected, "protected header"))
@@ -102,20 +131,21 @@ def read_header(protected: str) -> tuple[Algorithm, x509.Certificate, str | None
     unknown = set(header) - HEADER_PARAMETERS
     if unknown:
         raise UnsupportedAlgorithm(f"header parameters not allowed: {', '.join(sorted(unknown))}")
-    if header.get("alg") not in ALGORITHMS:
-        raise UnsupportedAlgorithm(f"JWS algorithm {header.get('alg')!r} is not allowed")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALGORITHMS:
+        raise UnsupportedAlgorithm(f"JWS algorithm {_shown(alg)} is not allowed")
     chain = header.get("x5c")
-    if (
-        not isinstance(chain, list)
-        or not 1 <= len(chain) <= MAX_CHAIN
-        or not all(isinstance(item, str) for item in chain)
-    ):
-        raise SignatureInvalid(f"x5c must list 1 to {MAX_CHAIN} certificates, signer first")
+    if not isinstance(chain, list) or len(chain) != X5C_LENGTH or not isinstance(chain[0], str):
+        raise SignatureInvalid("x5c must be a list of exactly one base64 string: the signer")
     typ = header.get("typ")
-    if typ is not None and not isinstance(typ, str):
-        raise Malformed("the JWS typ must be a string")
-    return (
-        ALGORITHMS[header["alg"]],
-        load_certificate(b64decode_strict(chain[0], "x5c")),
-        typ,
-    )
+    if typ is not None and (not isinstance(typ, str) or typ not in DOCUMENT_TYPES):
+        raise WrongDocumentType(f"typ {_shown(typ)} names no document of this exchange")
+    cty = header.get("cty")
+    if not isinstance(cty, str):
+        raise WrongDocumentType(f"cty {_shown(cty)} is not a content type of this exchange")
+    return Header(ALGORITHMS[alg], load_certificate(b64decode_strict(chain[0], "x5c")), typ, cty)
+
+
+def _shown(value: object) -> str:
+    # What the attacker sent, short: messages go to logs and the audit trail.
+    return repr(value)[:80]
