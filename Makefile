@@ -28,8 +28,8 @@ demo: setup
 	$(VENV)/bin/exchange demo
 
 lint: setup
-	$(VENV)/bin/ruff check exchange adapters tests benchmarks
-	$(VENV)/bin/ruff format --check exchange adapters tests benchmarks
+	$(VENV)/bin/ruff check exchange adapters tests benchmarks examples
+	$(VENV)/bin/ruff format --check exchange adapters tests benchmarks examples
 	$(VENV)/bin/mypy
 
 test: setup lint

@@ -20,7 +20,14 @@ from exchange.audit.config import AuditSettings
 from exchange.audit.trace import TraceFilter, trace
 from exchange.audit.verify import PartyReport, check_central_head, verify_central, verify_party
 from exchange.catalog import Role, read_catalog_data
-from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
+from exchange.cli._output import (
+    certs_dir,
+    console,
+    fail,
+    load_settings,
+    print_json,
+    user_errors,
+)
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.config import Settings
 from exchange.evidence.bundle import check_bundle, export_bundle
@@ -313,6 +320,16 @@ def trace_command(
     with user_errors():
         timeline = asyncio.run(_trace(ident, filters))
     doc = timeline.to_json()
+    if not doc["steps"]:
+        # An empty table with exit 0 reads as "nothing happened to it", not "no such id".
+        raise fail(
+            "unknown-message",
+            f"{ident} not found in the central audit log"
+            + (" (or no step matches the filters)" if filters != TraceFilter() else ""),
+            "give a message id or a case id as `exchange send` prints it; the log is the "
+            "collector's (EXCHANGE_AUDIT_PATH or EXCHANGE_AUDIT_DSN), so `exchange audit "
+            "collect` must have run since the request was sent",
+        )
     if as_json:
         print_json(doc)
         return

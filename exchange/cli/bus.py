@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import import_module
 from pathlib import Path
@@ -105,7 +106,11 @@ def node_run(
     party: PartyArg,
     handlers: Annotated[
         str | None,
-        typer.Option(help="module:function that registers handlers on the node (adapters)."),
+        typer.Option(
+            metavar="MODULE:FUNCTION",
+            help="What registers handlers on the node, e.g. examples.handlers:register or "
+            "adapters.improvement.system:register; found from the current directory too.",
+        ),
     ] = None,
 ) -> None:
     """Run PARTY's node until SIGTERM or Ctrl-C; prints `ready PARTY` once consuming."""
@@ -119,6 +124,10 @@ def node_run(
 
 def _load_handlers(spec: str) -> Any:
     module_name, _, attribute = spec.partition(":")
+    # A console script's sys.path lacks the current directory; a department's own package
+    # (copied from examples/handlers.py) usually sits there, as with `python -m`.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return getattr(import_module(module_name), attribute or "register")
     except (ImportError, AttributeError) as exc:
