@@ -297,6 +297,19 @@ class BrokerUnavailable(TransportError):
     code = "broker-unavailable"
 
 
+class BrokerRefused(TransportError):
+    """RabbitMQ answered but refused us: the login (ACCESS_REFUSED) or the vhost (NOT_ALLOWED).
+
+    Retrying cannot help until an admin fixes the user, password or vhost, so it fails at once.
+    """
+
+    code = "broker-refused"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, reason=reason)
+        self.reason = reason
+
+
 class Unroutable(TransportError):
     """The broker returned a mandatory message: no queue for that recipient."""
 

@@ -24,6 +24,7 @@ from exchange.cli._output import (
     certs_dir,
     console,
     fail,
+    load_audit_settings,
     load_settings,
     print_json,
     user_errors,
@@ -61,7 +62,7 @@ def collect() -> None:
         collector = Collector(
             Bus(settings.amqp_url),
             BusNames(settings.bus_prefix),
-            open_central(),
+            open_central(load_audit_settings()),
             trust,
             SYSTEM_CLOCK,
             CertificateAuthority(settings.certs_dir, SYSTEM_CLOCK).credentials(me),
@@ -94,7 +95,9 @@ def verify(
                 raise typer.BadParameter("--local needs --party")
             reports = [asyncio.run(_verify_local(party, trust))]
         else:
-            reports = asyncio.run(_verify_central(open_central(), party, trust))
+            reports = asyncio.run(
+                _verify_central(open_central(load_audit_settings()), party, trust)
+            )
     rows = [_report_json(r) for r in reports]
     if as_json:
         print_json(rows)
@@ -186,7 +189,7 @@ Head = tuple[int, str] | None
 async def _central_heads(party: str, collector: str) -> tuple[Head, Head] | None:
     """The central log's heads of ``party`` and of the collector's own chain (None: it holds
     nothing of that chain), or None where the central log is not reachable."""
-    audit = AuditSettings()
+    audit = load_audit_settings()
     if not audit.dsn and not audit.path.exists():
         return None  # no central log on this machine: opening would create an empty one
     central = open_central(audit)
@@ -219,7 +222,7 @@ def export(
 
 async def _export(ident: str) -> dict[str, Any]:
     settings = load_settings()
-    central = open_central()
+    central = open_central(load_audit_settings())
     await central.open()
     stores: dict[str, Store] = {}
     try:
@@ -366,7 +369,7 @@ _WAIT_EVENTS = (EventName.WAITING, EventName.RESUMED)
 
 
 async def _trace(ident: str, filters: TraceFilter) -> Any:
-    store = open_central()
+    store = open_central(load_audit_settings())
     await store.open()
     try:
         return await trace(store, ident, SYSTEM_CLOCK.now(), filters)

@@ -49,6 +49,7 @@ PartyArg = Annotated[str, typer.Argument(help="Party id, e.g. improvement.")]
 def topology_apply() -> None:
     """Declare every exchange and queue of the catalog's parties (idempotent)."""
     settings = load_settings()
+    configure_logging("WARNING")  # reconnect warnings as JSON lines, not raw library text
     with user_errors():
         catalog = Catalog.load(settings.catalog, settings.schemas_dir)
         parties = [party.id for party in catalog.parties]

@@ -25,6 +25,7 @@ from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
 from exchange.cli._demo_city import CityRun, run_city, service_rows
 from exchange.cli._output import certs_dir, console, fail, load_settings, user_errors
+from exchange.exceptions import BrokerRefused
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import ROOT_FILE
 from exchange.transport.admin import check_broker
@@ -69,6 +70,8 @@ def demo(
     settings = load_settings()
     try:
         asyncio.run(check_broker(settings.amqp_url))
+    except BrokerRefused as exc:  # up and answering: starting it again would not help
+        raise fail(exc.code, exc.message) from None
     except Exception as exc:
         raise fail(
             "broker-unavailable",

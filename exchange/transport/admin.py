@@ -12,14 +12,26 @@ import aio_pika
 
 from exchange.exceptions import BrokerUnavailable
 from exchange.transport.names import BusNames
+from exchange.transport.refusal import refusal
 from exchange.transport.topology import remove_topology
 
 CONNECT_TIMEOUT = 5.0
 
 
 async def check_broker(url: str) -> None:
-    """Connect once and disconnect; raise whatever the connection attempt raised."""
-    connection = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT)
+    """Connect once and disconnect.
+
+    Raises:
+        BrokerRefused (broker-refused): the broker refused the login or the vhost.
+        Exception: whatever else the connection attempt raised (unreachable, timeout).
+    """
+    try:
+        connection = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:
+        refused = refusal(exc, url)
+        if refused is not None:
+            raise refused from None
+        raise
     await connection.close()
 
 

@@ -20,10 +20,16 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import DeliveryError
 from aiormq.abc import DeliveredMessage
 
-from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, Unroutable
+from exchange.exceptions import (
+    BrokerRefused,
+    BrokerUnavailable,
+    PublishNotConfirmed,
+    Unroutable,
+)
 from exchange.transport.base import Callback
 from exchange.transport.delivery import Acks, Delivery
 from exchange.transport.names import BusNames
+from exchange.transport.refusal import refusal
 from exchange.transport.topology import apply_topology
 
 log = structlog.get_logger("exchange.transport")
@@ -64,6 +70,8 @@ class Bus:
         self._acks: Acks | None = None  # of the consume channel
         self._supervisor: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._refused: BrokerRefused | None = None  # the last attempt's login or vhost refusal
+        self._attempted = asyncio.Event()  # set after each failed attempt to connect
         self._stopping = False
         self.connects = 0
 
@@ -76,16 +84,29 @@ class Bus:
         """Connect (and keep reconnecting in the background).
 
         Raises:
+            BrokerRefused (broker-refused): the broker refused the login or the vhost; at
+                once, since retrying cannot help.
             BrokerUnavailable (broker-unavailable): no connection within ``timeout``.
         """
         self._stopping = False
         self._supervisor = asyncio.create_task(self._supervise(), name="bus-supervisor")
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                while not self._connected.is_set():
+                    connected = asyncio.ensure_future(self._connected.wait())
+                    attempted = asyncio.ensure_future(self._attempted.wait())
+                    await asyncio.wait({connected, attempted}, return_when="FIRST_COMPLETED")
+                    connected.cancel()
+                    attempted.cancel()
+                    self._attempted.clear()
+                    if self._refused is not None and not self._connected.is_set():
+                        refused = self._refused
+                        await self.stop()
+                        raise refused
         except TimeoutError:
             await self.stop()
             raise BrokerUnavailable(
-                f"cannot reach RabbitMQ at {_redacted(self.url)} within {timeout:.0f} s; "
+                f"cannot reach RabbitMQ at {_redacted(self.url)}: retried for {timeout:.0f} s; "
                 "start it (`rabbitmq-server -detached`) or set EXCHANGE_AMQP_URL"
             ) from None
 
@@ -177,11 +198,17 @@ class Bus:
             try:
                 await self._open()
                 failures = 0
+                self._refused = None
                 await self._watch()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any broker trouble means: reconnect
-                log.warning("bus.disconnected", error=str(exc) or type(exc).__name__)
+                self._refused = refusal(exc, self.url)
+                self._attempted.set()
+                log.warning(
+                    "bus.disconnected",
+                    error=self._refused.message if self._refused else str(exc) or repr(exc),
+                )
             self._connected.clear()
             await self._close()
             if self._stopping:
