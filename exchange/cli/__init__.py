@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from exchange.cli import audit, bridges, bus, certs, demo, envelopes, services, sla
+from exchange.cli import audit, bridges, bus, certs, demo, envelopes, services, sla, status
 
 __all__ = ["app", "main"]
 
@@ -24,6 +24,7 @@ app.add_typer(bus.dlq_app, name="dlq")
 app.command("send")(bus.send)
 app.add_typer(audit.app, name="audit")
 app.command("trace")(audit.trace_command)
+app.command("status")(status.status)
 app.add_typer(services.app, name="services")
 app.command("sla")(sla.sla)
 app.add_typer(bridges.app, name="bridge")
