@@ -221,8 +221,23 @@ def send(
 
 
 def _read_payload(raw: bytes, service: str) -> tuple[dict[str, Any], WireFormat]:
-    if raw.lstrip().startswith(b"{"):
-        return loads_strict(raw), WireFormat.JSON  # bad JSON: Malformed, not a traceback
+    """The request payload in a file: JSON (an object) or the service's XML request document.
+
+    Raises:
+        Malformed (malformed): neither, saying what a payload file is (not an envelope).
+    """
+    what = (
+        "a payload file is the service's request document alone (JSON or XML), not an "
+        f"envelope: see examples/payloads/ and `exchange services show {service}`"
+    )
+    if raw.lstrip()[:1] in (b"{", b"["):
+        try:
+            data = loads_strict(raw)
+        except Malformed as exc:
+            raise Malformed(f"the payload file is not valid JSON: {exc.message}; {what}") from None
+        if not isinstance(data, dict):
+            raise Malformed(f"the JSON payload must be an object {{...}}; {what}")
+        return data, WireFormat.JSON
     settings = load_settings()
     entry = Catalog.load(settings.catalog, settings.schemas_dir).service(service)
     try:
@@ -230,8 +245,11 @@ def _read_payload(raw: bytes, service: str) -> tuple[dict[str, Any], WireFormat]
         return payload_from_element(document, entry.code, entry.version, Kind.REQUEST), (
             WireFormat.XML
         )
-    except ValueError as exc:
-        raise Malformed(f"payload file: {exc}") from None
+    except (ValueError, Malformed) as exc:
+        text = exc.message if isinstance(exc, Malformed) else str(exc)
+        raise Malformed(
+            f"the payload file is neither JSON nor its XML document: {text}; {what}"
+        ) from None
 
 
 async def _send(
