@@ -135,6 +135,12 @@ class UnknownParty(PKIError):
     code = "unknown-party"
 
 
+class AmbiguousRevocation(PKIError):
+    """A revoke of a party with several valid certificates that does not say which."""
+
+    code = "certificate-ambiguous"
+
+
 class CAKeyOffline(PKIError):
     """The root CA's private key is not where the operation needs it; nothing was changed."""
 
