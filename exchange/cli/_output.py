@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -32,6 +32,20 @@ _HINTS: dict[str, str] = {
 
 
 _SETTINGS_PREFIXES = {Settings.__name__: "EXCHANGE_", AuditSettings.__name__: "EXCHANGE_AUDIT_"}
+
+
+_DEFAULT_CERTS = Settings.model_fields["certs_dir"].default
+
+CertsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--certs-dir",
+        help="The certs directory: root CA, CRL and the parties' certificates.",
+        show_default=f"EXCHANGE_CERTS_DIR, else {_DEFAULT_CERTS}",
+        file_okay=False,
+    ),
+]
+"""The one ``--certs-dir`` option of every command that reads or writes the PKI."""
 
 
 def console(min_width: int = 0) -> Console:

@@ -21,6 +21,7 @@ from exchange.audit.trace import TraceFilter, trace
 from exchange.audit.verify import PartyReport, check_central_head, verify_central, verify_party
 from exchange.catalog import Role, read_catalog_data
 from exchange.cli._output import (
+    CertsDirOption,
     certs_dir,
     console,
     fail,
@@ -45,9 +46,6 @@ from exchange.transport.users import COLLECTOR
 app = typer.Typer(help="The audit log: collect, verify, export evidence.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-CertsOpt = Annotated[
-    Path | None, typer.Option(help="Trust store directory (default EXCHANGE_CERTS_DIR).")
-]
 
 
 @app.command("collect")
@@ -84,7 +82,7 @@ def verify(
     local: Annotated[
         bool, typer.Option(help="Verify the party's own store instead of the central one.")
     ] = False,
-    certs: CertsOpt = None,
+    certs: CertsDirOption = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Walk the chains and checkpoints; name the first bad record of each party (exit 1)."""
@@ -241,7 +239,7 @@ async def _export(ident: str) -> dict[str, Any]:
 @app.command("check-bundle")
 def check_bundle_command(
     bundle: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A bundle file.")],
-    certs: CertsOpt = None,
+    certs: CertsDirOption = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify an evidence bundle offline with only the trust store."""

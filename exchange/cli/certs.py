@@ -14,7 +14,14 @@ from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange.catalog import Catalog, read_catalog_data
-from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
+from exchange.cli._output import (
+    CertsDirOption,
+    certs_dir,
+    console,
+    load_settings,
+    print_json,
+    user_errors,
+)
 from exchange.exceptions import (
     AmbiguousRevocation,
     CatalogError,
@@ -45,15 +52,7 @@ Party = Annotated[str, typer.Argument(help="Party id, e.g. single-center.")]
 @app.callback()
 def certs(
     ctx: typer.Context,
-    path: Annotated[
-        Path | None,
-        typer.Option(
-            "--certs-dir",
-            help="The certs directory.",
-            show_default="EXCHANGE_CERTS_DIR, else ./certs",
-            file_okay=False,
-        ),
-    ] = None,
+    path: CertsDirOption = None,
 ) -> None:
     """Manage the exchange's root CA, party certificates and revocation list."""
     ctx.obj = certs_dir(path)

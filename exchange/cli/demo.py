@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,7 +23,14 @@ from rich.table import Table
 from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
 from exchange.cli._demo_city import CityRun, run_city, service_rows
-from exchange.cli._output import certs_dir, console, fail, load_settings, user_errors
+from exchange.cli._output import (
+    CertsDirOption,
+    certs_dir,
+    console,
+    fail,
+    load_settings,
+    user_errors,
+)
 from exchange.exceptions import BrokerRefused
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import ROOT_FILE
@@ -52,9 +58,7 @@ def ensure_demo_pki(authority: CertificateAuthority) -> list[str]:
 
 
 def demo(
-    certs: Annotated[
-        Path | None, typer.Option("--certs-dir", help="Trust store directory.")
-    ] = None,
+    certs: CertsDirOption = None,
     applications: Annotated[
         int, typer.Option(min=5, max=500, help="Citizens' applications to file.")
     ] = 40,
