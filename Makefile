@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PYTHON ?= python3
 
-.PHONY: setup system-deps demo test test-fast lint bench clean
+.PHONY: setup system-deps demo test test-fast lint bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -28,8 +28,8 @@ demo: setup
 	$(VENV)/bin/exchange demo
 
 lint: setup
-	$(VENV)/bin/ruff check exchange adapters tests benchmarks
-	$(VENV)/bin/ruff format --check exchange adapters tests benchmarks
+	$(VENV)/bin/ruff check exchange adapters tests benchmarks examples
+	$(VENV)/bin/ruff format --check exchange adapters tests benchmarks examples
 	$(VENV)/bin/mypy
 
 test: setup lint
@@ -42,6 +42,10 @@ bench: setup
 	$(PY) benchmarks/bench_signing.py
 	$(PY) benchmarks/bench_bus.py
 	$(PY) benchmarks/bench_audit.py
+
+# docs/configuration.md from the settings classes (tests/test_docs.py fails when it is stale).
+docs: setup
+	$(PY) scripts/gen_config_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

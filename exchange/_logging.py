@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+_HANDLER_NAME = "exchange-json"
+
 
 class _CurrentStderr:
     """Writes to whatever ``sys.stderr`` is now (test runners swap and close it)."""
@@ -19,13 +21,39 @@ class _CurrentStderr:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Route structlog (and stdlib logging) to stderr as JSON lines."""
-    logging.basicConfig(stream=_CurrentStderr(), level=level, format="%(message)s")
+    """Route structlog and the libraries' stdlib logging (aiormq, aio_pika) to stderr as JSON.
+
+    ``level`` is a level name in any case (Settings has checked it).
+    """
+    level = level.upper()
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    handler = logging.StreamHandler(_CurrentStderr())
+    # Library records get the same fields as ours (level, timestamp) plus the logger's name,
+    # so one JSON parser reads the whole stream.
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                stamp,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    # Replace only our own handler of an earlier call: others (pytest's capture) stay.
+    root.handlers = [h for h in root.handlers if h.get_name() != _HANDLER_NAME] + [handler]
+    root.setLevel(level)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ],

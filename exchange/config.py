@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exchange.transport.addresses import broker_addresses
@@ -37,6 +39,13 @@ def packaged(name: str) -> Path:
 
 
 ENVELOPE_XSD = packaged("schemas") / "envelope.xsd"
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+AMQP_SCHEMES = ("amqp", "amqps")
+# Every queue and exchange name starts with it: only characters safe in a name and a policy
+# pattern, and short enough to leave room for the rest of the name (AMQP allows 255 bytes).
+BUS_PREFIX = re.compile(r"[A-Za-z0-9._-]{0,64}")
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")
 
 
 class Settings(BaseSettings):
@@ -71,11 +80,38 @@ class Settings(BaseSettings):
     # How often a parked request is looked at again (its answer may reach another process).
     wait_recheck: float = Field(default=60.0, gt=0)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_any_case(cls, value: object) -> object:
+        """EXCHANGE_LOG_LEVEL in any case (``debug``, ``Info``); stored upper case."""
+        if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+            return value.strip().upper()
+        raise ValueError(f"allowed: {', '.join(LOG_LEVELS)} (in any case)")
+
     @field_validator("amqp_url")
     @classmethod
-    def _broker_addresses(cls, value: str) -> str:
-        """EXCHANGE_AMQP_URL: one amqp(s):// URL, or several cluster nodes' separated by commas."""
-        broker_addresses(value)  # raises ValueError naming what is wrong
+    def _amqp_url(cls, value: str) -> str:
+        """AMQP URLs (several: a cluster's nodes, comma-separated), so a typo fails here."""
+        try:
+            addresses = broker_addresses(value)
+        except ValueError:
+            addresses = ()
+        if not addresses or any(
+            urlsplit(a).scheme not in AMQP_SCHEMES or not urlsplit(a).hostname for a in addresses
+        ):
+            raise ValueError(
+                "allowed: amqp://user:password@host:port/vhost or amqps://... "
+                "(e.g. amqp://guest:guest@127.0.0.1:5672/); a cluster's nodes separated by "
+                "commas"
+            )
+        return value
+
+    @field_validator("bus_prefix")
+    @classmethod
+    def _bus_prefix(cls, value: str) -> str:
+        """Characters that are safe in queue names and policy patterns, at most 64 of them."""
+        if BUS_PREFIX.fullmatch(value) is None:
+            raise ValueError("allowed: up to 64 of the characters A-Z a-z 0-9 . _ - (e.g. kzn.)")
         return value
 
     @field_validator("message_retention_days", mode="before")
@@ -103,3 +139,17 @@ class Settings(BaseSettings):
         if any(delay < 0 for delay in value):
             raise ValueError("retry delays are seconds, none negative, e.g. 1,10,60")
         return value
+
+
+def describe_settings_error(exc: ValidationError, env_prefix: str = "EXCHANGE_") -> str:
+    """Every bad setting of ``exc`` as ``VARIABLE='value': what is allowed``, one per line.
+
+    Passwords in URLs are masked: the message goes to terminals and logs.
+    """
+    lines = []
+    for error in exc.errors():
+        name = env_prefix + "_".join(str(part) for part in error["loc"]).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        shown = _CREDENTIALS.sub("***@", str(error.get("input", "")))
+        lines.append(f"bad {name}={shown!r}: {message}")
+    return "\n".join(lines)

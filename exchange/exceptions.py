@@ -150,6 +150,12 @@ class UnknownParty(PKIError):
     code = "unknown-party"
 
 
+class AmbiguousRevocation(PKIError):
+    """A revoke of a party with several valid certificates that does not say which."""
+
+    code = "certificate-ambiguous"
+
+
 class CAKeyOffline(PKIError):
     """The root CA's private key is not where the operation needs it; nothing was changed."""
 
@@ -316,6 +322,19 @@ class BrokerUnavailable(TransportError):
     """No connection to RabbitMQ (down, unreachable, refused our credentials)."""
 
     code = "broker-unavailable"
+
+
+class BrokerRefused(TransportError):
+    """RabbitMQ answered but refused us: the login (ACCESS_REFUSED) or the vhost (NOT_ALLOWED).
+
+    Retrying cannot help until an admin fixes the user, password or vhost, so it fails at once.
+    """
+
+    code = "broker-refused"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, reason=reason)
+        self.reason = reason
 
 
 class Unroutable(TransportError):

@@ -1,4 +1,4 @@
-"""Settings from EXCHANGE_* variables: the handler's retry budget and the wait recheck."""
+"""Settings from EXCHANGE_* variables: checked at load, with messages naming what is wrong."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
-from exchange.config import Settings, packaged
+from exchange.audit.config import AuditSettings
+from exchange.cli import app
+from exchange.config import Settings, describe_settings_error, packaged
 from exchange.node.config import NodeConfig
 from exchange.node.factory import node_config
 
@@ -72,3 +75,81 @@ def test_missing_package_data_says_what_to_do() -> None:
     """A name the package does not ship is refused with how to fix it."""
     with pytest.raises(FileNotFoundError, match="EXCHANGE_CATALOG"):
         packaged("no-such-file.toml")
+
+
+@pytest.mark.parametrize("value", ["debug", "Info", " WARNING "])
+def test_the_log_level_is_taken_in_any_case(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """EXCHANGE_LOG_LEVEL=debug works as DEBUG does (it used to crash with a traceback)."""
+    monkeypatch.setenv("EXCHANGE_LOG_LEVEL", value)
+    assert Settings().log_level == value.strip().upper()
+
+
+BAD_SETTINGS = [
+    ("EXCHANGE_LOG_LEVEL", "verbose", "allowed: DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("EXCHANGE_AMQP_URL", "http://guest:secret@broker/", "allowed: amqp://"),
+    ("EXCHANGE_AMQP_URL", "127.0.0.1:5672", "amqps://"),
+    ("EXCHANGE_BUS_PREFIX", "my prefix", "A-Z a-z 0-9 . _ -"),
+    ("EXCHANGE_BUS_PREFIX", "k" * 65, "up to 64"),
+    ("EXCHANGE_WAIT_RECHECK", "0", "greater than 0"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "allowed"), BAD_SETTINGS)
+def test_a_bad_setting_names_variable_value_and_what_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, allowed: str
+) -> None:
+    """The message says which variable, what it was set to, and what it may be."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    message = describe_settings_error(info.value)
+    shown = value.replace("guest:secret@", "***@")
+    assert message.startswith(f"bad {variable}={shown!r}: "), message
+    assert allowed in message
+
+
+def test_a_password_in_a_bad_url_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The message goes to terminals and logs: the URL's password is masked."""
+    monkeypatch.setenv("EXCHANGE_AMQP_URL", "https://user:hunter2@broker/")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert "hunter2" not in describe_settings_error(info.value)
+
+
+BAD_AUDIT_SETTINGS = [
+    ("CHECKPOINT_EVERY", "0", "greater than or equal to 1"),
+    ("BATCH_SIZE", "-5", "greater than or equal to 1"),
+    ("SHIP_INTERVAL", "0", "greater than 0"),
+    ("SCHEMA_NAME", "audit-central; drop", "should match pattern"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "allowed"), BAD_AUDIT_SETTINGS)
+def test_a_bad_audit_setting_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, allowed: str
+) -> None:
+    """EXCHANGE_AUDIT_* variables are checked at load too, named with their own prefix."""
+    monkeypatch.setenv(f"EXCHANGE_AUDIT_{variable}", value)
+    with pytest.raises(ValidationError) as info:
+        AuditSettings()
+    message = describe_settings_error(info.value, "EXCHANGE_AUDIT_")
+    assert message.startswith(f"bad EXCHANGE_AUDIT_{variable}={value!r}: "), message
+    assert allowed in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "command"),
+    [
+        ("EXCHANGE_LOG_LEVEL", "loud", ["services"]),
+        ("EXCHANGE_BUS_PREFIX", "a b", ["topology", "apply"]),
+        ("EXCHANGE_AUDIT_BATCH_SIZE", "0", ["trace", "KZN-1"]),
+    ],
+)
+def test_the_cli_answers_a_bad_setting_with_config_error(
+    variable: str, value: str, command: list[str]
+) -> None:
+    """No traceback: exit 1 and ``error config-error: bad VARIABLE='value': ...``."""
+    result = CliRunner().invoke(app, command, env={variable: value})
+    assert result.exit_code == 1
+    assert f"error config-error: bad {variable}={value!r}: " in result.output
+    assert "Traceback" not in result.output

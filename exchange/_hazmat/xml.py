@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -23,6 +23,7 @@ __all__ = [
     "load_schema",
     "parse",
     "schema_violation",
+    "schema_violations",
     "serialize",
     "sub_element",
 ]
@@ -135,6 +136,14 @@ def schema_violation(schema: etree.XMLSchema, node: Element) -> tuple[str, str] 
         return None
     error = schema.error_log.last_error  # type: ignore[attr-defined]
     return str(error.path or ""), str(error.message)
+
+
+def schema_violations(schema: etree.XMLSchema, node: Element) -> list[tuple[str, str]]:
+    """Every XSD error as (element path, message), in document order; empty when valid."""
+    if schema.validate(node):
+        return []
+    errors: Any = schema.error_log  # iterable at run time; lxml's stubs do not say so
+    return [(str(error.path or ""), str(error.message)) for error in errors]
 
 
 def load_schema(path: Path) -> etree.XMLSchema:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parent.parent.parent
@@ -14,9 +15,12 @@ class AuditSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EXCHANGE_AUDIT_")
 
-    checkpoint_every: int = 1000  # a signed checkpoint after every N records (and on shutdown)
-    batch_size: int = 500  # records per message to the collector
-    ship_interval: float = 0.25  # seconds between looks at the store when there is nothing new
+    # A signed checkpoint after every N records (and on shutdown).
+    checkpoint_every: int = Field(default=1000, ge=1)
+    batch_size: int = Field(default=500, ge=1)  # records per message to the collector
+    # Seconds between looks at the store when there is nothing new.
+    ship_interval: float = Field(default=0.25, gt=0)
     path: Path = _REPO / "var" / "audit-central.db"  # the central store (SQLite) ...
     dsn: str | None = None  # ... or PostgreSQL when set
-    schema_name: str = "audit_central"  # the central store's PostgreSQL schema
+    # The central store's PostgreSQL schema: a plain identifier, it is put into SQL as is.
+    schema_name: str = Field(default="audit_central", pattern=r"^[a-z_][a-z0-9_]{0,62}$")

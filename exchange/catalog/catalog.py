@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 import jsonschema_rs
 from pydantic import ValidationError
 
-from exchange._hazmat.xml import Element, XMLSchema, load_schema, schema_violation
+from exchange._hazmat.xml import Element, XMLSchema, load_schema, schema_violations
 from exchange._validation import first_error
 from exchange.catalog.model import CatalogData, Party, Role, Service
 from exchange.catalog.typed import typed_value
@@ -170,16 +171,23 @@ class Catalog:
         if xml:
             if document is None:
                 document = payload_element(envelope)
-            violation = schema_violation(schemas.xsd[envelope.kind], document)
-            if violation is not None:
-                field = _xsd_field(document, violation[0])
-                raise InvalidContent(f"payload: {field}: {violation[1]}")
+            violations = [
+                (_xsd_xpath(document, path), _plain_xsd(message))
+                for path, message in schema_violations(schemas.xsd[envelope.kind], document)
+            ]
         else:
-            # One pass: is_valid() would validate a failing payload twice.
-            error = next(schemas.json[envelope.kind].iter_errors(envelope.payload), None)
-            if error is not None:
-                where = ".".join(str(part) for part in error.instance_path) or "(payload)"
-                raise InvalidContent(f"payload: {where}: {error.message}")
+            violations = [
+                _plain_json(error)
+                for error in schemas.json[envelope.kind].iter_errors(envelope.payload)
+            ]
+        if violations:
+            what = f"the {envelope.service.code} {envelope.kind.value} schema"
+            listed = "; ".join(f"{where}: {message}" for where, message in violations)
+            count = f"{len(violations)} place{'s' if len(violations) > 1 else ''}"
+            raise InvalidContent(
+                f"payload breaks {what} in {count}: {listed}",
+                violations=[{"path": where, "problem": message} for where, message in violations],
+            )
 
     def schema_files(self, service: Service) -> dict[str, Path]:
         """The four schema files of a service, by file name."""
@@ -236,6 +244,41 @@ def read_catalog_data(path: Path) -> CatalogData:
     except ValidationError as exc:
         where, message = first_error(exc, "catalog")
         raise CatalogError(f"{path}: {where}: {message}") from None
+
+
+def _xsd_xpath(document: Element, path: str | None) -> str:
+    """An XSD error's element as an XPath of local names: ``/request/trees[2]/count``."""
+    field = _xsd_field(document, path)
+    steps = [] if field == "(payload)" else field.split(".")
+    return "/" + "/".join([_local(document), *steps])
+
+
+_XSD_ELEMENT = re.compile(r"^Element '[^']*'(?:, attribute '[^']*')?: ")
+_XSD_FACET = re.compile(r"\[facet '[^']*'\] ")
+_XSD_NAMESPACE = re.compile(r"\{[^}:]*:[^}]*\}")  # {urn:...}, not a pattern's {10}
+
+
+def _plain_xsd(message: str) -> str:
+    """libxml2's words without what the path already says (the element, its namespace)."""
+    text = _XSD_FACET.sub("", _XSD_ELEMENT.sub("", message.strip()))
+    return _XSD_NAMESPACE.sub("", text).rstrip(".")
+
+
+def _plain_json(error: jsonschema_rs.ValidationError) -> tuple[str, str]:
+    """A JSON Schema error as (JSON path, plain words); a missing or extra field is named."""
+    steps = list(error.instance_path)
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        return _json_path([*steps, kind.property]), "missing: this field is required"
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
+        names = ", ".join(str(name) for name in kind.unexpected)
+        return _json_path(steps), f"unknown field(s) {names}: not allowed here"
+    return _json_path(steps), error.message
+
+
+def _json_path(steps: list[Any]) -> str:
+    """``$.trees[0].count`` for the steps ``["trees", 0, "count"]``."""
+    return "$" + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
 
 
 def _xsd_field(document: Element, path: str | None) -> str:

@@ -6,14 +6,14 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from exchange._validation import first_error
-from exchange.config import Settings
+from exchange.audit.config import AuditSettings
+from exchange.config import Settings, describe_settings_error
 from exchange.exceptions import ExchangeError
 
 # Extra advice per error code, printed after the error unless the message already gives some.
@@ -35,6 +35,23 @@ _HINTS: dict[str, str] = {
 }
 
 
+_SETTINGS_PREFIXES = {Settings.__name__: "EXCHANGE_", AuditSettings.__name__: "EXCHANGE_AUDIT_"}
+
+
+_DEFAULT_CERTS = Settings.model_fields["certs_dir"].default
+
+CertsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--certs-dir",
+        help="The certs directory: root CA, CRL and the parties' certificates.",
+        show_default=f"EXCHANGE_CERTS_DIR, else {_DEFAULT_CERTS}",
+        file_okay=False,
+    ),
+]
+"""The one ``--certs-dir`` option of every command that reads or writes the PKI."""
+
+
 def console(min_width: int = 0) -> Console:
     """A rich console on the current stdout (looked up per call, so test runners capture it).
 
@@ -47,12 +64,19 @@ def console(min_width: int = 0) -> Console:
 
 
 def load_settings() -> Settings:
-    """The ``EXCHANGE_*`` settings, or exit 1 with ``config-error`` naming the bad one."""
+    """The ``EXCHANGE_*`` settings, or exit 1 with ``config-error`` naming every bad one."""
     try:
         return Settings()
     except ValidationError as exc:
-        where, message = first_error(exc, "")
-        raise fail("config-error", f"bad EXCHANGE_{where.upper()}: {message}") from None
+        raise fail("config-error", describe_settings_error(exc, "EXCHANGE_")) from None
+
+
+def load_audit_settings() -> AuditSettings:
+    """The ``EXCHANGE_AUDIT_*`` settings, or exit 1 with ``config-error`` naming every bad one."""
+    try:
+        return AuditSettings()
+    except ValidationError as exc:
+        raise fail("config-error", describe_settings_error(exc, "EXCHANGE_AUDIT_")) from None
 
 
 def certs_dir(path: Path | None) -> Path:
@@ -82,11 +106,17 @@ def hint_for(error: ExchangeError) -> str | None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn an ExchangeError (or a file error) into a one-line message and exit code 1."""
+    """Turn an ExchangeError, a file error or bad settings into a message and exit code 1."""
     try:
         yield
     except ExchangeError as exc:
         raise fail(exc.code, exc.message, hint_for(exc)) from None
+    except ValidationError as exc:
+        # Settings read deep inside (build_node's audit settings): still name the variable.
+        prefix = _SETTINGS_PREFIXES.get(exc.title)
+        if prefix is None:
+            raise
+        raise fail("config-error", describe_settings_error(exc, prefix)) from None
     except OSError as exc:
         raise fail(
             "io-error", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")

@@ -20,7 +20,16 @@ from exchange.audit.config import AuditSettings
 from exchange.audit.trace import TraceFilter, trace
 from exchange.audit.verify import PartyReport, check_central_head, verify_central, verify_party
 from exchange.catalog import Role, read_catalog_data
-from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
+from exchange.cli._output import (
+    CertsDirOption,
+    certs_dir,
+    console,
+    fail,
+    load_audit_settings,
+    load_settings,
+    print_json,
+    user_errors,
+)
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.config import Settings
 from exchange.evidence.bundle import check_bundle, export_bundle
@@ -37,9 +46,6 @@ from exchange.transport.users import COLLECTOR
 app = typer.Typer(help="The audit log: collect, verify, export evidence.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-CertsOpt = Annotated[
-    Path | None, typer.Option(help="Trust store directory (default EXCHANGE_CERTS_DIR).")
-]
 
 
 @app.command("collect")
@@ -54,7 +60,7 @@ def collect() -> None:
         collector = Collector(
             Bus(settings.amqp_url),
             BusNames(settings.bus_prefix),
-            open_central(),
+            open_central(load_audit_settings()),
             trust,
             SYSTEM_CLOCK,
             CertificateAuthority(settings.certs_dir, SYSTEM_CLOCK).credentials(me),
@@ -76,7 +82,7 @@ def verify(
     local: Annotated[
         bool, typer.Option(help="Verify the party's own store instead of the central one.")
     ] = False,
-    certs: CertsOpt = None,
+    certs: CertsDirOption = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Walk the chains and checkpoints; name the first bad record of each party (exit 1)."""
@@ -87,7 +93,9 @@ def verify(
                 raise typer.BadParameter("--local needs --party")
             reports = [asyncio.run(_verify_local(party, trust))]
         else:
-            reports = asyncio.run(_verify_central(open_central(), party, trust))
+            reports = asyncio.run(
+                _verify_central(open_central(load_audit_settings()), party, trust)
+            )
     rows = [_report_json(r) for r in reports]
     if as_json:
         print_json(rows)
@@ -179,7 +187,7 @@ Head = tuple[int, str] | None
 async def _central_heads(party: str, collector: str) -> tuple[Head, Head] | None:
     """The central log's heads of ``party`` and of the collector's own chain (None: it holds
     nothing of that chain), or None where the central log is not reachable."""
-    audit = AuditSettings()
+    audit = load_audit_settings()
     if not audit.dsn and not audit.path.exists():
         return None  # no central log on this machine: opening would create an empty one
     central = open_central(audit)
@@ -212,7 +220,7 @@ def export(
 
 async def _export(ident: str) -> dict[str, Any]:
     settings = load_settings()
-    central = open_central()
+    central = open_central(load_audit_settings())
     await central.open()
     stores: dict[str, Store] = {}
     try:
@@ -231,7 +239,7 @@ async def _export(ident: str) -> dict[str, Any]:
 @app.command("check-bundle")
 def check_bundle_command(
     bundle: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A bundle file.")],
-    certs: CertsOpt = None,
+    certs: CertsDirOption = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify an evidence bundle offline with only the trust store."""
@@ -313,6 +321,16 @@ def trace_command(
     with user_errors():
         timeline = asyncio.run(_trace(ident, filters))
     doc = timeline.to_json()
+    if not doc["steps"]:
+        # An empty table with exit 0 reads as "nothing happened to it", not "no such id".
+        raise fail(
+            "unknown-message",
+            f"{ident} not found in the central audit log"
+            + (" (or no step matches the filters)" if filters != TraceFilter() else ""),
+            "give a message id or a case id as `exchange send` prints it; the log is the "
+            "collector's (EXCHANGE_AUDIT_PATH or EXCHANGE_AUDIT_DSN), so `exchange audit "
+            "collect` must have run since the request was sent",
+        )
     if as_json:
         print_json(doc)
         return
@@ -349,7 +367,7 @@ _WAIT_EVENTS = (EventName.WAITING, EventName.RESUMED)
 
 
 async def _trace(ident: str, filters: TraceFilter) -> Any:
-    store = open_central()
+    store = open_central(load_audit_settings())
     await store.open()
     try:
         return await trace(store, ident, SYSTEM_CLOCK.now(), filters)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import import_module
 from pathlib import Path
@@ -49,6 +50,7 @@ PartyArg = Annotated[str, typer.Argument(help="Party id, e.g. improvement.")]
 def topology_apply() -> None:
     """Declare every exchange and queue of the catalog's parties (idempotent)."""
     settings = load_settings()
+    configure_logging("WARNING")  # reconnect warnings as JSON lines, not raw library text
     with user_errors():
         catalog = Catalog.load(settings.catalog, settings.schemas_dir)
         parties = [party.id for party in catalog.parties]
@@ -107,8 +109,9 @@ def node_run(
     handlers: Annotated[
         str | None,
         typer.Option(
-            help="module:function that registers handlers on the node, instead of the "
-            "adapter the catalog names for PARTY."
+            metavar="MODULE:FUNCTION",
+            help="What registers handlers on the node instead of the adapter the catalog names "
+            "for PARTY, e.g. examples.handlers:register; found from the current directory too.",
         ),
     ] = None,
     adapter: Annotated[
@@ -135,6 +138,10 @@ def node_run(
 
 def _load_handlers(spec: str) -> Any:
     module_name, _, attribute = spec.partition(":")
+    # A console script's sys.path lacks the current directory; a department's own package
+    # (copied from examples/handlers.py) usually sits there, as with `python -m`.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return getattr(import_module(module_name), attribute or "register")
     except (ImportError, AttributeError) as exc:
@@ -227,8 +234,23 @@ def send(
 
 
 def _read_payload(raw: bytes, service: str) -> tuple[dict[str, Any], WireFormat]:
-    if raw.lstrip().startswith(b"{"):
-        return loads_strict(raw), WireFormat.JSON  # bad JSON: Malformed, not a traceback
+    """The request payload in a file: JSON (an object) or the service's XML request document.
+
+    Raises:
+        Malformed (malformed): neither, saying what a payload file is (not an envelope).
+    """
+    what = (
+        "a payload file is the service's request document alone (JSON or XML), not an "
+        f"envelope: see examples/payloads/ and `exchange services show {service}`"
+    )
+    if raw.lstrip()[:1] in (b"{", b"["):
+        try:
+            data = loads_strict(raw)
+        except Malformed as exc:
+            raise Malformed(f"the payload file is not valid JSON: {exc.message}; {what}") from None
+        if not isinstance(data, dict):
+            raise Malformed(f"the JSON payload must be an object {{...}}; {what}")
+        return data, WireFormat.JSON
     settings = load_settings()
     entry = Catalog.load(settings.catalog, settings.schemas_dir).service(service)
     try:
@@ -236,8 +258,11 @@ def _read_payload(raw: bytes, service: str) -> tuple[dict[str, Any], WireFormat]
         return payload_from_element(document, entry.code, entry.version, Kind.REQUEST), (
             WireFormat.XML
         )
-    except ValueError as exc:
-        raise Malformed(f"payload file: {exc}") from None
+    except (ValueError, Malformed) as exc:
+        text = exc.message if isinstance(exc, Malformed) else str(exc)
+        raise Malformed(
+            f"the payload file is neither JSON nor its XML document: {text}; {what}"
+        ) from None
 
 
 async def _send(

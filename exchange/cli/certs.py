@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -13,8 +14,20 @@ from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange.catalog import Catalog, read_catalog_data
-from exchange.cli._output import certs_dir, console, load_settings, print_json, user_errors
-from exchange.exceptions import CatalogError, UnknownParty
+from exchange.cli._output import (
+    CertsDirOption,
+    certs_dir,
+    console,
+    load_settings,
+    print_json,
+    user_errors,
+)
+from exchange.exceptions import (
+    AmbiguousRevocation,
+    CatalogError,
+    CertificateUnknown,
+    UnknownParty,
+)
 from exchange.pki.authority import (
     CertificateAuthority,
     IssuedCertificate,
@@ -39,15 +52,7 @@ Party = Annotated[str, typer.Argument(help="Party id, e.g. single-center.")]
 @app.callback()
 def certs(
     ctx: typer.Context,
-    path: Annotated[
-        Path | None,
-        typer.Option(
-            "--certs-dir",
-            help="The certs directory.",
-            show_default="EXCHANGE_CERTS_DIR, else ./certs",
-            file_okay=False,
-        ),
-    ] = None,
+    path: CertsDirOption = None,
 ) -> None:
     """Manage the exchange's root CA, party certificates and revocation list."""
     ctx.obj = certs_dir(path)
@@ -141,17 +146,31 @@ def revoke(
         str,
         typer.Argument(
             metavar="PARTY-OR-SERIAL",
-            help="A party id (revokes all its valid certificates) or a serial in hex.",
+            help="A party id, or one certificate's serial in hex.",
         ),
     ],
     reason: Annotated[
         RevocationReason, typer.Option("--reason", help="Why the certificate is revoked.")
     ],
+    serial: Annotated[
+        str | None,
+        typer.Option(
+            "--serial", metavar="SERIAL", help="Of PARTY's valid certificates, revoke this one."
+        ),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Revoke every valid certificate of PARTY.")
+    ] = False,
 ) -> None:
-    """Revoke certificates and publish a fresh CRL."""
+    """Revoke a certificate and publish a fresh CRL.
+
+    A party with several valid certificates (after `rotate`) needs --serial or --all; on a
+    terminal the command asks which instead.
+    """
     authority = _authority(ctx)
     with user_errors():
-        revoked = authority.revoke(target, reason)
+        chosen = _choose(authority, target, serial, every)
+        revoked = authority.revoke(chosen, reason)
     out = console()
     for entry in revoked:
         out.print(
@@ -159,6 +178,72 @@ def revoke(
             f"({reason.value})"
         )
     out.print(f"published {escape(str(authority.path / CRL_FILE))}")
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question (stdin and stdout are a terminal)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _choose(authority: CertificateAuthority, target: str, serial: str | None, every: bool) -> str:
+    """What to pass to ``CertificateAuthority.revoke``: a party (all of it) or one serial."""
+    entries = authority.index()
+    if not any(entry.party == target for entry in entries):
+        if serial is not None or every:
+            raise typer.BadParameter(f"--serial and --all go with a party id, not {target!r}")
+        wanted = _normal(target)
+        if wanted is None:
+            raise UnknownParty(f"{target!r} is neither a party with certificates nor a serial")
+        if not any(entry.serial == wanted and entry.revoked_at is None for entry in entries):
+            raise CertificateUnknown(
+                f"no unrevoked certificate has the serial {target}; `exchange certs list` "
+                "shows the serials"
+            )
+        return target
+    valid = authority.active(target)
+    if serial is not None:
+        wanted = _normal(serial)
+        if not any(entry.serial == wanted for entry in valid):
+            raise CertificateUnknown(
+                f"{target} has no valid certificate with serial {serial}; its valid ones: "
+                f"{_listed(valid) or 'none'} (`exchange certs list` shows them all)"
+            )
+        return serial
+    if every or len(valid) <= 1:
+        return target
+    if interactive():
+        return _ask(target, valid)
+    raise AmbiguousRevocation(
+        f"{target} has {len(valid)} valid certificates: {_listed(valid)}; name one with "
+        f"`--serial SERIAL`, or revoke them all with `--all`"
+    )
+
+
+def _ask(party: str, valid: list[IssuedCertificate]) -> str:
+    """Ask on the terminal which of the party's valid certificates to revoke."""
+    out = console()
+    out.print(f"{escape(party)} has {len(valid)} valid certificates:")
+    for number, entry in enumerate(valid, 1):
+        newest = " (newest, the one it signs with)" if number == len(valid) else ""
+        out.print(f"  {number}. {entry.serial}, valid until {_date(entry.not_after)}{newest}")
+    choices = [str(number) for number in range(1, len(valid) + 1)]
+    question = f"Revoke which? ({', '.join(choices)} or all)"
+    answer = str(typer.prompt(question)).strip().lower()
+    while answer not in (*choices, "all"):
+        answer = str(typer.prompt(f"Answer {', '.join(choices)} or all")).strip().lower()
+    return party if answer == "all" else valid[int(answer) - 1].serial
+
+
+def _listed(entries: list[IssuedCertificate]) -> str:
+    return ", ".join(f"{entry.serial} (until {_date(entry.not_after)})" for entry in entries)
+
+
+def _normal(serial: str) -> str | None:
+    """A serial as the CA's index writes it: lowercase hex, no 0x, no leading zeros."""
+    try:
+        return f"{int(serial.removeprefix('0x').removeprefix('0X'), 16):x}"
+    except ValueError:
+        return None
 
 
 @app.command()

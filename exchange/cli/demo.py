@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -25,8 +24,15 @@ from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
 from exchange.catalog import Catalog, CatalogData, Role
 from exchange.cli._demo_city import CityRun, run_city, service_rows
-from exchange.cli._output import certs_dir, console, fail, load_settings, user_errors
-from exchange.exceptions import AdapterInvalid
+from exchange.cli._output import (
+    CertsDirOption,
+    certs_dir,
+    console,
+    fail,
+    load_settings,
+    user_errors,
+)
+from exchange.exceptions import AdapterInvalid, BrokerRefused
 from exchange.node.adapters import load_adapter, load_adapters
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import ROOT_FILE
@@ -57,9 +63,7 @@ def ensure_demo_pki(authority: CertificateAuthority, catalog: CatalogData) -> li
 
 
 def demo(
-    certs: Annotated[
-        Path | None, typer.Option("--certs-dir", help="Trust store directory.")
-    ] = None,
+    certs: CertsDirOption = None,
     applications: Annotated[
         int, typer.Option(min=5, max=500, help="Citizens' applications to file.")
     ] = 40,
@@ -75,6 +79,8 @@ def demo(
     settings = load_settings()
     try:
         asyncio.run(check_broker(settings.amqp_url))
+    except BrokerRefused as exc:  # up and answering: starting it again would not help
+        raise fail(exc.code, exc.message) from None
     except Exception as exc:
         raise fail(
             "broker-unavailable",

@@ -14,6 +14,7 @@ from exchange._hazmat.xml import parse
 from exchange._logging import configure_logging
 from exchange.catalog import read_catalog_data
 from exchange.cli._output import (
+    CertsDirOption,
     certs_dir,
     console,
     fail,
@@ -34,15 +35,6 @@ from exchange.signing import VerifiedEnvelope, WireFormat, seal, sniff_format, u
 _DSIG_SIGNATURE = "{http://www.w3.org/2000/09/xmldsig#}Signature"
 _ALREADY_SIGNED = "the file is already signed; `exchange sign` takes an unsigned envelope"
 
-CertsDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--certs-dir",
-        help="The certs directory.",
-        show_default="EXCHANGE_CERTS_DIR, else ./certs",
-        file_okay=False,
-    ),
-]
 InputFile = Annotated[
     Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The envelope file.")
 ]
@@ -80,7 +72,7 @@ def sign(
         Path | None,
         typer.Option("--out", dir_okay=False, help="Write here instead of stdout."),
     ] = None,
-    certs: CertsDir = None,
+    certs: CertsDirOption = None,
 ) -> None:
     """Sign an unsigned envelope (XML or JSON) with a party's current certificate."""
     authority = CertificateAuthority(certs_dir(certs), SYSTEM_CLOCK)
@@ -128,7 +120,7 @@ def verify(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result (or the error) as JSON on stdout.")
     ] = False,
-    certs: CertsDir = None,
+    certs: CertsDirOption = None,
     signature_only: Annotated[
         bool,
         typer.Option(

@@ -23,7 +23,14 @@ from cryptography.x509.oid import NameOID
 from exchange._clock import SYSTEM_CLOCK, Clock
 from exchange._hazmat.signature import SigningKey
 from exchange.envelope.model import PARTY_ID_PATTERN
-from exchange.exceptions import CAKeyOffline, PKIError, PKIFileCorrupt, UnknownParty
+from exchange.exceptions import (
+    CAKeyOffline,
+    CertificateExpired,
+    CertificateRevoked,
+    PKIError,
+    PKIFileCorrupt,
+    UnknownParty,
+)
 from exchange.pki._files import JOURNAL_FILE, PRIVATE, PUBLIC, commit, locked, read_certificate
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import CRL_FILE, PARTY_URI_PREFIX, ROOT_FILE, crl_number
@@ -406,10 +413,25 @@ class CertificateAuthority:
         """The party's newest valid signing key and certificate.
 
         Raises:
-            UnknownParty (unknown-party): the party has no valid certificate here.
+            CertificateRevoked (certificate-revoked): every certificate it had is revoked.
+            CertificateExpired (certificate-expired): its certificates have all ended.
+            UnknownParty (unknown-party): the CA never issued the party a certificate.
         """
-        active = self.active(party)
+        entries = self.index()
+        active = self._active(entries, party)
         if not active:
+            # Say why: "unknown party" after a revoke or an expiry sends people the wrong way.
+            had = [entry for entry in entries if entry.party == party]
+            if had and all(entry.revoked_at is not None for entry in had):
+                raise CertificateRevoked(
+                    f"every certificate of {party!r} in {self.path} is revoked; issue a new "
+                    f"one with `exchange certs issue {party}`"
+                )
+            if had:
+                raise CertificateExpired(
+                    f"the certificates of {party!r} in {self.path} have ended or are revoked; "
+                    f"issue a new one with `exchange certs issue {party}`"
+                )
             raise UnknownParty(
                 f"no valid certificate for {party!r} in {self.path}; "
                 f"run `exchange certs issue {party}`"

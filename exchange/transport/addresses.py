@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import aio_pika
 from aio_pika.abc import AbstractConnection
 
+from exchange.exceptions import BrokerRefused
+from exchange.transport.refusal import refusal
+
 CONNECT_TIMEOUT = 5.0
 
 
@@ -38,16 +41,24 @@ async def connect_any(addresses: Sequence[str]) -> AbstractConnection:
     """A connection to the first of ``addresses`` that accepts one.
 
     Raises:
-        Exception: what the last address's connection attempt raised (all were tried).
+        BrokerRefused (broker-refused): every address refused the login or the vhost.
+        Exception: otherwise what the last unreachable address's attempt raised.
     """
-    last: Exception | None = None
+    unreachable: Exception | None = None
+    refused: BrokerRefused | None = None
     for address in addresses:
         try:
             return await aio_pika.connect(address, timeout=CONNECT_TIMEOUT)
         except Exception as exc:  # a refused, unreachable or timed-out node: try the next
-            last = exc
-    assert last is not None, "connect_any needs at least one address"
-    raise last
+            this = refusal(exc, address)
+            if this is None:
+                unreachable = exc
+            else:
+                refused = this
+    if unreachable is not None:
+        raise unreachable
+    assert refused is not None, "connect_any needs at least one address"
+    raise refused
 
 
 def redacted(url: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import aio_pika
 
-from exchange.exceptions import BrokerUnavailable
+from exchange.exceptions import BrokerRefused, BrokerUnavailable
 from exchange.transport.addresses import broker_addresses, connect_any
 from exchange.transport.names import BusNames
 from exchange.transport.topology import remove_topology
@@ -20,7 +20,8 @@ async def check_broker(url: str) -> None:
     """Connect once (to any of the addresses in ``url``) and disconnect.
 
     Raises:
-        Exception: whatever the last connection attempt raised.
+        BrokerRefused (broker-refused): every address refused the login or the vhost.
+        Exception: whatever else the last attempt raised (unreachable, timeout).
     """
     connection = await connect_any(broker_addresses(url))
     await connection.close()
@@ -36,6 +37,8 @@ async def dead_letters(
     """
     try:
         connection = await connect_any(broker_addresses(url))
+    except BrokerRefused:
+        raise
     except Exception as exc:
         raise BrokerUnavailable(f"cannot reach RabbitMQ: {exc}; is it running?") from None
     found: list[tuple[bytes, dict[str, Any]]] = []

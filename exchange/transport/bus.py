@@ -22,11 +22,17 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import DeliveryError
 from aiormq.abc import DeliveredMessage
 
-from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, Unroutable
+from exchange.exceptions import (
+    BrokerRefused,
+    BrokerUnavailable,
+    PublishNotConfirmed,
+    Unroutable,
+)
 from exchange.transport.addresses import broker_addresses, redacted
 from exchange.transport.base import Callback
 from exchange.transport.delivery import Acks, Delivery
 from exchange.transport.names import BusNames
+from exchange.transport.refusal import refusal
 from exchange.transport.topology import apply_topology
 
 log = structlog.get_logger("exchange.transport")
@@ -69,6 +75,10 @@ class Bus:
         self._acks: Acks | None = None  # of the consume channel
         self._supervisor: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        # The last attempt's login or vhost refusal per address: when every address refuses,
+        # retrying cannot help and start() says so at once.
+        self._refusals: dict[str, BrokerRefused] = {}
+        self._attempted = asyncio.Event()  # set after each failed attempt to connect
         self._stopping = False
         self.connects = 0
 
@@ -86,19 +96,37 @@ class Bus:
         """Connect (and keep reconnecting in the background).
 
         Raises:
+            BrokerRefused (broker-refused): every address refused the login or the vhost; at
+                once, since retrying cannot help.
             BrokerUnavailable (broker-unavailable): no connection within ``timeout``.
         """
         self._stopping = False
         self._supervisor = asyncio.create_task(self._supervise(), name="bus-supervisor")
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                while not self._connected.is_set():
+                    connected = asyncio.ensure_future(self._connected.wait())
+                    attempted = asyncio.ensure_future(self._attempted.wait())
+                    await asyncio.wait({connected, attempted}, return_when="FIRST_COMPLETED")
+                    connected.cancel()
+                    attempted.cancel()
+                    self._attempted.clear()
+                    refused = self._refused()
+                    if refused is not None and not self._connected.is_set():
+                        await self.stop()
+                        raise refused
         except TimeoutError:
             await self.stop()
             raise BrokerUnavailable(
-                f"cannot reach RabbitMQ at {redacted(' '.join(self.addresses))} "
-                f"within {timeout:.0f} s; "
-                "start it (`rabbitmq-server -detached`) or set EXCHANGE_AMQP_URL"
+                f"cannot reach RabbitMQ at {redacted(' '.join(self.addresses))}: retried for "
+                f"{timeout:.0f} s; start it (`rabbitmq-server -detached`) or set "
+                "EXCHANGE_AMQP_URL"
             ) from None
+
+    def _refused(self) -> BrokerRefused | None:
+        if len(self._refusals) < len(self.addresses):
+            return None
+        return self._refusals[self.addresses[-1]]
 
     async def stop(self) -> None:
         """Close the connection and stop reconnecting."""
@@ -188,11 +216,22 @@ class Bus:
             try:
                 await self._open()
                 failures = 0
+                self._refusals.clear()
                 await self._watch()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any broker trouble means: reconnect
-                log.warning("bus.disconnected", error=str(exc) or type(exc).__name__)
+                refused = refusal(exc, self.url)
+                if refused is None:
+                    self._refusals.pop(self.url, None)
+                else:
+                    self._refusals[self.url] = refused
+                self._attempted.set()
+                log.warning(
+                    "bus.disconnected",
+                    url=redacted(self.url),
+                    error=refused.message if refused else str(exc) or repr(exc),
+                )
             self._connected.clear()
             await self._close()
             if self._stopping:

@@ -204,7 +204,7 @@ def unknown_service(now: Any) -> dict[str, Any]:
     [
         (expired, "expired", "expired at"),
         (from_land_property, "access-denied", "land-property"),
-        (invalid_content, "invalid-content", "trees.count"),
+        (invalid_content, "invalid-content", "/request/trees/count"),
         (unknown_service, "unknown-service", "no-such-service"),
     ],
     ids=lambda value: getattr(value, "__name__", None),

@@ -123,4 +123,4 @@ async def test_payload_breaking_the_schema_is_refused_naming_the_field(make_node
     with pytest.raises(InvalidContent) as info:
         await sender.request("tree-felling-permit", bad, wire_format=WireFormat.JSON)
     assert info.value.code == "invalid-content"
-    assert "trees.0.count" in info.value.message
+    assert "$.trees[0].count" in info.value.message

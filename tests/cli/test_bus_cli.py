@@ -307,5 +307,7 @@ def test_send_with_broken_json_payload_is_malformed(
     )
 
     assert result.exit_code == 1
-    assert "error malformed" in result.stderr
+    assert "error malformed: the payload file is not valid JSON" in result.stderr
+    assert "not an envelope: see examples/payloads/" in result.stderr
+    assert "hint: the file must be an envelope" not in result.stderr
     assert "Traceback" not in result.output

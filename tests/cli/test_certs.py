@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from typer.testing import Result
+from typer.testing import CliRunner, Result
+
+from exchange.cli import app
 
 Cli = Callable[..., Result]
 
@@ -132,7 +134,9 @@ class TestRevoke:
     def test_by_party_revokes_all_its_certificates(self, cli: Cli, ca: Path) -> None:
         """Revoking a party marks each of its valid certificates revoked, with the reason."""
         assert cli("certs", "rotate", "single-center").exit_code == 0
-        result = cli("certs", "revoke", "single-center", "--reason", "cessation-of-operation")
+        result = cli(
+            "certs", "revoke", "single-center", "--all", "--reason", "cessation-of-operation"
+        )
         assert result.exit_code == 0, result.output
         rows = _rows(cli)
         assert [row["status"] for row in rows] == ["revoked", "revoked"]
@@ -166,11 +170,82 @@ class TestRevoke:
         assert _rows(cli)[0]["status"] == "valid"
 
     def test_nothing_matches(self, cli: Cli, ca: Path) -> None:
-        """Revoking an unknown serial is an unknown-party error with a hint."""
+        """Revoking an unknown serial is certificate-unknown, pointing at the list."""
         result = cli("certs", "revoke", "abcdef", "--reason", "unspecified")
         assert result.exit_code == 1
-        assert result.stderr.startswith("error unknown-party:")
-        assert "hint: see `exchange certs list`" in result.stderr
+        assert result.stderr.startswith("error certificate-unknown:")
+        assert "`exchange certs list`" in result.stderr
+
+    def test_neither_party_nor_serial_is_unknown_party(self, cli: Cli, ca: Path) -> None:
+        """A name the CA never issued to, and not hex: unknown-party."""
+        result = cli("certs", "revoke", "nobody", "--reason", "unspecified")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error unknown-party: 'nobody' is neither")
+
+    def test_several_valid_without_a_terminal_lists_serials(self, cli: Cli, ca: Path) -> None:
+        """After rotate, revoking the party names both serials and revokes nothing."""
+        assert cli("certs", "rotate", "single-center").exit_code == 0
+        old, new = (row["serial"] for row in _rows(cli))
+        result = cli("certs", "revoke", "single-center", "--reason", "key-compromise")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error certificate-ambiguous: single-center has 2 valid")
+        assert old in result.stderr
+        assert new in result.stderr
+        assert "--serial SERIAL" in result.stderr
+        assert "--all" in result.stderr
+        assert [row["status"] for row in _rows(cli)] == ["valid", "valid"]
+
+    def test_serial_option_revokes_only_that_one(self, cli: Cli, ca: Path) -> None:
+        """--serial picks one of the party's valid certificates; the other stays valid."""
+        assert cli("certs", "rotate", "single-center").exit_code == 0
+        old, new = (row["serial"] for row in _rows(cli))
+        result = cli("certs", "revoke", "single-center", "--serial", old, "--reason", "superseded")
+        assert result.exit_code == 0, result.output
+        assert {row["serial"]: row["status"] for row in _rows(cli)} == {
+            old: "revoked",
+            new: "valid",
+        }
+
+    def test_serial_option_of_another_certificate_is_refused(self, cli: Cli, ca: Path) -> None:
+        """A --serial that is not one of the party's valid certificates: certificate-unknown."""
+        result = cli("certs", "revoke", "single-center", "--serial", "12", "--reason", "superseded")
+        assert result.exit_code == 1
+        assert result.stderr.startswith(
+            "error certificate-unknown: single-center has no valid certificate with serial 12"
+        )
+        assert _rows(cli)[0]["status"] == "valid"
+
+    def test_on_a_terminal_it_asks_which(
+        self, cli: Cli, ca: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Interactive: the serials are listed, numbered; the answer picks one."""
+        monkeypatch.setattr("exchange.cli.certs.interactive", lambda: True)
+        assert cli("certs", "rotate", "single-center").exit_code == 0
+        old, new = (row["serial"] for row in _rows(cli))
+        result = CliRunner().invoke(
+            app,
+            ["certs", "revoke", "single-center", "--reason", "superseded"],
+            env={"EXCHANGE_CERTS_DIR": str(ca)},
+            input="3\n2\n",
+        )
+        assert result.exit_code == 0, result.output
+        assert f"1. {old}" in result.output
+        assert f"2. {new}" in result.output
+        assert "Answer 1, 2 or all" in result.output  # 3 is not a choice: asked again
+        assert {row["serial"]: row["status"] for row in _rows(cli)} == {
+            old: "valid",
+            new: "revoked",
+        }
+
+    def test_sign_after_revoking_everything_says_revoked(
+        self, cli: Cli, ca: Path, unsigned: Callable[..., Path]
+    ) -> None:
+        """The next sign names the cause (certificate-revoked), not unknown-party."""
+        assert cli("certs", "revoke", "single-center", "--reason", "superseded").exit_code == 0
+        result = cli("sign", str(unsigned("json")), "--as", "single-center")
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error certificate-revoked: every certificate of")
+        assert "`exchange certs issue single-center`" in result.stderr
 
 
 class TestList:

@@ -141,9 +141,9 @@ async def _created(node: Node) -> list[str]:
             "count.json",
             json_request({**TREES, "trees": [{"species": "oak", "count": "many"}]}),
             "invalid-content",
-            "trees.0.count",
+            "$.trees[0].count",
         ),
-        ("address.xml", xml_request(count="0"), "invalid-content", "trees.count"),
+        ("address.xml", xml_request(count="0"), "invalid-content", "/request/trees/count"),
         (
             "service.json",
             json.dumps({"service": "nope", "payload": {}}).encode(),

@@ -121,7 +121,7 @@ async def test_request_answered_through_callbacks(
                 "payload": {**TREES, "trees": [{"species": "oak", "count": 0}]},
             },
             "invalid-content",
-            "trees.0.count",
+            "$.trees[0].count",
         ),
         (
             "single-center",

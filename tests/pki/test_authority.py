@@ -13,7 +13,13 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from exchange._clock import FrozenClock, SystemClock
-from exchange.exceptions import CAKeyOffline, PKIError, PKIFileCorrupt, UnknownParty
+from exchange.exceptions import (
+    CAKeyOffline,
+    CertificateRevoked,
+    PKIError,
+    PKIFileCorrupt,
+    UnknownParty,
+)
 from exchange.pki.authority import CertificateAuthority, KeyType, RevocationReason
 from exchange.pki.trust import PARTY_URI_PREFIX, crl_number, party_of
 from exchange.signing import seal, unseal
@@ -163,9 +169,9 @@ def test_revocation_is_listed_in_the_crl(fresh_pki: ThrowawayPKI) -> None:
     reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
     assert reason is x509.ReasonFlags.key_compromise
     assert len(list(crl)) == 1
-    with pytest.raises(UnknownParty) as info:
+    with pytest.raises(CertificateRevoked) as info:  # the cause, not "unknown party"
         fresh_pki.credentials("improvement")
-    assert info.value.code == "unknown-party"
+    assert info.value.code == "certificate-revoked"
 
 
 # --- openssl agrees ---------------------------------------------------------------------
