@@ -42,3 +42,17 @@ def test_a_bad_budget_is_refused_with_what_to_write(
     monkeypatch.setenv("EXCHANGE_HANDLER_RETRY_DELAYS", value)
     with pytest.raises(ValidationError, match="1,10,60"):
         Settings()
+
+
+def test_the_claim_lease_reaches_the_node_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EXCHANGE_CLAIM_LEASE sets how long a worker's claim lasts."""
+    monkeypatch.setenv("EXCHANGE_CLAIM_LEASE", "12.5")
+    assert node_config(Settings()).claim_lease == 12.5
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "-3", "100000", "soon"])
+def test_a_bad_claim_lease_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """A lease outside 1..86400 seconds, or not a number, is refused naming the variable."""
+    monkeypatch.setenv("EXCHANGE_CLAIM_LEASE", value)
+    with pytest.raises(ValidationError, match="claim_lease"):
+        Settings()

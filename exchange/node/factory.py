@@ -41,6 +41,7 @@ def node_config(settings: Settings) -> NodeConfig:
         declare_topology=settings.declare_topology,
         handler_retry_delays=settings.handler_retry_delays,
         wait_recheck=settings.wait_recheck,
+        claim_lease=settings.claim_lease,
     )
 
 

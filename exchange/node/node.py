@@ -461,6 +461,8 @@ class Node:
 
         def told(tx: Transaction) -> None:
             note(tx)
+            if record.claim_owner is not None:  # told by a worker: only under its claim
+                tx.hold_claim(record.message_id, record.claim_owner, release=False)
             # Only while nothing moved it on (answered, cancelled): else StateConflict, unsent.
             tx.set_inbox_state(record.message_id, record.state, only_from=(record.state,))
             tx.audit(
@@ -508,6 +510,9 @@ class Node:
         def close_request(tx: Transaction) -> None:
             if also is not None:
                 also(tx)
+            if close is not None and record.claim_owner is not None:
+                # Answered by a worker's handler: only while its claim holds (LeaseLost).
+                tx.hold_claim(record.message_id, record.claim_owner)
             if close is not None:
                 tx.set_inbox_state(
                     record.message_id, close, attempts=record.attempts, only_from=OPEN_INBOX

@@ -65,6 +65,37 @@ class PruneWire:
     inbox: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class HoldClaim:
+    """The transaction commits only while ``owner`` still holds the request's claim (else
+    LeaseLost, and nothing is written); with ``release`` the claim ends with it."""
+
+    message_id: str
+    owner: str
+    release: bool = True
+
+
+@dataclass(slots=True)
+class ClaimDue:
+    """Claim up to ``limit`` due requests for ``owner`` until ``until`` (SQLite's writer runs
+    it; ``claimed`` gets the records, each with its owner and takeover count)."""
+
+    owner: str
+    now: datetime
+    until: datetime
+    limit: int
+    ordered: tuple[str, ...]
+    claimed: list[InboxRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RenewClaims:
+    """Move the lease of every claim ``owner`` holds on to ``until``."""
+
+    owner: str
+    until: datetime
+
+
 Operation = (
     OutboxRecord
     | InboxRecord
@@ -73,6 +104,9 @@ Operation = (
     | PutMeta
     | PutCheckpoint
     | PruneWire
+    | HoldClaim
+    | ClaimDue
+    | RenewClaims
 )
 
 
@@ -134,6 +168,12 @@ class TransactionBuffer:
         """Append to this party's hash chain (seq, time and hash are set at commit)."""
         self._check_open()
         self.events.append(event)
+
+    def hold_claim(self, message_id: str, owner: str, *, release: bool = True) -> None:
+        """Commit only while ``owner`` holds the request's claim (else LeaseLost); with
+        ``release`` the claim ends with the commit."""
+        self._check_open()
+        self.operations.append(HoldClaim(message_id, owner, release))
 
     def put_meta(self, key: str, value: str) -> None:
         """Set a key of the store's meta table along with the transaction's other changes."""

@@ -10,19 +10,29 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from exchange._clock import Clock
-from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
+from exchange.exceptions import (
+    DuplicateMessage,
+    LeaseLost,
+    StateConflict,
+    StoreError,
+    StoreUnavailable,
+)
 from exchange.ledger import chain as audit_chain
 from exchange.ledger import codec
 from exchange.ledger.event import AuditEvent, AuditRecord
 from exchange.node.store import _rows
 from exchange.node.store._buffer import (
+    ClaimDue,
+    HoldClaim,
     PruneWire,
     PutCheckpoint,
     PutMeta,
+    RenewClaims,
     SetInboxState,
     SetOutboxState,
     TransactionBuffer,
@@ -80,6 +90,33 @@ CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE 
 CREATE TABLE IF NOT EXISTS {s}.checkpoints (seq bigint PRIMARY KEY, body bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.audit_acks (seq bigint PRIMARY KEY, body bytea NOT NULL);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+-- Version 2: a worker's claim of a request (owner, lease expiry) and its takeover count.
+ALTER TABLE {s}.inbox ADD COLUMN IF NOT EXISTS claim_owner text,
+    ADD COLUMN IF NOT EXISTS claim_expires_at timestamptz,
+    ADD COLUMN IF NOT EXISTS takeovers integer NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS inbox_case ON {s}.inbox (case_id, received_at);
+UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version' AND value::integer < 2;
+"""
+
+# Due requests, unclaimed or claimed by another owner whose lease expired; for ordered
+# services, none while an older request of its case and service is open. SKIP LOCKED:
+# processes claiming at the same time take different rows instead of waiting.
+_CLAIM = """
+WITH due AS (
+    SELECT message_id, claim_owner AS was FROM {s}.inbox i
+    WHERE state = $1 AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
+      AND (claim_owner IS NULL OR (claim_expires_at <= $2 AND claim_owner <> $3))
+      AND NOT (i.service = ANY($6::text[]) AND i.case_id IS NOT NULL AND EXISTS (
+          SELECT 1 FROM {s}.inbox o WHERE o.case_id = i.case_id AND o.service = i.service
+          AND o.kind = 'request' AND o.state = ANY($7::text[])
+          AND (o.received_at, o.message_id) < (i.received_at, i.message_id)))
+    ORDER BY received_at, message_id LIMIT $5
+    FOR UPDATE OF i SKIP LOCKED
+)
+UPDATE {s}.inbox t SET claim_owner = $3, claim_expires_at = $4,
+    takeovers = t.takeovers + (due.was IS NOT NULL)::integer
+FROM due WHERE t.message_id = due.message_id
+RETURNING {columns}, t.claim_owner, t.takeovers
 """
 
 
@@ -156,6 +193,13 @@ class PostgresStore:
         )
         self._prune_outbox = prune.format(t=f"{s}.outbox", since="created_at")
         self._prune_inbox = prune.format(t=f"{s}.inbox", since="received_at")
+        self._claim = _CLAIM.format(s=s, columns=", ".join(f"t.{c}" for c in _rows.INBOX_COLUMNS))
+        self._renew = f"UPDATE {s}.inbox SET claim_expires_at = $2 WHERE claim_owner = $1"  # noqa: S608
+        self._hold = (
+            f"UPDATE {s}.inbox SET claim_owner = CASE WHEN $3 THEN NULL ELSE claim_owner END, "  # noqa: S608
+            "claim_expires_at = CASE WHEN $3 THEN NULL ELSE claim_expires_at END "
+            "WHERE message_id = $1 AND claim_owner = $2"
+        )
 
     def _where(self) -> str:
         return f"{self.dsn.rsplit('@', 1)[-1]} (schema {self.schema})"
@@ -275,7 +319,14 @@ class PostgresStore:
     async def _set_state(
         self,
         conn: asyncpg.Connection,
-        op: SetOutboxState | SetInboxState | PutMeta | PutCheckpoint | PruneWire,
+        op: SetOutboxState
+        | SetInboxState
+        | PutMeta
+        | PutCheckpoint
+        | PruneWire
+        | HoldClaim
+        | ClaimDue
+        | RenewClaims,
     ) -> AuditEvent | None:
         """Run an operation other than an insert; return the audit event it owes, if any.
 
@@ -286,6 +337,17 @@ class PostgresStore:
         if isinstance(op, PutMeta):
             await conn.execute(self._put_meta, op.key, op.value)
             return None
+        if isinstance(op, HoldClaim):
+            # The row lock this UPDATE takes orders it against a takeover's claim.
+            if await conn.execute(self._hold, op.message_id, op.owner, op.release) != "UPDATE 1":
+                raise LeaseLost(
+                    f"the claim of request {op.message_id} by {op.owner} was taken over: "
+                    "its outcome is dropped, the new owner's run counts",
+                    message_id=op.message_id,
+                )
+            return None
+        if isinstance(op, ClaimDue | RenewClaims):
+            raise TypeError("claims are Store methods, not transaction operations")
         if isinstance(op, PutCheckpoint):
             put = self._put_ack if op.acknowledgment else self._put_checkpoint
             await conn.execute(put, op.seq, op.body)
@@ -402,6 +464,39 @@ class PostgresStore:
             limit,
         )
         return [_rows.inbox_record(r, codec.as_is) for r in rows]
+
+    async def claim_inbox(
+        self,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 100,
+        ordered: Collection[str] = (),
+    ) -> Sequence[InboxRecord]:
+        """Claim due requests for ``owner`` in one statement (``FOR UPDATE SKIP LOCKED``)."""
+        rows = await self._fetch(
+            self._claim,
+            InboxState.RECEIVED.value,
+            now,
+            owner,
+            now + lease,
+            limit,
+            list(ordered),
+            [InboxState.RECEIVED.value, InboxState.WAITING.value],
+        )
+        records = [
+            replace(_rows.inbox_record(r, codec.as_is), claim_owner=owner, takeovers=r[-1])
+            for r in rows
+        ]
+        return sorted(records, key=lambda r: (r.received_at, r.message_id))
+
+    async def renew_claims(self, owner: str, until: datetime) -> None:
+        """Extend every claim ``owner`` holds to ``until``."""
+        await self._fetch(self._renew, owner, until)
+
+    async def release_claim(self, owner: str, message_id: str) -> None:
+        """End ``owner``'s claim of a request (a claim taken over meanwhile is left alone)."""
+        await self._fetch(self._hold, message_id, owner, True)
 
     async def inbox_by_state(self, state: InboxState, limit: int = 1000) -> Sequence[InboxRecord]:
         """Received messages in a state, oldest first."""
