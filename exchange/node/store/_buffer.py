@@ -37,6 +37,7 @@ class PutMeta:
 
     key: str
     value: str
+    only_new: bool = False  # the commit raises StateConflict if the key is set already
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +176,13 @@ class TransactionBuffer:
         self._check_open()
         self.operations.append(HoldClaim(message_id, owner, release))
 
-    def put_meta(self, key: str, value: str) -> None:
-        """Set a key of the store's meta table along with the transaction's other changes."""
+    def put_meta(self, key: str, value: str, *, only_new: bool = False) -> None:
+        """Set a key of the store's meta table along with the transaction's other changes.
+
+        With ``only_new``, the commit raises StateConflict (nothing written) if it is set.
+        """
         self._check_open()
-        self.operations.append(PutMeta(key, value))
+        self.operations.append(PutMeta(key, value, only_new))
 
     def put_checkpoint(self, seq: int, body: bytes, *, acknowledgment: bool = False) -> None:
         """Keep a signed checkpoint or acknowledgment (not part of the Transaction protocol)."""

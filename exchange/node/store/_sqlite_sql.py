@@ -294,7 +294,7 @@ def _apply(
             try:
                 conn.execute(_INSERT_OUTBOX, _rows.outbox_values(op, to_text))
             except sqlite3.IntegrityError as exc:
-                raise StoreError(
+                raise DuplicateMessage(
                     f"the outbox already holds message {op.message_id}: {exc}",
                     message_id=op.message_id,
                 ) from exc
@@ -335,7 +335,10 @@ def _apply_op(
         _claim_op(conn, op)
         return None
     if isinstance(op, PutMeta):
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (op.key, op.value))
+        verb = "INSERT OR IGNORE" if op.only_new else "INSERT OR REPLACE"
+        put = conn.execute(f"{verb} INTO meta (key, value) VALUES (?, ?)", (op.key, op.value))
+        if put.rowcount != 1:
+            raise StateConflict(f"meta {op.key} is set already", key=op.key)
         return None
     if isinstance(op, PutCheckpoint):
         table = "audit_acks" if op.acknowledgment else "checkpoints"

@@ -156,8 +156,13 @@ class Transaction(Protocol):
         over; with ``release`` the claim ends with the commit.
         """
 
-    def put_meta(self, key: str, value: str) -> None:
-        """Set a key of the store's meta table along with the transaction's other changes."""
+    def put_meta(self, key: str, value: str, *, only_new: bool = False) -> None:
+        """Set a key of the store's meta table along with the transaction's other changes.
+
+        With ``only_new``, the commit raises StateConflict (and writes nothing) if the key
+        is set already: insert-or-fail in one statement, so that of several processes doing
+        the same thing once, exactly one commits.
+        """
 
 
 class Store(Protocol):

@@ -157,7 +157,11 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         s = f'"{schema}"'
         self._ddl = _DDL.format(s=s)
-        self._insert_outbox = _insert(f"{s}.outbox", _rows.OUTBOX_COLUMNS)
+        # A known message id is a duplicate, not an error: ON CONFLICT keeps the transaction
+        # alive and the caller (Node.request with a message_id) returns the stored one.
+        self._insert_outbox = (
+            _insert(f"{s}.outbox", _rows.OUTBOX_COLUMNS) + " ON CONFLICT (message_id) DO NOTHING"
+        )
         self._insert_inbox = _insert(f"{s}.inbox", _rows.INBOX_COLUMNS)
         self._insert_audit = _insert(f"{s}.audit", codec.AUDIT_COLUMNS, {"detail": "::jsonb"})
         update = (
@@ -179,6 +183,7 @@ class PostgresStore:
             f"INSERT INTO {s}.meta (key, value) VALUES ($1, $2) "  # noqa: S608
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
         )
+        self._add_meta = f"INSERT INTO {s}.meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"  # noqa: S608
         self._put_checkpoint = (
             f"INSERT INTO {s}.checkpoints (seq, body) VALUES ($1, $2) "  # noqa: S608
             "ON CONFLICT DO NOTHING"
@@ -286,13 +291,12 @@ class PostgresStore:
         events = buffer.events
         for op in buffer.operations:
             if isinstance(op, OutboxRecord):
-                try:
-                    await conn.execute(self._insert_outbox, *_rows.outbox_values(op, codec.as_is))
-                except asyncpg.UniqueViolationError as exc:
-                    raise StoreError(
+                values = _rows.outbox_values(op, codec.as_is)
+                if await conn.execute(self._insert_outbox, *values) != "INSERT 0 1":
+                    raise DuplicateMessage(
                         f"the outbox already holds message {op.message_id}",
                         message_id=op.message_id,
-                    ) from exc
+                    )
             elif isinstance(op, InboxRecord):
                 try:
                     await conn.execute(self._insert_inbox, *_rows.inbox_values(op, codec.as_is))
@@ -335,7 +339,9 @@ class PostgresStore:
         step, across processes too.
         """
         if isinstance(op, PutMeta):
-            await conn.execute(self._put_meta, op.key, op.value)
+            put = self._add_meta if op.only_new else self._put_meta
+            if await conn.execute(put, op.key, op.value) != "INSERT 0 1":
+                raise StateConflict(f"meta {op.key} is set already", key=op.key)
             return None
         if isinstance(op, HoldClaim):
             # The row lock this UPDATE takes orders it against a takeover's claim.

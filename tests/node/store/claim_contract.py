@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 
 from exchange._clock import FrozenClock
-from exchange.exceptions import LeaseLost
+from exchange.exceptions import DuplicateMessage, LeaseLost, StateConflict
+from exchange.ledger.event import AuditEvent, EventName
 from exchange.node.store import InboxRecord, InboxState, Store
 
-from .contract import StoreFactory, inbox
+from .contract import StoreFactory, inbox, outbox
 
 LEASE = timedelta(seconds=30)
 
@@ -153,3 +154,50 @@ class ClaimContract:
         assert [r.message_id for r in await store.claim_inbox("p2", t, LEASE, ordered=ordered)] == [
             second.message_id
         ]
+
+    # --- insert-or-fail: once under concurrency ------------------------------------------
+
+    async def test_a_known_outbox_id_is_a_duplicate(
+        self, claims_store: Store, clock: FrozenClock
+    ) -> None:
+        """Storing an outgoing message id again raises DuplicateMessage naming it; the first
+        stays, and nothing of the second transaction is written."""
+        store = claims_store
+        record = outbox(clock.now())
+        async with store.transaction() as tx:
+            tx.add_outbox(record)
+        head = await store.audit_head()
+        again = store.transaction()
+        tx = await again.__aenter__()
+        tx.add_outbox(replace(record, digest="f" * 64))
+        tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
+        with pytest.raises(DuplicateMessage) as raised:
+            await again.__aexit__(None, None, None)
+        assert raised.value.data["message_id"] == record.message_id
+        assert await store.get_outbox(record.message_id) == record
+        assert await store.audit_head() == head
+
+    async def test_meta_only_new_commits_once(
+        self, make_store: StoreFactory, clock: FrozenClock
+    ) -> None:
+        """Of several stores (as processes) putting one key only-new at once, exactly one
+        commits; the others get StateConflict and the first value stays."""
+        stores = [make_store() for _ in range(2)]
+        for store in stores:
+            await store.open()
+        try:
+
+            async def put(index: int) -> bool:
+                try:
+                    async with stores[index % 2].transaction() as tx:
+                        tx.put_meta("told", f"run-{index}", only_new=True)
+                except StateConflict:
+                    return False
+                return True
+
+            won = await asyncio.gather(*(put(i) for i in range(8)))
+            assert won.count(True) == 1
+            assert await stores[0].get_meta("told") == f"run-{won.index(True)}"
+        finally:
+            for store in stores:
+                await store.close()
