@@ -7,6 +7,7 @@ chain: no gaps, no forks.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -53,6 +54,20 @@ if TYPE_CHECKING:
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 PRUNE_BATCH = 500  # messages per table per prune transaction
+_GROUP = 64  # transactions per group commit at most
+
+
+def _settle(
+    group: Sequence[tuple[TransactionBuffer, asyncio.Future[None]]], error: Exception | None
+) -> None:
+    for _, future in group:
+        if future.done():  # the caller was cancelled; the outcome stays in the store
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
 
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -155,6 +170,8 @@ class PostgresStore:
         self._max = max_connections
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
+        self._queue: list[tuple[TransactionBuffer, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         s = f'"{schema}"'
         self._ddl = _DDL.format(s=s)
         # A known message id is a duplicate, not an error: ON CONFLICT keeps the transaction
@@ -257,7 +274,9 @@ class PostgresStore:
         self._pool = pool
 
     async def close(self) -> None:
-        """Close the pool (waiting for running transactions)."""
+        """Close the pool (waiting for running and queued transactions)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -275,38 +294,79 @@ class PostgresStore:
             buffer.closed = True
         if buffer.empty():
             return
-        pool = self._require_pool()
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await self._apply(conn, buffer)
-        except StoreError:
-            raise
-        except Exception as exc:
-            self._raise_unavailable(exc)
-            raise
+        self._require_pool()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((buffer, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
 
-    async def _apply(self, conn: asyncpg.Connection, buffer: TransactionBuffer) -> None:
+    async def _flush(self) -> None:
+        """Group commit: what was queued while the previous group committed goes in one
+        PostgreSQL transaction (one lock of the chain, one audit executemany, one commit).
+
+        If the group fails (a state conflict, a duplicate, a lost lease, a deadlock with
+        another process), it is rolled back and each transaction is written on its own,
+        so that only the failing ones fail.
+        """
+        while self._queue:
+            group, self._queue = self._queue[:_GROUP], self._queue[_GROUP:]
+            try:
+                pool = self._require_pool()
+                if len(group) > 1:
+                    try:
+                        async with pool.acquire() as conn, conn.transaction():
+                            await self._apply(conn, *(buffer for buffer, _ in group))
+                    except Exception:  # noqa: S110 - each is tried alone below, with its error
+                        pass
+                    else:
+                        _settle(group, None)
+                        continue
+                for buffer, future in group:
+                    try:
+                        async with pool.acquire() as conn, conn.transaction():
+                            await self._apply(conn, buffer)
+                    except Exception as exc:
+                        _settle([(buffer, future)], self._store_error(exc))
+                    else:
+                        _settle([(buffer, future)], None)
+            except Exception as exc:  # the pool is gone (closed meanwhile)
+                _settle(group, self._store_error(exc))
+
+    def _store_error(self, exc: Exception) -> Exception:
+        """What a transaction's caller gets: the store's own errors, else StoreUnavailable."""
+        if isinstance(exc, StoreError):
+            return exc
+        try:
+            self._raise_unavailable(exc)
+        except StoreUnavailable as unavailable:
+            return unavailable
+        return exc
+
+    async def _apply(self, conn: asyncpg.Connection, *buffers: TransactionBuffer) -> None:
         import asyncpg
 
-        events = buffer.events
-        for op in buffer.operations:
-            if isinstance(op, OutboxRecord):
-                values = _rows.outbox_values(op, codec.as_is)
-                if await conn.execute(self._insert_outbox, *values) != "INSERT 0 1":
-                    raise DuplicateMessage(
-                        f"the outbox already holds message {op.message_id}",
-                        message_id=op.message_id,
-                    )
-            elif isinstance(op, InboxRecord):
-                try:
-                    await conn.execute(self._insert_inbox, *_rows.inbox_values(op, codec.as_is))
-                except asyncpg.UniqueViolationError as exc:
-                    raise DuplicateMessage(
-                        f"message {op.message_id} was already received",
-                        message_id=op.message_id,
-                    ) from exc
-            elif (event := await self._set_state(conn, op)) is not None:
-                events = [*events, event]  # the buffer stays as the caller left it
+        events: list[AuditEvent] = []
+        for buffer in buffers:
+            events += buffer.events
+            for op in buffer.operations:
+                if isinstance(op, OutboxRecord):
+                    values = _rows.outbox_values(op, codec.as_is)
+                    if await conn.execute(self._insert_outbox, *values) != "INSERT 0 1":
+                        raise DuplicateMessage(
+                            f"the outbox already holds message {op.message_id}",
+                            message_id=op.message_id,
+                        )
+                elif isinstance(op, InboxRecord):
+                    try:
+                        await conn.execute(self._insert_inbox, *_rows.inbox_values(op, codec.as_is))
+                    except asyncpg.UniqueViolationError as exc:
+                        raise DuplicateMessage(
+                            f"message {op.message_id} was already received",
+                            message_id=op.message_id,
+                        ) from exc
+                elif (event := await self._set_state(conn, op)) is not None:
+                    events.append(event)  # the buffer stays as the caller left it
         if not events:
             return
         # One chain per party, whichever process appends: hold the lock until commit.

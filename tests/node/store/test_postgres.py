@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from exchange._clock import FrozenClock
-from exchange.exceptions import StoreUnavailable
+from exchange.exceptions import DuplicateMessage, StoreUnavailable
 from exchange.ledger import verify_chain
 from exchange.ledger.event import AuditEvent, EventName
 from exchange.node.store import PostgresStore, _rows, postgres
@@ -96,5 +96,37 @@ async def test_a_version_1_store_is_migrated(pg_schema: str, clock: FrozenClock)
         assert await store.get_meta("schema_version") == "2"
         (claimed,) = await store.claim_inbox("p1", clock.now(), timedelta(seconds=30))
         assert claimed.message_id == record.message_id
+    finally:
+        await store.close()
+
+
+async def test_group_commit_fails_only_the_failing_transaction(
+    pg_schema: str, clock: FrozenClock
+) -> None:
+    """Transactions committed at once go as a group; one that conflicts fails alone (its
+    audit event not written) and the others commit, their chain gapless."""
+    store = PostgresStore(DSN, PARTY, clock, schema=pg_schema)
+    await store.open()
+    try:
+        taken = outbox(clock.now())
+        async with store.transaction() as tx:
+            tx.add_outbox(taken)
+
+        async def create(duplicate: bool) -> bool:
+            record = taken if duplicate else outbox(clock.now())
+            try:
+                async with store.transaction() as tx:
+                    tx.add_outbox(record)
+                    tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
+            except DuplicateMessage:
+                return False
+            return True
+
+        done = await asyncio.gather(*(create(i == 20) for i in range(40)))
+        assert done.count(False) == 1
+        assert done[20] is False
+        records = await store.audit()
+        assert [r.seq for r in records] == list(range(1, 40))
+        verify_chain(records)
     finally:
         await store.close()
