@@ -137,11 +137,11 @@ class Worker:
             return 0
         started = 0
         claimed = await self.ctx.store.claim_inbox(
-            self.owner, now, self._lease, free, self._ordered_services()
+            self.owner, now, self._lease, free, self._ordered_services(), services=self.handlers
         )
         for record in claimed:
             if record.message_id in self._running or record.service not in self.handlers:
-                # Not ours to run (another service's handler lives elsewhere): let it go.
+                # Not ours to run (its handler was removed meanwhile): let it go.
                 await self.ctx.store.release_claim(self.owner, record.message_id)
                 continue
             self._running.add(record.message_id)

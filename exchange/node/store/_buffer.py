@@ -86,6 +86,7 @@ class ClaimDue:
     until: datetime
     limit: int
     ordered: tuple[str, ...]
+    services: tuple[str, ...] | None = None
     claimed: list[InboxRecord] = field(default_factory=list)
 
 

@@ -405,6 +405,9 @@ def _claim_op(conn: sqlite3.Connection, op: HoldClaim | ClaimDue | RenewClaims) 
         "AND (claim_owner IS NULL OR (claim_expires_at <= ? AND claim_owner <> ?))"
     )
     params: list[Any] = [InboxState.RECEIVED.value, now, now, op.owner]
+    if op.services is not None:
+        sql += f" AND service IN ({', '.join('?' * len(op.services))})"
+        params += op.services
     if op.ordered:
         marks = ", ".join("?" * len(op.ordered))
         sql += (

@@ -208,8 +208,12 @@ class Store(Protocol):
         lease: timedelta,
         limit: int = 100,
         ordered: Collection[str] = (),
+        services: Collection[str] | None = None,
     ) -> Sequence[InboxRecord]:
         """Claim due requests for ``owner`` until ``now + lease``, in one atomic step.
+
+        Only requests of ``services`` (when given: those with a handler in this process;
+        the departmental system answers the others) are claimed.
 
         Due: RECEIVED, next_attempt_at unset or come, and unclaimed, or claimed by another
         owner whose lease has expired (a takeover: the record's ``takeovers`` counts it).

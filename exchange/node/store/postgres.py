@@ -121,6 +121,7 @@ WITH due AS (
     SELECT message_id, claim_owner AS was FROM {s}.inbox i
     WHERE state = $1 AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
       AND (claim_owner IS NULL OR (claim_expires_at <= $2 AND claim_owner <> $3))
+      AND ($8::text[] IS NULL OR i.service = ANY($8::text[]))
       AND NOT (i.service = ANY($6::text[]) AND i.case_id IS NOT NULL AND EXISTS (
           SELECT 1 FROM {s}.inbox o WHERE o.case_id = i.case_id AND o.service = i.service
           AND o.kind = 'request' AND o.state = ANY($7::text[])
@@ -538,6 +539,7 @@ class PostgresStore:
         lease: timedelta,
         limit: int = 100,
         ordered: Collection[str] = (),
+        services: Collection[str] | None = None,
     ) -> Sequence[InboxRecord]:
         """Claim due requests for ``owner`` in one statement (``FOR UPDATE SKIP LOCKED``)."""
         rows = await self._fetch(
@@ -549,6 +551,7 @@ class PostgresStore:
             limit,
             list(ordered),
             [InboxState.RECEIVED.value, InboxState.WAITING.value],
+            None if services is None else list(services),
         )
         records = [
             replace(_rows.inbox_record(r, codec.as_is), claim_owner=owner, takeovers=r[-1])

@@ -149,9 +149,11 @@ class SQLiteStore:
         lease: timedelta,
         limit: int = 100,
         ordered: Collection[str] = (),
+        services: Collection[str] | None = None,
     ) -> Sequence[InboxRecord]:
         """Claim due requests for ``owner``: a write of the single writer, so it is atomic."""
-        op = ClaimDue(owner, now, now + lease, limit, tuple(ordered))
+        wanted = None if services is None else tuple(services)
+        op = ClaimDue(owner, now, now + lease, limit, tuple(ordered), wanted)
         await self._submit(lambda buffer: buffer.operations.append(op))
         return op.claimed
 

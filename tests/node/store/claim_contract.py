@@ -118,13 +118,18 @@ class ClaimContract:
     async def test_only_due_received_requests_are_claimed(
         self, claims_store: Store, clock: FrozenClock
     ) -> None:
-        """Rescheduled, answered and waiting requests are not claimed."""
+        """Rescheduled, answered and waiting requests are not claimed, nor requests of a
+        service the claimer has no handler for."""
         store = claims_store
         later = inbox(clock.now(), next_attempt_at=clock.now() + timedelta(hours=1))
         done = inbox(clock.now(), state=InboxState.ANSWERED)
         waiting = inbox(clock.now(), state=InboxState.WAITING)
-        await self._received(store, later, done, waiting)
-        assert await store.claim_inbox("p1", clock.now(), LEASE) == []
+        other = replace(inbox(clock.now()), service="land-plot-info")
+        await self._received(store, later, done, waiting, other)
+        handled = ("tree-felling-permit",)
+        assert await store.claim_inbox("p1", clock.now(), LEASE, services=handled) == []
+        (claimed,) = await store.claim_inbox("p1", clock.now(), LEASE)  # any service
+        assert claimed.message_id == other.message_id
 
     async def test_ordered_service_runs_a_case_in_order(
         self, claims_store: Store, clock: FrozenClock
