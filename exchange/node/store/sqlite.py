@@ -152,6 +152,14 @@ class SQLiteStore:
         services: Collection[str] | None = None,
     ) -> Sequence[InboxRecord]:
         """Claim due requests for ``owner``: a write of the single writer, so it is atomic."""
+        # A read first: an idle node polls, and a write per poll would cost a commit each.
+        due = await self._fetch(
+            "SELECT 1 FROM inbox WHERE state = ? AND (next_attempt_at IS NULL OR "
+            "next_attempt_at <= ?) AND (claim_owner IS NULL OR claim_expires_at <= ?) LIMIT 1",
+            (InboxState.RECEIVED.value, to_text(now), to_text(now)),
+        )
+        if not due:
+            return []
         wanted = None if services is None else tuple(services)
         op = ClaimDue(owner, now, now + lease, limit, tuple(ordered), wanted)
         await self._submit(lambda buffer: buffer.operations.append(op))
