@@ -5,22 +5,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-WORKDIR /app
-COPY pyproject.toml constraints.txt README.md catalog.toml ./
+WORKDIR /src
+COPY pyproject.toml constraints.txt README.md ./
 COPY exchange ./exchange
 COPY adapters ./adapters
-COPY schemas ./schemas
 # The PostgreSQL extra (asyncpg): in compose every party keeps its store in PostgreSQL.
-RUN pip install --no-cache-dir -c constraints.txt ".[postgres]"
+# The city's catalog and schemas are package data (exchange/data), installed with the code;
+# the sources are removed, so nothing runs from the checkout's layout.
+RUN pip install --no-cache-dir -c constraints.txt ".[postgres]" \
+    && cd / && rm -rf /src
 
-# Import the package from /app, not site-packages, so that what it finds beside itself
-# (catalog.toml, schemas/) is there; the variables say it again for the settings.
-ENV PYTHONPATH=/app \
-    EXCHANGE_CATALOG=/app/catalog.toml \
-    EXCHANGE_SCHEMAS_DIR=/app/schemas \
-    EXCHANGE_CERTS_DIR=/certs \
+# EXCHANGE_CATALOG / EXCHANGE_SCHEMAS_DIR would point at a deployment's own catalog.
+ENV EXCHANGE_CERTS_DIR=/certs \
     EXCHANGE_STORE_DIR=/var/lib/exchange
 
+WORKDIR /var/lib/exchange
 RUN useradd --system --uid 10001 --home-dir /var/lib/exchange exchange \
     && mkdir -p /certs /var/lib/exchange \
     && chown exchange /certs /var/lib/exchange

@@ -15,9 +15,9 @@ class AdapterConfig:
     """One department's adapter: who it is, what it provides and asks, how its node runs.
 
     The node's own settings (certificates, broker, store) come from ``EXCHANGE_*`` variables
-    as for any node; this is what is particular to the department. ``exchange node run``
-    builds the node with :class:`NodeConfig` defaults; the demo and the tests build it with
-    :meth:`node_config`.
+    as for any node; this is what is particular to the department. The catalog names the
+    package it lives in; ``exchange node run`` builds the node with :class:`NodeConfig`
+    defaults; the demo and the tests build it with :meth:`node_config`.
     """
 
     party: str
@@ -40,16 +40,6 @@ class AdapterConfig:
     """Back-off between handler runs that failed; past the last one, ``processing-failed``."""
     request_ttl: timedelta = field(default=timedelta(days=3))
     """A request this department sent that has no receipt by then is final (undelivered)."""
-
-    @property
-    def package(self) -> str:
-        """The adapter's Python package, e.g. ``adapters.land_property``."""
-        return "adapters." + self.party.replace("-", "_")
-
-    @property
-    def handlers(self) -> str:
-        """The ``--handlers`` value of ``exchange node run`` for this department."""
-        return f"{self.package}.system:register"
 
     def node_config(self, **overrides: Any) -> NodeConfig:
         """The node's tunables for this department (``overrides`` win, e.g. in tests)."""

@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from exchange.transport.addresses import broker_addresses
+
 _REPO = Path(__file__).resolve().parent.parent
-ENVELOPE_XSD = _REPO / "schemas" / "envelope.xsd"
+_DATA = "data"  # exchange/data: the city's catalog and the schemas, shipped in the wheel
+
+
+def packaged(name: str) -> Path:
+    """A file or folder of the package's data (``catalog.toml``, ``schemas``), as a path.
+
+    Found through ``importlib.resources``, so it is the installed copy wherever the package
+    runs from, not whatever the working directory holds.
+
+    Raises:
+        FileNotFoundError: the package is installed without its data (or zipped).
+    """
+    resource = resources.files("exchange").joinpath(_DATA, name)
+    if not isinstance(resource, Path) or not resource.exists():
+        # Zipped or stripped installs: the catalog and schemas must be real files (libxml2
+        # and the loader open them by path).
+        raise FileNotFoundError(
+            f"exchange's packaged {name} is missing ({resource}); reinstall kazan-exchange "
+            "from a wheel or a checkout, or point EXCHANGE_CATALOG / EXCHANGE_SCHEMAS_DIR at "
+            "your own"
+        )
+    return resource
+
+
+ENVELOPE_XSD = packaged("schemas") / "envelope.xsd"
 
 
 class Settings(BaseSettings):
@@ -20,8 +47,9 @@ class Settings(BaseSettings):
     certs_dir: Path = _REPO / "certs"
     # The root CA's private key when it is kept outside certs_dir (offline media).
     ca_key: Path | None = None
-    schemas_dir: Path = _REPO / "schemas"
-    catalog: Path = _REPO / "catalog.toml"
+    # The city's catalog and schemas ship with the package; a deployment may use its own.
+    schemas_dir: Path = packaged("schemas")
+    catalog: Path = packaged("catalog.toml")
     max_envelope_bytes: int = 1024 * 1024
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     bus_prefix: str = "kzn."
@@ -53,6 +81,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{value}: give EXCHANGE_CLAIM_LEASE in seconds from 1 to 86400, e.g. 30"
             )
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _broker_addresses(cls, value: str) -> str:
+        """EXCHANGE_AMQP_URL: one amqp(s):// URL, or several cluster nodes' separated by commas."""
+        broker_addresses(value)  # raises ValueError naming what is wrong
         return value
 
     @field_validator("message_retention_days", mode="before")

@@ -288,6 +288,12 @@ class CatalogError(ExchangeError):
     code = "catalog-invalid"
 
 
+class AdapterInvalid(ExchangeError):
+    """The adapter the catalog names for a department cannot be loaded or does not fit it."""
+
+    code = "adapter-invalid"
+
+
 # --- transport --------------------------------------------------------------------------
 
 

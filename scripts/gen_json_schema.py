@@ -1,4 +1,6 @@
-"""Write ``schemas/envelope.schema.json`` from the envelope model (run after changing it).
+"""Write ``exchange/data/schemas/envelope.schema.json`` from the envelope model.
+
+Run it after changing the model.
 
 Usage: ``python scripts/gen_json_schema.py [--check]``; ``--check`` exits 1 if the file is stale.
 """
@@ -13,7 +15,7 @@ from typing import Any
 from exchange.envelope.model import Envelope
 
 SCHEMA_ID = "urn:kazan:exchange:envelope:1"
-TARGET = Path(__file__).resolve().parent.parent / "schemas" / "envelope.schema.json"
+TARGET = Path(__file__).resolve().parents[1] / "exchange/data/schemas/envelope.schema.json"
 
 
 def build_schema() -> dict[str, Any]:

@@ -59,6 +59,10 @@ class BrokerNode:
     name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}@localhost")
     amqp_port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
+    # For a cluster (tests/_cluster.py): the Erlang cookie its nodes share, and the nodes it
+    # joins on its first start (classic-config peer discovery).
+    cookie: str | None = None
+    peers: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,16 +75,26 @@ class BrokerNode:
         """The Erlang VM's pid while it runs."""
         return self.process.pid if self.process is not None else None
 
-    def _prepare(self) -> dict[str, str]:
+    def environment(self) -> dict[str, str]:
+        """Write the node's config files; the environment its scripts (server, ctl) run with."""
         self.base.mkdir(parents=True, exist_ok=True)
         home = self.base / "home"  # its own Erlang cookie, created at the first start
         home.mkdir(exist_ok=True)
+        cookie = home / ".erlang.cookie"
+        if self.cookie is not None and not cookie.exists():
+            cookie.write_text(self.cookie)
+            cookie.chmod(0o400)  # Erlang refuses a cookie others may read
         config = self.base / "rabbitmq.conf"
         config.write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
             "loopback_users.guest = true\n"
             "log.console = false\n"
             "log.file.level = info\n"
+            + "".join(
+                f"cluster_formation.classic_config.nodes.{i} = {peer}\n"
+                for i, peer in enumerate(self.peers, 1)
+            )
+            + ("cluster_formation.peer_discovery_backend = classic_config\n" if self.peers else "")
         )
         plugins = self.base / "enabled_plugins"
         plugins.write_text("[].\n")  # no management plugin: no port 15672 to clash on
@@ -115,7 +129,7 @@ class BrokerNode:
         """
         if self.process is not None and self.process.poll() is None:
             return
-        env = self._prepare()
+        env = self.environment()
         log = (self.base / "stdout.log").open("ab")
         try:
             self.process = subprocess.Popen(

@@ -10,11 +10,16 @@ from uuid import uuid4
 import pytest
 
 from exchange._clock import FrozenClock
+from exchange.catalog import read_catalog_data
+from exchange.config import packaged
 from exchange.pki.trust import TrustStore
 from exchange.testing import ThrowawayPKI
 from tests.postgres import drop_schemas
 
-PARTIES = ("single-center", "improvement", "land-property", "architecture", "urban-permits")
+# Every department of the city's catalog (the only list of parties).
+PARTIES = tuple(
+    p.id for p in read_catalog_data(packaged("catalog.toml")).parties if p.is_department
+)
 
 
 @pytest.fixture

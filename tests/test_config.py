@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from exchange.config import Settings
+from exchange.config import Settings, packaged
 from exchange.node.config import NodeConfig
 from exchange.node.factory import node_config
 
@@ -56,3 +59,30 @@ def test_a_bad_claim_lease_is_refused(monkeypatch: pytest.MonkeyPatch, value: st
     monkeypatch.setenv("EXCHANGE_CLAIM_LEASE", value)
     with pytest.raises(ValidationError, match="claim_lease"):
         Settings()
+
+
+def test_catalog_and_schemas_ship_with_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the variables: the package's own copies, found by importlib.resources."""
+    monkeypatch.delenv("EXCHANGE_CATALOG", raising=False)
+    monkeypatch.delenv("EXCHANGE_SCHEMAS_DIR", raising=False)
+    root = resources.files("exchange") / "data"
+    assert Settings().catalog == root / "catalog.toml" == packaged("catalog.toml")
+    assert Settings().schemas_dir == root / "schemas" == packaged("schemas")
+    assert (packaged("schemas") / "envelope.xsd").is_file()
+    assert packaged("catalog.toml").read_text(encoding="utf-8").startswith("# The city's")
+
+
+def test_the_variables_override_the_packaged_data(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """EXCHANGE_CATALOG and EXCHANGE_SCHEMAS_DIR point a deployment at its own."""
+    monkeypatch.setenv("EXCHANGE_CATALOG", str(tmp_path / "mine.toml"))
+    monkeypatch.setenv("EXCHANGE_SCHEMAS_DIR", str(tmp_path / "schemas"))
+    assert Settings().catalog == tmp_path / "mine.toml"
+    assert Settings().schemas_dir == tmp_path / "schemas"
+
+
+def test_missing_package_data_says_what_to_do() -> None:
+    """A name the package does not ship is refused with how to fix it."""
+    with pytest.raises(FileNotFoundError, match="EXCHANGE_CATALOG"):
+        packaged("no-such-file.toml")

@@ -122,3 +122,14 @@ def test_only_transport_imports_the_broker_client() -> None:
         if imported.split(".")[0] in BROKER_CLIENTS
     ]
     assert leaks == []
+
+
+def test_core_never_imports_the_adapters() -> None:
+    """Departments' adapters are plugins: exchange loads them by the name the catalog gives."""
+    reaches = [
+        f"{module} imports {imported}"
+        for module, path in _modules()
+        for imported in _imports(module, path)
+        if imported.split(".")[0] == "adapters"
+    ]
+    assert reaches == []

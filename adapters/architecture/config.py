@@ -7,7 +7,7 @@ protection zones decide what may change on a facade.
 
 Run it with::
 
-    exchange node run architecture --handlers adapters.architecture.system:register
+    exchange node run architecture
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Department of Architecture and Urban Planning's simulated departmental system.
 
-``register(node)`` installs its handlers: ``exchange node run architecture --handlers
-adapters.architecture.system:register``. An appearance application on a known plot makes
+``register(node)`` installs its handlers: ``exchange node run architecture``
+(the catalog names this adapter). An appearance application on a known plot makes
 it ask Urban-Planning Permits for the zoning extract first: Single Center -> Architecture
 -> Urban-Planning Permits and back.
 """

@@ -7,7 +7,7 @@ departmental system is an older one that exchanges XML.
 
 Run it with::
 
-    exchange node run improvement --handlers adapters.improvement.system:register
+    exchange node run improvement
 
 with the node's ``EXCHANGE_*`` settings (certificates, broker, store) as for any node.
 """

@@ -1,7 +1,7 @@
 """The Committee of External Improvement's simulated departmental system (the demo's).
 
-``register(node)`` installs its handlers: ``exchange node run improvement --handlers
-adapters.improvement.system:register``. A tree-felling application with a cadastral number
+``register(node)`` installs its handlers: ``exchange node run improvement``
+(the catalog names this adapter). A tree-felling application with a cadastral number
 makes it ask Land and Property for the plot first, so the citizen's case crosses three
 departments: Single Center -> Improvement -> Land and Property and back. While the plot's
 answer is outstanding the request is parked (``Waiting``), not failed.

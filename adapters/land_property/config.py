@@ -6,7 +6,7 @@ its answers come straight from the land register, so it needs few handler slots.
 
 Run it with::
 
-    exchange node run land-property --handlers adapters.land_property.system:register
+    exchange node run land-property
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Committee of Land and Property Relations' simulated system: the land register.
 
-``register(node)`` installs the ``land-plot-info`` handler: ``exchange node run
-land-property --handlers adapters.land_property.system:register``. A look-up only reads,
+``register(node)`` installs the ``land-plot-info`` handler: ``exchange node run land-property``
+(the catalog names this adapter). A look-up only reads,
 so running it again for the same request gives the same answer.
 """
 

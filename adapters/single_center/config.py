@@ -6,7 +6,7 @@ the decision. Its web front office speaks JSON.
 
 Run it with::
 
-    exchange node run single-center --handlers adapters.single_center.system:register
+    exchange node run single-center
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Single Center's simulated front-office system: it tells citizens what was decided.
 
-``register(node)`` (``exchange node run single-center --handlers
-adapters.single_center.system:register``) installs no handler, since the Single Center
+``register(node)`` (``exchange node run single-center``
+(the catalog names this adapter)) installs no handler, since the Single Center
 provides no service, but listens to the answers its applications get and logs what the
 front office tells each citizen. Filing applications is :mod:`.applications`' part.
 """

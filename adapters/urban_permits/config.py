@@ -7,7 +7,7 @@ no one.
 
 Run it with::
 
-    exchange node run urban-permits --handlers adapters.urban_permits.system:register
+    exchange node run urban-permits
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Management of Urban-Planning Permits' simulated system: permits and the zoning plan.
 
-``register(node)`` installs its handlers: ``exchange node run urban-permits --handlers
-adapters.urban_permits.system:register``.
+``register(node)`` installs its handlers: ``exchange node run urban-permits``
+(the catalog names this adapter).
 """
 
 from __future__ import annotations

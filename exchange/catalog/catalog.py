@@ -68,6 +68,27 @@ class Catalog:
         return self._departments
 
     @property
+    def start_order(self) -> tuple[Party, ...]:
+        """The departments, each after the providers of the services it calls.
+
+        Started in this order (the demo, the tests' city), a department's first question
+        finds its provider consuming. Ties keep file order; departments in a cycle of
+        calls follow in file order.
+        """
+        needs = {party.id: set[str]() for party in self._departments}
+        for service in self.data.services:
+            for caller in service.callers:
+                needs[caller].add(service.provider)
+        order: list[Party] = []
+        waiting = list(self._departments)
+        while waiting:
+            placed = {party.id for party in order}
+            ready = [party for party in waiting if needs[party.id] <= placed] or waiting[:1]
+            order.append(ready[0])
+            waiting.remove(ready[0])
+        return tuple(order)
+
+    @property
     def identities(self) -> tuple[Party, ...]:
         """Every identity of the catalog, infrastructure (collector, console) included."""
         return self.data.parties

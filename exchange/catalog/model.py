@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from exchange.envelope.model import PartyId, ServiceCode, ServiceVersion
 from exchange.exceptions import NotAParty, UnknownParty
 
+ADAPTER_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+"""A dotted Python module name: what a party's ``adapter`` may be."""
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -33,6 +36,17 @@ class Party(_Frozen):
     id: PartyId
     name: str
     role: Role = Role.DEPARTMENT
+    adapter: Annotated[str, Field(pattern=ADAPTER_MODULE)] | None = None
+    """The department's adapter package (``adapters.land_property``): its ``config.CONFIG``
+    and ``system.register`` are what ``exchange node run`` and the demo load for it."""
+
+    @model_validator(mode="after")
+    def _adapter_of_a_department(self) -> Self:
+        if self.adapter is not None and not self.is_department:
+            raise ValueError(
+                f"{self.id} is the exchange's {self.role.value}: only departments have adapters"
+            )
+        return self
 
     @property
     def is_department(self) -> bool:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange.audit.central import SQLiteCentralStore
@@ -24,6 +24,7 @@ from exchange.audit.trace import Timeline, trace
 from exchange.catalog import Catalog, Role
 from exchange.config import Settings
 from exchange.node import Node, build_node
+from exchange.node.adapters import Adapter
 from exchange.node.factory import open_store
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import TrustStore
@@ -34,8 +35,33 @@ from exchange.transport.names import BusNames
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from adapters.single_center.applications import Application
     from exchange.deadlines import SlaReport
+    from exchange.signing import WireFormat
+
+
+class Application(Protocol):
+    """A citizen's application as the front office's adapter makes them (``applications``)."""
+
+    @property
+    def service(self) -> str:
+        """The citizen service's code."""
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The request's payload."""
+
+    @property
+    def case_id(self) -> str:
+        """The citizen's application number."""
+
+    @property
+    def wire_format(self) -> WireFormat:
+        """The envelope format it is filed in."""
+
+    @property
+    def asks_another_department(self) -> bool:
+        """Whether its provider asks another department before it decides."""
+
 
 KEEP_RUNS = 3  # run directories kept under <store dir>/demo (the newest)
 STREAM_PACE = 0.08  # seconds between two applications at the front office
@@ -90,18 +116,22 @@ def run_directory(base: Path, run_id: str) -> Path:
 
 
 async def run_city(
-    settings: Settings, stream: Sequence[Application], timeout: float, progress: Progress
+    settings: Settings,
+    catalog: Catalog,
+    adapters: Sequence[Adapter],
+    front_office: str,
+    stream: Sequence[Application],
+    timeout: float,
+    progress: Progress,
 ) -> CityRun:
-    """Start the city, file ``stream`` at the Single Center, trace a case, report deadlines."""
-    from adapters import PARTIES, config_of, register_of
-
+    """Start the city (``adapters`` in order), file ``stream`` at ``front_office``, trace a
+    case, report deadlines."""
     run_id = uuid.uuid4().hex[:8]
     names = BusNames(f"{settings.bus_prefix}demo-{run_id}.")
     run = CityRun(run_id, names, run_directory(settings.store_dir / "demo", run_id))
     city = settings.model_copy(
         update={"bus_prefix": names.prefix, "store_dir": run.run_dir / "stores", "store_dsn": None}
     )
-    catalog = Catalog.load(city.catalog, city.schemas_dir)
     central = SQLiteCentralStore(run.central_path)
     trust = TrustStore.from_dir(city.certs_dir)
     me = catalog.identity(Role.COLLECTOR).id
@@ -111,18 +141,18 @@ async def run_city(
     try:
         await collector.start()
         try:
-            for party in PARTIES:
+            for adapter in adapters:
                 node = build_node(
-                    party, city, config=config_of(party).node_config(), catalog=catalog
+                    adapter.party, city, config=adapter.config.node_config(), catalog=catalog
                 )
-                register_of(party)(node)
+                adapter.register(node)
                 await node.start()
-                nodes[party] = node
-            front = nodes["single-center"]
+                nodes[adapter.party] = node
+            front = nodes[front_office]
             run.outcomes = await _file(front, stream, timeout, progress)
             await _measure(front, run.outcomes)
             run.sla = await _deadline_report(
-                [n for p, n in nodes.items() if p != "single-center"], catalog
+                [n for p, n in nodes.items() if p != front_office], catalog
             )
         finally:
             for node in reversed(list(nodes.values())):

@@ -18,7 +18,7 @@ from exchange.exceptions import ExchangeError
 
 # Extra advice per error code, printed after the error unless the message already gives some.
 _HINTS: dict[str, str] = {
-    "malformed": "the file must be an envelope per schemas/envelope.xsd or the Envelope JSON model",
+    "malformed": "the file must be an envelope per envelope.xsd or the Envelope JSON model",
     "too-large": "raise EXCHANGE_MAX_ENVELOPE_BYTES if the envelope is legitimately this large",
     "signature-invalid": "the file was changed after signing, or was never signed",
     "unsupported-algorithm": "sign with `exchange sign`, which uses only the allowed algorithms",

@@ -29,6 +29,7 @@ from exchange.exceptions import (
     UnknownMessage,
 )
 from exchange.node import Node, build_node
+from exchange.node.adapters import load_adapter
 from exchange.node.factory import open_store
 from exchange.node.store.base import OPEN_INBOX, InboxRecord, InboxState, Store
 from exchange.signing import WireFormat
@@ -105,15 +106,30 @@ def node_run(
     party: PartyArg,
     handlers: Annotated[
         str | None,
-        typer.Option(help="module:function that registers handlers on the node (adapters)."),
+        typer.Option(
+            help="module:function that registers handlers on the node, instead of the "
+            "adapter the catalog names for PARTY."
+        ),
     ] = None,
+    adapter: Annotated[
+        bool,
+        typer.Option(help="Register the adapter the catalog names for PARTY (if it names one)."),
+    ] = True,
 ) -> None:
-    """Run PARTY's node until SIGTERM or Ctrl-C; prints `ready PARTY` once consuming."""
-    configure_logging(load_settings().log_level)
+    """Run PARTY's node until SIGTERM or Ctrl-C; prints `ready PARTY` once consuming.
+
+    The node runs the handlers of the adapter the catalog names for PARTY; --handlers runs
+    others instead, --no-adapter none.
+    """
+    settings = load_settings()
+    configure_logging(settings.log_level)
     with user_errors():
-        node = build_node(party)
+        catalog = Catalog.load(settings.catalog, settings.schemas_dir)
+        node = build_node(party, settings, catalog=catalog)
         if handlers:
             _load_handlers(handlers)(node)
+        elif adapter and catalog.check_party(party).adapter is not None:
+            load_adapter(catalog, party).register(node)
         asyncio.run(_serve(node))
 
 

@@ -1,8 +1,9 @@
 """``exchange demo``: the city at work, five departments on the real bus, in under a minute.
 
-It checks that RabbitMQ answers, creates the demo PKI if missing, starts every party's node
-in this process with its adapter's simulated departmental system (``adapters/``) and the
-central audit collector, files a stream of citizens' applications for the five services
+It checks that RabbitMQ answers, creates the demo PKI if missing, starts every department's node
+in this process with the adapter the catalog names for it (its simulated departmental
+system, ``adapters/``; providers first, ``Catalog.start_order``) and the central audit
+collector, files a stream of citizens' applications for the five services
 at the Single Center, waits for every answer, then prints the trace of a case that crossed
 three departments and the deadline report. Runs are isolated by a bus prefix of their own,
 so the demo can run again at once.
@@ -14,7 +15,6 @@ import asyncio
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -23,29 +23,35 @@ from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
+from exchange.catalog import Catalog, CatalogData, Role
 from exchange.cli._demo_city import CityRun, run_city, service_rows
 from exchange.cli._output import certs_dir, console, fail, load_settings, user_errors
+from exchange.exceptions import AdapterInvalid
+from exchange.node.adapters import load_adapter, load_adapters
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import ROOT_FILE
+from exchange.transport.addresses import redacted
 from exchange.transport.admin import check_broker
 
 if TYPE_CHECKING:
     from exchange.deadlines import SlaReport
 
-DEMO_PARTIES = ("single-center", "land-property", "architecture", "improvement", "urban-permits")
-DEMO_INFRASTRUCTURE = ("collector",)  # the audit collector signs head acknowledgments
+FRONT_OFFICE = "single-center"  # the department whose adapter files the citizens' applications
 
 
-def ensure_demo_pki(authority: CertificateAuthority) -> list[str]:
-    """Create the root CA and a certificate per party and the collector where missing."""
+def ensure_demo_pki(authority: CertificateAuthority, catalog: CatalogData) -> list[str]:
+    """Create the root CA and a certificate per department and the collector where missing.
+
+    The console's identity is left out: the demo runs no console.
+    """
     done: list[str] = []
     if not (authority.path / ROOT_FILE).exists():
         authority.init_ca()
         done.append("created the root CA")
-    for party in (*DEMO_PARTIES, *DEMO_INFRASTRUCTURE):
-        if not authority.active(party):
-            authority.issue(party)
-            done.append(f"issued a certificate for {party}")
+    for party in catalog.parties:
+        if party.role is not Role.CONSOLE and not authority.active(party.id):
+            authority.issue(party.id)
+            done.append(f"issued a certificate for {party.id}")
     authority.write_crl()
     return done
 
@@ -72,23 +78,27 @@ def demo(
     except Exception as exc:
         raise fail(
             "broker-unavailable",
-            f"cannot reach RabbitMQ at {_redacted(settings.amqp_url)}: {exc or type(exc).__name__}",
+            f"cannot reach RabbitMQ at {redacted(settings.amqp_url)}: {exc or type(exc).__name__}",
             "start it with `rabbitmq-server -detached`, or point EXCHANGE_AMQP_URL at a "
             "running broker, then run the demo again",
         ) from None
     with user_errors():
+        catalog = Catalog.load(settings.catalog, settings.schemas_dir)
+        # The adapters first: a missing one stops the demo before anything is created.
+        adapters = load_adapters(catalog)
+        make_stream = getattr(
+            load_adapter(catalog, FRONT_OFFICE).part("applications"), "applications", None
+        )
+        if not callable(make_stream):
+            raise AdapterInvalid(
+                f"the adapter of {FRONT_OFFICE} has no applications(count, today=, seed=) in "
+                "its applications module: the demo files what it returns",
+                party=FRONT_OFFICE,
+            )
         authority = CertificateAuthority(certs_dir(certs), SYSTEM_CLOCK)
-        for line in ensure_demo_pki(authority):
+        for line in ensure_demo_pki(authority, catalog.data):
             out.print(f"[dim]pki:[/dim] {line}")
         settings = settings.model_copy(update={"certs_dir": authority.path})
-        try:
-            from adapters.single_center.applications import applications as make_stream
-        except ImportError as exc:
-            raise fail(
-                "config-error",
-                f"the demo needs the departments' adapters (the `adapters` package): {exc}",
-                "run `make demo`, or `pip install -e .` in the repository",
-            ) from None
         stream = make_stream(applications, today=SYSTEM_CLOCK.now().date(), seed=seed)
         out.print(
             f"Filing {len(stream)} citizens' applications at the Single Center "
@@ -102,7 +112,9 @@ def demo(
             console=out,
         )
         with progress:
-            run = asyncio.run(run_city(settings, stream, timeout, progress))
+            run = asyncio.run(
+                run_city(settings, catalog, adapters, FRONT_OFFICE, stream, timeout, progress)
+            )
     _print_outcomes(out, run)
     _print_trace(out, run)
     _print_deadlines(run.sla)
@@ -128,15 +140,6 @@ def demo(
         if run.timeline is None:
             typer.echo("error demo-incomplete: no case crossed three departments", err=True)
         raise typer.Exit(code=1)
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _seconds(value: float | None) -> str:

@@ -1,4 +1,4 @@
-"""Envelope <-> JSON bytes, the same fields as ``schemas/envelope.schema.json``."""
+"""Envelope <-> JSON bytes, the same fields as ``exchange/data/schemas/envelope.schema.json``."""
 
 from __future__ import annotations
 

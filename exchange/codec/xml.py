@@ -1,4 +1,4 @@
-"""Envelope <-> XML element tree, checked against ``schemas/envelope.xsd``.
+"""Envelope <-> XML element tree, checked against ``exchange/data/schemas/envelope.xsd``.
 
 The payload is one element in the service's namespace, named after the envelope's kind;
 its children map one-to-one onto the payload's JSON object (a list is a repeated element).

@@ -5,7 +5,7 @@ faults and ``undelivered`` come back as callbacks (see ``_callbacks``), and
 ``GET /requests/{id}`` shows where a request stands. Providers get the requests they
 provide POSTed to their ``requests_url`` (the node's handler returns ``LATER``) and answer
 whenever they are ready with ``POST /requests/{id}/respond``, ``/reject`` or ``/status``.
-The contract is ``schemas/http-bridge.openapi.json``, served at ``GET /openapi.json``.
+The contract is ``exchange/data/schemas/http-bridge.openapi.json``, served at ``GET /openapi.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from yarl import URL
 
 from exchange._validation import first_error
+from exchange.config import packaged
 from exchange.connectors._callbacks import CallbackConfig, Dispatcher
 from exchange.connectors._content import answer_content
 from exchange.exceptions import (
@@ -38,7 +39,7 @@ from exchange.node import LATER, IncomingRequest, Later, Node
 from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord
 from exchange.signing import WireFormat
 
-OPENAPI_PATH = Path(__file__).resolve().parents[2] / "schemas" / "http-bridge.openapi.json"
+OPENAPI_PATH = packaged("schemas") / "http-bridge.openapi.json"
 _OPEN_PATHS = frozenset({"/health", "/openapi.json"})  # served without the bearer token
 
 

@@ -11,15 +11,18 @@ from typing import Any
 import aio_pika
 
 from exchange.exceptions import BrokerUnavailable
+from exchange.transport.addresses import broker_addresses, connect_any
 from exchange.transport.names import BusNames
 from exchange.transport.topology import remove_topology
 
-CONNECT_TIMEOUT = 5.0
-
 
 async def check_broker(url: str) -> None:
-    """Connect once and disconnect; raise whatever the connection attempt raised."""
-    connection = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT)
+    """Connect once (to any of the addresses in ``url``) and disconnect.
+
+    Raises:
+        Exception: whatever the last connection attempt raised.
+    """
+    connection = await connect_any(broker_addresses(url))
     await connection.close()
 
 
@@ -32,7 +35,7 @@ async def dead_letters(
         BrokerUnavailable (broker-unavailable): the broker cannot be reached.
     """
     try:
-        connection = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT)
+        connection = await connect_any(broker_addresses(url))
     except Exception as exc:
         raise BrokerUnavailable(f"cannot reach RabbitMQ: {exc}; is it running?") from None
     found: list[tuple[bytes, dict[str, Any]]] = []
@@ -61,7 +64,7 @@ async def dead_letters(
 async def drop_topology(url: str, names: BusNames, parties: Sequence[str]) -> None:
     """Delete the queues and exchanges of ``names`` (best effort: the broker may be gone)."""
     try:
-        connection = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT)
+        connection = await connect_any(broker_addresses(url))
     except Exception:
         return
     async with connection:

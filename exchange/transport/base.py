@@ -2,7 +2,7 @@
 
 ``Bus`` (RabbitMQ) is the one implementation; the protocol is what a test double or another
 broker would implement. It is shaped for what comes next: ``Delivery`` carries its own ack
-(multiple-acks batch inside), and ``url`` may name several broker addresses.
+(multiple-acks batch inside), and ``addresses`` may name several nodes of a broker cluster.
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ Callback = Callable[[Delivery], Awaitable[None]]
 class Transport(Protocol):
     """A supervised connection: confirmed publishing, consumers kept across reconnects."""
 
-    url: str
+    addresses: tuple[str, ...]
     connects: int
+
+    @property
+    def url(self) -> str:
+        """The address connected to (or to be tried next)."""
+        ...
 
     @property
     def connected(self) -> bool:

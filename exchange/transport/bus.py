@@ -2,7 +2,9 @@
 
 A supervisor task owns the connection. When it drops (broker restart, network) it reconnects
 with back-off, applies the topology again and re-subscribes every consumer; it also
-re-subscribes a consumer the broker cancelled. Publishing while disconnected raises
+re-subscribes a consumer the broker cancelled. Given several addresses (the nodes of one
+cluster), it tries the next one at once when a broker goes away, and backs off only after a
+round in which none answered. Publishing while disconnected raises
 ``BrokerUnavailable`` at once, so callers keep the message in their outbox and retry.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import aio_pika
@@ -21,6 +23,7 @@ from aio_pika.exceptions import DeliveryError
 from aiormq.abc import DeliveredMessage
 
 from exchange.exceptions import BrokerUnavailable, PublishNotConfirmed, Unroutable
+from exchange.transport.addresses import broker_addresses, redacted
 from exchange.transport.base import Callback
 from exchange.transport.delivery import Acks, Delivery
 from exchange.transport.names import BusNames
@@ -46,12 +49,14 @@ class Bus:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         prefetch: int = 32,
         publish_timeout: float = 10.0,
     ) -> None:
-        self.url = url
+        """``url``: one AMQP URL, several separated by commas, or a sequence of them."""
+        self.addresses = broker_addresses(url) if isinstance(url, str) else tuple(url)
+        self._address = 0  # index of the address connected to, or to try next
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout
         self._topologies: list[tuple[BusNames, list[str]]] = []
@@ -66,6 +71,11 @@ class Bus:
         self._connected = asyncio.Event()
         self._stopping = False
         self.connects = 0
+
+    @property
+    def url(self) -> str:
+        """The address connected to (or to be tried next)."""
+        return self.addresses[self._address]
 
     @property
     def connected(self) -> bool:
@@ -85,7 +95,8 @@ class Bus:
         except TimeoutError:
             await self.stop()
             raise BrokerUnavailable(
-                f"cannot reach RabbitMQ at {_redacted(self.url)} within {timeout:.0f} s; "
+                f"cannot reach RabbitMQ at {redacted(' '.join(self.addresses))} "
+                f"within {timeout:.0f} s; "
                 "start it (`rabbitmq-server -detached`) or set EXCHANGE_AMQP_URL"
             ) from None
 
@@ -186,8 +197,11 @@ class Bus:
             await self._close()
             if self._stopping:
                 break
-            await asyncio.sleep(_BACKOFF[min(failures, len(_BACKOFF) - 1)])
+            self._address = (self._address + 1) % len(self.addresses)
             failures += 1
+            if failures % len(self.addresses) == 0:  # a whole round without a broker
+                rounds = failures // len(self.addresses)
+                await asyncio.sleep(_BACKOFF[min(rounds - 1, len(_BACKOFF) - 1)])
 
     async def _open(self) -> None:
         self._connection = await aio_pika.connect(self.url, timeout=5)
@@ -204,7 +218,7 @@ class Bus:
             await self._consume(subscription)
         self.connects += 1
         self._connected.set()
-        log.info("bus.connected", url=_redacted(self.url), connects=self.connects)
+        log.info("bus.connected", url=redacted(self.url), connects=self.connects)
 
     async def _consume(self, subscription: _Subscription) -> None:
         assert self._consume_channel is not None
@@ -245,12 +259,3 @@ class Bus:
         if connection is not None and not connection.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 5)
-
-
-def _redacted(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{host}"
-    return url

@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from exchange.exceptions import BrokerUnavailable
+from exchange.transport.addresses import CONNECT_TIMEOUT, broker_addresses
 
 
 class FeedSubscription:
@@ -30,7 +31,7 @@ class FeedSubscription:
             BrokerUnavailable (broker-unavailable): the broker or the exchange is not there.
         """
         try:
-            self._connection = await aio_pika.connect_robust(self.url)
+            self._connection = await self._connect()
             channel = await self._connection.channel()
             exchange = await channel.get_exchange(self.exchange)  # declared by the topology
             self._queue = await channel.declare_queue(exclusive=True, auto_delete=True)
@@ -41,6 +42,17 @@ class FeedSubscription:
                 f"cannot follow {self.exchange}: {exc!r}; is the broker up and the topology "
                 "applied (start a node or the collector once)?"
             ) from None
+
+    async def _connect(self) -> AbstractRobustConnection:
+        # A robust connection reconnects to the address it first reached; of several cluster
+        # nodes, take the first that answers now.
+        *others, last = broker_addresses(self.url)
+        for address in others:
+            try:
+                return await aio_pika.connect_robust(address, timeout=CONNECT_TIMEOUT)
+            except (aio_pika.exceptions.AMQPError, OSError, TimeoutError):
+                continue
+        return await aio_pika.connect_robust(last, timeout=CONNECT_TIMEOUT)
 
     async def close(self) -> None:
         """Disconnect; the queue goes with the connection."""

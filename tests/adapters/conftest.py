@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters import PARTIES, config_of, register_of
 from exchange._clock import SYSTEM_CLOCK
 from exchange.catalog import Catalog
 from exchange.config import Settings
 from exchange.node import Node, build_node
+from exchange.node.adapters import load_adapters
 from exchange.testing import ThrowawayPKI
 from exchange.transport.names import BusNames
 from tests.bus.conftest import AMQP_URL, delete_topology
@@ -30,44 +30,48 @@ City = dict[str, Node]
 
 
 @pytest.fixture(scope="session")
-def city_pki(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayPKI:
-    """A PKI of all five parties on the real clock."""
-    return ThrowawayPKI.create(tmp_path_factory.mktemp("city-pki"), PARTIES, SYSTEM_CLOCK)
+def city_catalog() -> Catalog:
+    """The city's catalog, loaded once."""
+    return Catalog.load(REPO / "exchange/data/catalog.toml", REPO / "exchange/data/schemas")
 
 
 @pytest.fixture(scope="session")
-def city_catalog() -> Catalog:
-    """The city's catalog, loaded once."""
-    return Catalog.load(REPO / "catalog.toml", REPO / "schemas")
+def city_pki(tmp_path_factory: pytest.TempPathFactory, city_catalog: Catalog) -> ThrowawayPKI:
+    """A PKI of every department of the catalog, on the real clock."""
+    parties = tuple(party.id for party in city_catalog.parties)
+    return ThrowawayPKI.create(tmp_path_factory.mktemp("city-pki"), parties, SYSTEM_CLOCK)
 
 
 @pytest.fixture
-async def city_settings(city_pki: ThrowawayPKI, tmp_path: Path) -> AsyncIterator[Settings]:
+async def city_settings(
+    city_pki: ThrowawayPKI, city_catalog: Catalog, tmp_path: Path
+) -> AsyncIterator[Settings]:
     """Settings with the city's catalog and a bus prefix of this test's own (removed after)."""
     prefix = f"tc{uuid.uuid4().hex[:8]}."
     yield Settings(
         certs_dir=city_pki.path,
-        schemas_dir=REPO / "schemas",
-        catalog=REPO / "catalog.toml",
+        schemas_dir=REPO / "exchange/data/schemas",
+        catalog=REPO / "exchange/data/catalog.toml",
         amqp_url=AMQP_URL,
         bus_prefix=prefix,
         store_dir=tmp_path / "stores",
         store_dsn=None,
     )
-    await delete_topology(BusNames(prefix), PARTIES)
+    await delete_topology(BusNames(prefix), tuple(party.id for party in city_catalog.parties))
 
 
 @pytest.fixture
 async def city(city_settings: Settings, city_catalog: Catalog) -> AsyncIterator[City]:
-    """Every party's node with its adapter's simulated system, started; stopped after."""
+    """Every department's node with its adapter's simulated system, started in the catalog's
+    start order; stopped after."""
     nodes: City = {}
     try:
-        for party in PARTIES:
-            config = config_of(party).node_config(**FAST)
-            node = build_node(party, city_settings, config=config, catalog=city_catalog)
-            register_of(party)(node)
+        for adapter in load_adapters(city_catalog):
+            config = adapter.config.node_config(**FAST)
+            node = build_node(adapter.party, city_settings, config=config, catalog=city_catalog)
+            adapter.register(node)
             await node.start()
-            nodes[party] = node
+            nodes[adapter.party] = node
         yield nodes
     finally:
         for node in reversed(list(nodes.values())):

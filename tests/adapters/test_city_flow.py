@@ -1,6 +1,6 @@
 """The five citizen services end to end through the adapters' simulated systems, on the real bus.
 
-Every party's node runs with its adapter (``adapters.<party>.system.register``); the Single
+Every party's node runs with the adapter the catalog names (its ``system.register``); the Single
 Center files the example applications in XML and in JSON; the providers decide by their
 rules, asking other departments where they need their data.
 """
@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from adapters import config_of
 from adapters.architecture import rules as architecture
 from adapters.improvement import rules as improvement
 from adapters.land_property.rules import plot_info
@@ -265,7 +264,7 @@ async def test_tree_felling_crosses_three_departments_in_order(
 async def test_exchange_node_run_serves_an_adapter(
     city_settings: Settings, city_catalog: Catalog, tmp_path: Path
 ) -> None:
-    """``exchange node run land-property --handlers adapters...`` answers from another cwd."""
+    """``exchange node run land-property`` loads the catalog's adapter, answers from another cwd."""
     env = {
         **os.environ,
         "EXCHANGE_CERTS_DIR": str(city_settings.certs_dir),
@@ -276,7 +275,7 @@ async def test_exchange_node_run_serves_an_adapter(
         "EXCHANGE_AMQP_URL": city_settings.amqp_url,
     }
     env.pop("EXCHANGE_STORE_DSN", None)
-    command = ["node", "run", "land-property", "--handlers", config_of("land-property").handlers]
+    command = ["node", "run", "land-property"]
     process = subprocess.Popen(
         [sys.executable, "-m", "exchange.cli", *command],
         env=env,

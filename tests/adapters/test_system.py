@@ -7,45 +7,46 @@ from datetime import date
 
 import pytest
 
-import adapters
+from adapters import AdapterConfig
 from adapters.single_center.applications import applications
 from adapters.single_center.config import CITIZEN_SERVICES
-from exchange.catalog import Catalog
+from exchange.catalog import Catalog, read_catalog_data
 from exchange.cli.bus import _load_handlers
 from exchange.envelope.model import Kind
+from exchange.node.adapters import load_adapter
 from exchange.signing import WireFormat
 from tests.adapters._schemas import fits
+from tests.catalog._city import REPO
 
 TODAY = date(2026, 11, 30)
+DEPARTMENTS = [
+    p.id for p in read_catalog_data(REPO / "exchange/data/catalog.toml").parties if p.is_department
+]
 
 
-@pytest.mark.parametrize("party", adapters.PARTIES)
+@pytest.mark.parametrize("party", DEPARTMENTS)
 def test_config_agrees_with_the_catalog(city_catalog: Catalog, party: str) -> None:
     """An adapter provides exactly its party's catalog services and may call what it asks."""
-    config = adapters.config_of(party)
+    config = load_adapter(city_catalog, party).config
+    assert isinstance(config, AdapterConfig)
     assert config.party == party
     provided = {s.code for s in city_catalog.services if s.provider == party}
     assert set(config.provides) == provided
     for service in config.asks:
         assert party in city_catalog.service(service).callers
-    assert config.handlers == f"adapters.{party.replace('-', '_')}.system:register"
 
 
-@pytest.mark.parametrize("party", adapters.PARTIES)
-def test_exchange_node_run_loads_the_register_function(party: str) -> None:
-    """The ``--handlers`` value in the config is what ``exchange node run`` can load."""
-    assert _load_handlers(adapters.config_of(party).handlers) is adapters.register_of(party)
+@pytest.mark.parametrize("party", DEPARTMENTS)
+def test_exchange_node_run_loads_the_register_function(city_catalog: Catalog, party: str) -> None:
+    """The adapter's ``--handlers`` value loads the very function the catalog's adapter has."""
+    adapter = load_adapter(city_catalog, party)
+    assert adapter.handlers == f"adapters.{party.replace('-', '_')}.system:register"
+    assert _load_handlers(adapter.handlers) is adapter.register
 
 
-def test_unknown_party_has_no_adapter() -> None:
-    """Asking for an adapter of a stranger names the ones that exist."""
-    with pytest.raises(KeyError, match="land-property"):
-        adapters.config_of("tax-office")
-
-
-def test_node_config_takes_overrides() -> None:
+def test_node_config_takes_overrides(city_catalog: Catalog) -> None:
     """The department's node config, with a test's faster pacing on top."""
-    config = adapters.config_of("improvement").node_config(poll_interval=0.05)
+    config = load_adapter(city_catalog, "improvement").config.node_config(poll_interval=0.05)
     assert config.wire_format is WireFormat.XML
     assert config.poll_interval == 0.05
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+import adapters.improvement.config as improvement_config
 import adapters.improvement.system as improvement_system
-from adapters import config_of, register_of
 from exchange.catalog import Catalog
 from exchange.config import Settings
 from exchange.node import Node, build_node
+from exchange.node.adapters import load_adapter
 from exchange.signing import WireFormat
 from tests.adapters.conftest import FAST
 from tests.adapters.test_city_flow import application
@@ -38,9 +39,11 @@ async def department(
     party: str, settings: Settings, catalog: Catalog, nodes: list[Node], **overrides: Any
 ) -> Node:
     """Start ``party``'s node with its adapter's handlers."""
-    config = config_of(party).node_config(**overrides)
-    node = build_node(party, settings, config=config, catalog=catalog)
-    register_of(party)(node)
+    adapter = load_adapter(catalog, party)
+    node = build_node(
+        party, settings, config=adapter.config.node_config(**overrides), catalog=catalog
+    )
+    adapter.register(node)
     await node.start()
     nodes.append(node)
     return node
@@ -53,7 +56,7 @@ async def test_tree_felling_waits_for_land_property_without_using_its_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Land and Property is down longer than the retry budget; the citizen still gets a permit."""
-    quick = replace(config_of("improvement"), query_timeout=0.1)
+    quick = replace(improvement_config.CONFIG, query_timeout=0.1)
     monkeypatch.setattr(improvement_system, "CONFIG", quick)
     front = await department("single-center", city_settings, city_catalog, started, **FAST)
     provider = await department("improvement", city_settings, city_catalog, started, **BUDGET)

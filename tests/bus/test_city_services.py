@@ -26,7 +26,10 @@ FORMATS = [WireFormat.XML, WireFormat.JSON]
 async def city_node(settings: Settings) -> AsyncIterator[MakeNode]:
     """Start nodes with the city's catalog; the queues of parties beyond the PKI are removed."""
     city = settings.model_copy(
-        update={"catalog": REPO / "catalog.toml", "schemas_dir": REPO / "schemas"}
+        update={
+            "catalog": REPO / "exchange/data/catalog.toml",
+            "schemas_dir": REPO / "exchange/data/schemas",
+        }
     )
     started: list[Node] = []
 

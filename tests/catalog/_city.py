@@ -19,7 +19,7 @@ KINDS = (Kind.REQUEST, Kind.RESPONSE)
 
 def city() -> Catalog:
     """The city's catalog as a node loads it by default."""
-    return Catalog.load(REPO / "catalog.toml", REPO / "schemas")
+    return Catalog.load(REPO / "exchange/data/catalog.toml", REPO / "exchange/data/schemas")
 
 
 def example(code: str, kind: Kind) -> dict[str, Any]:

@@ -223,3 +223,29 @@ def test_unknown_role(write: Write, schemas: Path) -> None:
     """A role outside the vocabulary is refused, naming the field."""
     parties = PARTIES + '\n[[parties]]\nid = "mayor"\nname = "Mayor"\nrole = "boss"\n'
     assert "role" in refused(write(parties=parties), schemas)
+
+
+def test_only_departments_have_adapters(write: Write, schemas: Path) -> None:
+    """An adapter named on the collector is refused: it runs no node."""
+    parties = INFRASTRUCTURE + 'adapter = "adapters.collector"\n'
+    assert "only departments have adapters" in refused(write(parties=parties), schemas)
+
+
+def test_an_adapter_is_a_module_name(write: Write, schemas: Path) -> None:
+    """A path or a file name is no adapter: the message names the field."""
+    parties = PARTIES + 'adapter = "adapters/improvement.py"\n'
+    assert "adapter" in refused(write(parties=parties), schemas)
+
+
+def test_start_order_puts_providers_before_their_callers(write: Write, schemas: Path) -> None:
+    """The Single Center comes first in the file but calls Improvement: it starts last."""
+    catalog = Catalog.load(write(), schemas)
+    assert [p.id for p in catalog.parties] == ["single-center", "improvement"]
+    assert [p.id for p in catalog.start_order] == ["improvement", "single-center"]
+
+
+def test_start_order_survives_a_cycle_of_calls(write: Write, schemas: Path) -> None:
+    """Two departments calling each other still all start, in file order."""
+    back = TREES.format(provider="single-center", callers='"improvement"', days=14)
+    catalog = Catalog.load(write(extra=back.replace('version = "1"', 'version = "2"')), schemas)
+    assert [p.id for p in catalog.start_order] == ["single-center", "improvement"]

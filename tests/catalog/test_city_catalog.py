@@ -1,4 +1,4 @@
-"""The city's catalog (catalog.toml): parties, providers, callers, deadlines, schemas, examples."""
+"""The city's catalog (exchange/data/): parties, providers, callers, deadlines, schemas."""
 
 from __future__ import annotations
 
@@ -61,13 +61,28 @@ class TestContents:
         """Without EXCHANGE_CATALOG a node loads the city's catalog and schemas."""
         monkeypatch.delenv("EXCHANGE_CATALOG", raising=False)
         monkeypatch.delenv("EXCHANGE_SCHEMAS_DIR", raising=False)
-        assert Settings().catalog == REPO / "catalog.toml"
-        assert Settings().schemas_dir == REPO / "schemas"
+        assert Settings().catalog == REPO / "exchange/data/catalog.toml"
+        assert Settings().schemas_dir == REPO / "exchange/data/schemas"
 
     def test_the_five_parties(self) -> None:
         """The five departments of the seed, and no one else."""
         assert {party.id for party in CATALOG.parties} == PARTIES
         assert all(party.name for party in CATALOG.parties)
+
+    def test_every_department_names_its_adapter(self) -> None:
+        """The catalog is the list of adapters: adapters.<party with underscores>."""
+        for party in CATALOG.parties:
+            assert party.adapter == "adapters." + party.id.replace("-", "_")
+
+    def test_start_order(self) -> None:
+        """Data providers first, the front office last: each after those it asks."""
+        assert [p.id for p in CATALOG.start_order] == [
+            "land-property",
+            "urban-permits",
+            "architecture",
+            "improvement",
+            "single-center",
+        ]
 
     def test_providers_as_decided(self) -> None:
         """Every service has the provider DESIGN.md's Decisions give, and there are seven."""

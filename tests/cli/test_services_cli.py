@@ -12,8 +12,8 @@ from typer.testing import Result
 
 REPO = Path(__file__).resolve().parents[2]
 CITY = {
-    "EXCHANGE_CATALOG": str(REPO / "catalog.toml"),
-    "EXCHANGE_SCHEMAS_DIR": str(REPO / "schemas"),
+    "EXCHANGE_CATALOG": str(REPO / "exchange/data/catalog.toml"),
+    "EXCHANGE_SCHEMAS_DIR": str(REPO / "exchange/data/schemas"),
 }
 Cli = Callable[..., Result]
 
@@ -64,7 +64,7 @@ def test_show_prints_the_contract(services: Cli) -> None:
     assert "provider   land-property (Committee of Land and Property Relations)" in out
     assert "architecture" in out
     assert "deadline   5 working days" in out
-    assert str(REPO / "schemas/services/land-plot-info/1/request.xsd") in out
+    assert str(REPO / "exchange/data/schemas/services/land-plot-info/1/request.xsd") in out
     assert "rights[].registered_on" in out
     assert "request payload" in out
     assert "response payload" in out

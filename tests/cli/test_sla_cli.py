@@ -48,8 +48,8 @@ def sla(cli: Cli, store_dir: Path) -> Cli:
 
     def run(*args: str, env: dict[str, str] | None = None) -> Result:
         city = {
-            "EXCHANGE_CATALOG": str(REPO / "catalog.toml"),
-            "EXCHANGE_SCHEMAS_DIR": str(REPO / "schemas"),
+            "EXCHANGE_CATALOG": str(REPO / "exchange/data/catalog.toml"),
+            "EXCHANGE_SCHEMAS_DIR": str(REPO / "exchange/data/schemas"),
             "EXCHANGE_STORE_DIR": str(store_dir),
         }
         return cli("sla", *args, env={**city, **(env or {})})
@@ -132,8 +132,8 @@ def test_a_parked_request_shows_what_it_waits_on(sla: Cli, store_dir: Path) -> N
 def test_no_stores(cli: Cli, tmp_path: Path) -> None:
     """With no store at all the report is empty, not an error."""
     env = {
-        "EXCHANGE_CATALOG": str(REPO / "catalog.toml"),
-        "EXCHANGE_SCHEMAS_DIR": str(REPO / "schemas"),
+        "EXCHANGE_CATALOG": str(REPO / "exchange/data/catalog.toml"),
+        "EXCHANGE_SCHEMAS_DIR": str(REPO / "exchange/data/schemas"),
         "EXCHANGE_STORE_DIR": str(tmp_path / "empty"),
     }
     data = as_json(cli("sla", "--json", env=env))
@@ -174,8 +174,8 @@ def test_postgres_stores(cli: Cli) -> None:
     try:
         asyncio.run(fill())
         env = {
-            "EXCHANGE_CATALOG": str(REPO / "catalog.toml"),
-            "EXCHANGE_SCHEMAS_DIR": str(REPO / "schemas"),
+            "EXCHANGE_CATALOG": str(REPO / "exchange/data/catalog.toml"),
+            "EXCHANGE_SCHEMAS_DIR": str(REPO / "exchange/data/schemas"),
             "EXCHANGE_STORE_DSN": DSN,
             "EXCHANGE_BUS_PREFIX": f"{prefix}.",
         }

@@ -13,13 +13,17 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from exchange._hazmat.xml import parse, serialize
+from exchange.catalog import read_catalog_data
 from exchange.codec.json import decode_json, encode_json
 from exchange.codec.xml import decode_xml, encode_xml
+from exchange.config import packaged
 from exchange.envelope.model import Attachment, Envelope, Fault, Kind, ServiceRef
 from exchange.testing import make_envelope
 
 MAX_SIZE = 1024 * 1024
-PARTIES = ("single-center", "land-property", "architecture", "improvement", "urban-permits")
+PARTIES = tuple(
+    p.id for p in read_catalog_data(packaged("catalog.toml")).parties if p.is_department
+)
 ZONES = (
     UTC,
     timezone(timedelta(hours=3)),

@@ -15,7 +15,7 @@ from jsonschema_rs import Draft202012Validator
 from exchange.node import LATER, IncomingRequest, Later
 from tests.bus.helpers import eventually
 
-OPENAPI = Path(__file__).resolve().parents[2] / "schemas" / "http-bridge.openapi.json"
+OPENAPI = Path(__file__).resolve().parents[2] / "exchange/data/schemas" / "http-bridge.openapi.json"
 TREES: dict[str, Any] = {
     "applicant": {"name": "Gulnara Safina"},
     "address": "Kazan, ul. Pushkina 12",

@@ -325,7 +325,7 @@ async def test_undelivered_and_cancel_are_called_back(
 async def test_openapi_document_is_the_committed_file_and_covers_every_route(
     make_bridge: MakeBridge, http: aiohttp.ClientSession
 ) -> None:
-    """GET /openapi.json serves schemas/http-bridge.openapi.json, which documents every route."""
+    """GET /openapi.json serves the packaged http-bridge.openapi.json, documenting every route."""
     bridge, base = await make_bridge("single-center")
     status, served = await call(http, "GET", f"{base}/openapi.json")
     assert status == 200

@@ -23,7 +23,7 @@ StoreMaker = Callable[[str], Store]
 
 def city() -> Catalog:
     """The city's catalog."""
-    return Catalog.load(REPO / "catalog.toml", REPO / "schemas")
+    return Catalog.load(REPO / "exchange/data/catalog.toml", REPO / "exchange/data/schemas")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,4 +1,4 @@
-"""The schema files in ``schemas/`` describe exactly what the codecs write."""
+"""The schema files in ``exchange/data/schemas/`` describe exactly what the codecs write."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from exchange.signing import WireFormat, seal
 from exchange.testing import ThrowawayPKI, make_envelope
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMAS = REPO / "schemas"
+SCHEMAS = REPO / "exchange/data/schemas"
 JSON_SCHEMA = SCHEMAS / "envelope.schema.json"
 GENERATOR = REPO / "scripts" / "gen_json_schema.py"
 
@@ -60,11 +60,11 @@ def samples() -> list[Envelope]:
 
 
 def test_json_schema_file_is_current() -> None:
-    """schemas/envelope.schema.json equals what scripts/gen_json_schema.py generates."""
+    """The packaged envelope.schema.json equals what scripts/gen_json_schema.py generates."""
     generator = _generator()
     expected = generator.render()
     assert JSON_SCHEMA.read_text(encoding="utf-8") == expected, (
-        "schemas/envelope.schema.json is stale: run python scripts/gen_json_schema.py"
+        "exchange/data/schemas/envelope.schema.json is stale: run python scripts/gen_json_schema.py"
     )
 
 
@@ -88,7 +88,7 @@ def test_generator_check_mode() -> None:
 
 @pytest.mark.parametrize("envelope", samples(), ids=lambda e: e.kind.value)
 def test_xsd_accepts_encoded_envelopes(envelope: Envelope) -> None:
-    """schemas/envelope.xsd accepts what encode_xml writes, and decode_xml reads it back."""
+    """The packaged envelope.xsd accepts what encode_xml writes; decode_xml reads it back."""
     schema = load_schema(SCHEMAS / "envelope.xsd")
     root = encode_xml(envelope)
     assert schema.validate(root), schema.error_log
