@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters._config import AdapterConfig
+from exchange.exceptions import StateConflict
 from exchange.node import IncomingRequest, Node, Waiting
 
 _QUESTIONS = uuid.UUID("6f1d3c2a-5b7e-4c1a-9e0f-3a2b1c0d9e8f")  # namespace of question ids
@@ -59,12 +60,16 @@ class Casebook:
         """
         key = self._key("decision", request.message_id)
         earlier = await self._get(key)
-        if earlier:
-            recorded: dict[str, Any] = json.loads(earlier)
-            return recorded
-        decision = await decide()
-        await self._put(key, json.dumps(decision, ensure_ascii=False))
-        return decision
+        if not earlier:
+            decision = await decide()
+            try:  # insert-or-fail: of two runs deciding at once, the first recorded wins
+                async with self.node.ctx.store.transaction() as tx:
+                    tx.put_meta(key, json.dumps(decision, ensure_ascii=False), only_new=True)
+                return decision
+            except StateConflict:
+                earlier = await self._get(key)
+        recorded: dict[str, Any] = json.loads(earlier or "{}")
+        return recorded
 
     async def ask(
         self, request: IncomingRequest, service: str, payload: dict[str, Any]
@@ -110,11 +115,14 @@ class Casebook:
     async def tell(self, request: IncomingRequest, state: str, note: str) -> None:
         """Send the requester a status update about ``request``, once per ``state``.
 
-        (A run killed between sending it and noting it sends it once more: a status is
-        information, never a decision.)
+        The note that it was sent commits with the status itself, insert-or-fail: of runs in
+        several processes at once, exactly one sends it.
         """
         key = self._key("status", request.message_id, state)
         if await self._get(key):
             return
-        await self.node.status(request.message_id, state, note)
-        await self._put(key, "sent")
+        try:
+            await self.node.status(request.message_id, state, note, once=key)
+        except StateConflict:
+            if not await self._get(key):
+                raise  # the request is finished, not told already

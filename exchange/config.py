@@ -79,6 +79,20 @@ class Settings(BaseSettings):
     handler_retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 10.0, 60.0)
     # How often a parked request is looked at again (its answer may reach another process).
     wait_recheck: float = Field(default=60.0, gt=0)
+    # Seconds a worker's claim of a request lasts unless renewed (renewed every third of
+    # it while the handler runs); a dead process's requests wait this long for a takeover.
+    claim_lease: float = 30.0
+
+    @field_validator("claim_lease")
+    @classmethod
+    def _lease_in_range(cls, value: float) -> float:
+        """A lease shorter than a second would expire between renewals; over a day, a dead
+        process's requests would wait that long."""
+        if not 1.0 <= value <= 86_400.0:
+            raise ValueError(
+                f"{value}: give EXCHANGE_CLAIM_LEASE in seconds from 1 to 86400, e.g. 30"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

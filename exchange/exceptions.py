@@ -355,6 +355,13 @@ class StateConflict(StoreError):
     code = "state-conflict"
 
 
+class LeaseLost(StateConflict):
+    """A worker's claim of a request was taken over (its lease expired): what it would have
+    committed for that request is dropped, so the request is never answered twice."""
+
+    code = "lease-lost"
+
+
 class AlreadyFinal(StateConflict):
     """A request already has its final answer: nothing final may follow (DESIGN.md: Final is final).
 

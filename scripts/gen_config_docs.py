@@ -43,6 +43,8 @@ MEANING: dict[str, str] = {
     "EXCHANGE_HANDLER_RETRY_DELAYS": "seconds between runs of a failing handler, "
     "comma-separated; past the last, `processing-failed` (waiting uses none)",
     "EXCHANGE_WAIT_RECHECK": "seconds between looks at a parked request (> 0)",
+    "EXCHANGE_CLAIM_LEASE": "seconds a process holds a claimed request while its handler "
+    "runs (renewed meanwhile); a dead process's claims are taken over after it (1 to 86400)",
     "EXCHANGE_VERIFY_WORKERS": "threads (1 to 64) a node verifies deliveries in, off its "
     "event loop",
     "EXCHANGE_AUDIT_CHECKPOINT_EVERY": "a signed checkpoint after every N records (>= 1) "

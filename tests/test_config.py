@@ -50,6 +50,20 @@ def test_a_bad_budget_is_refused_with_what_to_write(
         Settings()
 
 
+def test_the_claim_lease_reaches_the_node_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EXCHANGE_CLAIM_LEASE sets how long a worker's claim lasts."""
+    monkeypatch.setenv("EXCHANGE_CLAIM_LEASE", "12.5")
+    assert node_config(Settings()).claim_lease == 12.5
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "-3", "100000", "soon"])
+def test_a_bad_claim_lease_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """A lease outside 1..86400 seconds, or not a number, is refused naming the variable."""
+    monkeypatch.setenv("EXCHANGE_CLAIM_LEASE", value)
+    with pytest.raises(ValidationError, match="claim_lease"):
+        Settings()
+
+
 def test_catalog_and_schemas_ship_with_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the variables: the package's own copies, found by importlib.resources."""
     monkeypatch.delenv("EXCHANGE_CATALOG", raising=False)

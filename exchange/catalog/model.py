@@ -71,6 +71,9 @@ class Service(_Frozen):
     callers: frozenset[PartyId]
     deadline: Deadline
     schemas: str = Field(description="folder under the schemas dir holding the four schema files")
+    # Requests of one case are handled one at a time, oldest first (the store's claim holds
+    # later ones back while an older one is open).
+    ordered: bool = False
 
     @property
     def key(self) -> tuple[str, str]:

@@ -39,6 +39,9 @@ class NodeConfig:
     publish_grace: float = 5.0  # a stored message not confirmed by then is republished
     poll_interval: float = 0.25  # how often relay and worker look at the store
     handler_concurrency: int = 16
+    # How long a worker's claim of a request lasts unless renewed: a process that dies
+    # holding claims delays those requests by up to this long, then another takes them over.
+    claim_lease: float = 30.0
     max_envelope_bytes: int = 1024 * 1024
     verify_workers: int = DEFAULT_WORKERS  # threads that verify deliveries off the event loop
     message_retention: timedelta | None = None  # prune finished messages' content after this

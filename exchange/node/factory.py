@@ -42,6 +42,7 @@ def node_config(settings: Settings) -> NodeConfig:
         handler_retry_delays=settings.handler_retry_delays,
         wait_recheck=settings.wait_recheck,
         verify_workers=settings.verify_workers,
+        claim_lease=settings.claim_lease,
     )
 
 

@@ -12,7 +12,13 @@ from typing import Any
 from exchange.audit.config import AuditSettings
 from exchange.catalog import Catalog
 from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
-from exchange.exceptions import AccessDenied, ContentPruned, StateConflict, UnknownMessage
+from exchange.exceptions import (
+    AccessDenied,
+    ContentPruned,
+    DuplicateMessage,
+    StateConflict,
+    UnknownMessage,
+)
 from exchange.ledger.event import AuditRecord, EventName
 from exchange.node.config import NodeConfig
 from exchange.node.context import NodeContext, record_event
@@ -162,17 +168,24 @@ class Node:
         """
         if message_id is not None and await self.ctx.store.get_outbox(message_id) is not None:
             return message_id  # sent before (a re-run after a crash): never a second request
-        return await self._file(
-            service,
-            payload,
-            case_id=case_id,
-            recipient=recipient,
-            version=version,
-            wire_format=wire_format,
-            expires_in=expires_in,
-            test=test,
-            message_id=message_id,
-        )
+        try:
+            return await self._file(
+                service,
+                payload,
+                case_id=case_id,
+                recipient=recipient,
+                version=version,
+                wire_format=wire_format,
+                expires_in=expires_in,
+                test=test,
+                message_id=message_id,
+            )
+        except DuplicateMessage as duplicate:
+            # Another process filed it between the look above and the insert (the insert is
+            # insert-or-fail in one statement, so exactly one of them stored and sent it).
+            if message_id is None or duplicate.data.get("message_id") != message_id:
+                raise
+            return message_id
 
     async def refile(self, request_id: str, *, expires_in: timedelta | None = None) -> str:
         """File a finished request again as a new one: new message id, same case id.
@@ -320,13 +333,30 @@ class Node:
         record = await self._received_request(request_id)
         return await self._refuse_record(record, code, text, InboxState.REJECTED)
 
-    async def status(self, request_id: str, state: str, note: str | None = None) -> str:
-        """Tell the sender how a received request is getting on (it stays open)."""
+    async def status(
+        self, request_id: str, state: str, note: str | None = None, *, once: str | None = None
+    ) -> str:
+        """Tell the sender how a received request is getting on (it stays open).
+
+        ``once`` is a key (of the store's meta table) committed with the status: if it is
+        set already, by this process or another, nothing is sent. That makes "tell them this
+        once" hold under concurrency.
+
+        Raises:
+            StateConflict (state-conflict): the request is finished, or ``once`` is set.
+        """
         record = await self._received_request(request_id)
         if record.state not in OPEN_INBOX:
             raise StateConflict(f"request {request_id} is already {record.state.value}")
         payload = {"state": state, **({"note": note} if note else {})}
-        return await self._answer(record, Kind.STATUS, EventName.STATUS_SENT, payload=payload)
+
+        def note_once(tx: Transaction) -> None:
+            if once is not None:
+                tx.put_meta(once, "sent", only_new=True)
+
+        return await self._answer(
+            record, Kind.STATUS, EventName.STATUS_SENT, payload=payload, also=note_once
+        )
 
     # --- for connectors: what they read, through the node ----------------------------------
 
@@ -462,6 +492,8 @@ class Node:
 
         def told(tx: Transaction) -> None:
             note(tx)
+            if record.claim_owner is not None:  # told by a worker: only under its claim
+                tx.hold_claim(record.message_id, record.claim_owner, release=False)
             # Only while nothing moved it on (answered, cancelled): else StateConflict, unsent.
             tx.set_inbox_state(record.message_id, record.state, only_from=(record.state,))
             tx.audit(
@@ -509,6 +541,9 @@ class Node:
         def close_request(tx: Transaction) -> None:
             if also is not None:
                 also(tx)
+            if close is not None and record.claim_owner is not None:
+                # Answered by a worker's handler: only while its claim holds (LeaseLost).
+                tx.hold_claim(record.message_id, record.claim_owner)
             if close is not None:
                 tx.set_inbox_state(
                     record.message_id, close, attempts=record.attempts, only_from=OPEN_INBOX

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -24,6 +27,7 @@ from exchange.envelope.model import Envelope, Kind
 from exchange.exceptions import (
     BrokerUnavailable,
     ExchangeError,
+    LeaseLost,
     PublishNotConfirmed,
     StateConflict,
     UnknownService,
@@ -77,6 +81,11 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         # Requests just verified by the inbound: their first run needs no second decode.
         self._fresh: OrderedDict[str, Envelope] = OrderedDict()
+        # Who holds this worker's claims: unique per process start, readable in the store.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lease = timedelta(seconds=context.config.claim_lease)
+        self._renewed_at: datetime | None = None
+        self._ordered: tuple[str, ...] | None = None
 
     def wake(self) -> None:
         """Look at the store now rather than at the next poll."""
@@ -120,9 +129,20 @@ class Worker:
         if self.ctx.bus.connects != self._connects:  # (re)connected: the broker is back
             self._connects = self.ctx.bus.connects
             await self.settled(BROKER)
+        now = self.ctx.clock.now()
+        await self._renew(now)
+        # Claim only what can start now: the rest stays for the party's other processes.
+        free = self.ctx.config.handler_concurrency - len(self._running)
+        if free <= 0:
+            return 0
         started = 0
-        for record in await self.ctx.store.due_inbox(self.ctx.clock.now()):
+        claimed = await self.ctx.store.claim_inbox(
+            self.owner, now, self._lease, free, self._ordered_services(), services=self.handlers
+        )
+        for record in claimed:
             if record.message_id in self._running or record.service not in self.handlers:
+                # Not ours to run (its handler was removed meanwhile): let it go.
+                await self.ctx.store.release_claim(self.owner, record.message_id)
                 continue
             self._running.add(record.message_id)
             task = asyncio.create_task(self._run(record))
@@ -130,6 +150,26 @@ class Worker:
             task.add_done_callback(self._tasks.discard)
             started += 1
         return started
+
+    async def _renew(self, now: datetime) -> None:
+        """Keep the leases of running handlers alive, a third of a lease before they end."""
+        if not self._running:
+            self._renewed_at = None
+            return
+        if self._renewed_at is None or now - self._renewed_at >= self._lease / 3:
+            await self.ctx.store.renew_claims(self.owner, now + self._lease)
+            self._renewed_at = now
+
+    def _ordered_services(self) -> tuple[str, ...]:
+        """Services of this node whose requests run in order per case (catalog ``ordered``)."""
+        if self._ordered is None:
+            ordered: list[str] = []
+            for code in self.handlers:
+                with contextlib.suppress(UnknownService):
+                    if self.ctx.catalog.service(code).ordered:
+                        ordered.append(code)
+            self._ordered = tuple(ordered)
+        return self._ordered
 
     async def drain(self) -> None:
         """Wait for the handlers already running."""
@@ -140,6 +180,13 @@ class Worker:
         try:
             async with self._slots:
                 await self._attempt(record)
+        except ExchangeError as exc:
+            # Unfinished (the store failed): free the claim so that a next look runs it again.
+            self.ctx.log().warning(
+                "handler.unfinished", message_id=record.message_id, error=str(exc)
+            )
+            with contextlib.suppress(ExchangeError):
+                await self.ctx.store.release_claim(self.owner, record.message_id)
         finally:
             self._running.discard(record.message_id)
 
@@ -159,7 +206,9 @@ class Worker:
                 return
         envelope = self._fresh.pop(record.message_id, None) or decode_stored(record.wire)
         handler = self.handlers[record.service]
-        attempt = record.attempts + (parked.waits if parked is not None else 0) + 1
+        # Every run counts: failed ones, waits, and runs of a process that died (takeovers).
+        waits = parked.waits if parked is not None else 0
+        attempt = record.attempts + waits + record.takeovers + 1
         try:
             typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
             result = await handler(IncomingRequest(typed, attempt=attempt))
@@ -185,6 +234,7 @@ class Worker:
                     tx.set_inbox_state(
                         record.message_id, InboxState.WAITING, only_from=(InboxState.RECEIVED,)
                     )
+                    self._hold(tx, record)
                     tx.audit(audit_event(EventName.HANDED_OVER, envelope, record.digest))
             except StateConflict:
                 pass
@@ -221,6 +271,7 @@ class Worker:
         try:
             async with self.ctx.store.transaction() as tx:
                 self._put_off(tx, record, parked)
+                self._hold(tx, record)
                 write_parked(tx, record.message_id, parked)
                 tx.audit(record_event(EventName.WAITING, record, on=on, attempt=attempt))
         except StateConflict:
@@ -249,6 +300,7 @@ class Worker:
         with contextlib.suppress(StateConflict):
             async with self.ctx.store.transaction() as tx:
                 self._put_off(tx, record, parked)
+                self._hold(tx, record)
             self._parked.setdefault(parked.on, set()).add(record.message_id)
 
     async def _resume(self, record: InboxRecord, parked: Parked) -> Parked | None:
@@ -258,6 +310,7 @@ class Worker:
                 tx.set_inbox_state(
                     record.message_id, InboxState.RECEIVED, only_from=(InboxState.RECEIVED,)
                 )
+                self._hold(tx, record, release=False)  # the handler runs next, still claimed
                 write_parked(tx, record.message_id, resumed)
                 tx.audit(record_event(EventName.RESUMED, record, on=parked.on))
         except StateConflict:
@@ -303,9 +356,19 @@ class Worker:
         except UnknownService:
             return None
 
+    @staticmethod
+    def _hold(tx: Transaction, record: InboxRecord, *, release: bool = True) -> None:
+        """Commit only under this worker's live claim (a taken-over run changes nothing)."""
+        if record.claim_owner is not None:
+            tx.hold_claim(record.message_id, record.claim_owner, release=release)
+
     async def _answer_safely(self, answering: Awaitable[object]) -> None:
-        with contextlib.suppress(StateConflict):  # answered already, or a cancel came first
+        try:
             await answering
+        except LeaseLost as lost:  # a takeover runs it again: its outcome is the one kept
+            self.ctx.log().warning("lease.lost", error=lost.message)
+        except StateConflict:  # answered already, or a cancel came first
+            pass
 
     async def _failed(self, record: InboxRecord, envelope: Envelope, error: Exception) -> None:
         attempts = record.attempts + 1
@@ -332,6 +395,7 @@ class Worker:
                     next_attempt_at=retry_at,
                     only_from=(InboxState.RECEIVED,),
                 )
+                self._hold(tx, record)
                 tx.audit(
                     record_event(
                         EventName.RETRIED,

@@ -80,6 +80,17 @@ def test_a_good_catalog_loads(write: Write, schemas: Path) -> None:
     """The baseline the other tests break loads."""
     catalog = Catalog.load(write(), schemas)
     assert catalog.service("tree-felling-permit").provider == "improvement"
+    assert catalog.service("tree-felling-permit").ordered is False  # unordered unless flagged
+
+
+def test_a_service_may_be_ordered_per_case(tmp_path: Path, schemas: Path) -> None:
+    """``ordered = true`` marks a service whose requests of one case run one at a time."""
+    text = PARTIES + TREES.format(provider="improvement", callers='"single-center"', days=14)
+    path = tmp_path / "catalog.toml"
+    path.write_text(text + "ordered = true\n")
+    assert Catalog.load(path, schemas).service("tree-felling-permit").ordered is True
+    path.write_text(text + 'ordered = "yes please"\n')
+    assert "ordered" in refused(path, schemas)
 
 
 def test_missing_file(tmp_path: Path, schemas: Path) -> None:

@@ -37,6 +37,7 @@ class PutMeta:
 
     key: str
     value: str
+    only_new: bool = False  # the commit raises StateConflict if the key is set already
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,38 @@ class PruneWire:
     inbox: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class HoldClaim:
+    """The transaction commits only while ``owner`` still holds the request's claim (else
+    LeaseLost, and nothing is written); with ``release`` the claim ends with it."""
+
+    message_id: str
+    owner: str
+    release: bool = True
+
+
+@dataclass(slots=True)
+class ClaimDue:
+    """Claim up to ``limit`` due requests for ``owner`` until ``until`` (SQLite's writer runs
+    it; ``claimed`` gets the records, each with its owner and takeover count)."""
+
+    owner: str
+    now: datetime
+    until: datetime
+    limit: int
+    ordered: tuple[str, ...]
+    services: tuple[str, ...] | None = None
+    claimed: list[InboxRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RenewClaims:
+    """Move the lease of every claim ``owner`` holds on to ``until``."""
+
+    owner: str
+    until: datetime
+
+
 Operation = (
     OutboxRecord
     | InboxRecord
@@ -73,6 +106,9 @@ Operation = (
     | PutMeta
     | PutCheckpoint
     | PruneWire
+    | HoldClaim
+    | ClaimDue
+    | RenewClaims
 )
 
 
@@ -135,10 +171,19 @@ class TransactionBuffer:
         self._check_open()
         self.events.append(event)
 
-    def put_meta(self, key: str, value: str) -> None:
-        """Set a key of the store's meta table along with the transaction's other changes."""
+    def hold_claim(self, message_id: str, owner: str, *, release: bool = True) -> None:
+        """Commit only while ``owner`` holds the request's claim (else LeaseLost); with
+        ``release`` the claim ends with the commit."""
         self._check_open()
-        self.operations.append(PutMeta(key, value))
+        self.operations.append(HoldClaim(message_id, owner, release))
+
+    def put_meta(self, key: str, value: str, *, only_new: bool = False) -> None:
+        """Set a key of the store's meta table along with the transaction's other changes.
+
+        With ``only_new``, the commit raises StateConflict (nothing written) if it is set.
+        """
+        self._check_open()
+        self.operations.append(PutMeta(key, value, only_new))
 
     def put_checkpoint(self, seq: int, body: bytes, *, acknowledgment: bool = False) -> None:
         """Keep a signed checkpoint or acknowledgment (not part of the Transaction protocol)."""

@@ -10,19 +10,29 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
+from exchange.exceptions import (
+    DuplicateMessage,
+    LeaseLost,
+    StateConflict,
+    StoreError,
+    StoreUnavailable,
+)
 from exchange.ledger import chain as audit_chain
 from exchange.ledger import codec
 from exchange.ledger.event import AuditEvent
 from exchange.node.store import _rows
 from exchange.node.store._buffer import (
+    ClaimDue,
+    HoldClaim,
     PruneWire,
     PutCheckpoint,
     PutMeta,
+    RenewClaims,
     SetInboxState,
     SetOutboxState,
     TransactionBuffer,
@@ -92,6 +102,14 @@ _UPDATE_INBOX = _update_state("inbox")
 SELECT_OUTBOX = _select("outbox", _rows.OUTBOX_COLUMNS)
 SELECT_INBOX = _select("inbox", _rows.INBOX_COLUMNS)
 SELECT_AUDIT = _select("audit", codec.AUDIT_COLUMNS)
+_CLAIMABLE = f"SELECT {', '.join(_rows.INBOX_COLUMNS)}, claim_owner, takeovers FROM inbox i"  # noqa: S608
+SCHEMA_VERSION = "2"
+# Version 2: a worker's claim of a request (owner, lease expiry) and its takeover count.
+_CLAIM_COLUMNS = (
+    ("claim_owner", "TEXT"),
+    ("claim_expires_at", "TEXT"),
+    ("takeovers", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 def to_text(value: datetime | None) -> str | None:
@@ -276,7 +294,7 @@ def _apply(
             try:
                 conn.execute(_INSERT_OUTBOX, _rows.outbox_values(op, to_text))
             except sqlite3.IntegrityError as exc:
-                raise StoreError(
+                raise DuplicateMessage(
                     f"the outbox already holds message {op.message_id}: {exc}",
                     message_id=op.message_id,
                 ) from exc
@@ -299,15 +317,28 @@ def _apply(
 
 def _apply_op(
     conn: sqlite3.Connection,
-    op: SetOutboxState | SetInboxState | PutMeta | PutCheckpoint | PruneWire,
+    op: SetOutboxState
+    | SetInboxState
+    | PutMeta
+    | PutCheckpoint
+    | PruneWire
+    | HoldClaim
+    | ClaimDue
+    | RenewClaims,
 ) -> AuditEvent | None:
     """Run an operation other than an insert; return the audit event it owes, if any.
 
     A state change moves a record on, only from the allowed states if the operation names
     them.
     """
+    if isinstance(op, HoldClaim | ClaimDue | RenewClaims):
+        _claim_op(conn, op)
+        return None
     if isinstance(op, PutMeta):
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (op.key, op.value))
+        verb = "INSERT OR IGNORE" if op.only_new else "INSERT OR REPLACE"
+        put = conn.execute(f"{verb} INTO meta (key, value) VALUES (?, ?)", (op.key, op.value))
+        if put.rowcount != 1:
+            raise StateConflict(f"meta {op.key} is set already", key=op.key)
         return None
     if isinstance(op, PutCheckpoint):
         table = "audit_acks" if op.acknowledgment else "checkpoints"
@@ -345,6 +376,73 @@ def _apply_op(
     )
 
 
+def _claim_op(conn: sqlite3.Connection, op: HoldClaim | ClaimDue | RenewClaims) -> None:
+    """Claims: the single writer makes each one atomic (no other process writes this file)."""
+    if isinstance(op, RenewClaims):
+        conn.execute(
+            "UPDATE inbox SET claim_expires_at = ? WHERE claim_owner = ?",
+            (to_text(op.until), op.owner),
+        )
+        return
+    if isinstance(op, HoldClaim):
+        release = (
+            "claim_owner = NULL, claim_expires_at = NULL" if op.release else "takeovers = takeovers"
+        )
+        held = conn.execute(
+            f"UPDATE inbox SET {release} WHERE message_id = ? AND claim_owner = ?",  # noqa: S608
+            (op.message_id, op.owner),
+        )
+        if held.rowcount != 1:
+            raise LeaseLost(
+                f"the claim of request {op.message_id} by {op.owner} was taken over: "
+                "its outcome is dropped, the new owner's run counts",
+                message_id=op.message_id,
+            )
+        return
+    now = to_text(op.now)
+    sql = (
+        f"{_CLAIMABLE} WHERE state = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+        "AND (claim_owner IS NULL OR (claim_expires_at <= ? AND claim_owner <> ?))"
+    )
+    params: list[Any] = [InboxState.RECEIVED.value, now, now, op.owner]
+    if op.services is not None:
+        sql += f" AND service IN ({', '.join('?' * len(op.services))})"
+        params += op.services
+    if op.ordered:
+        marks = ", ".join("?" * len(op.ordered))
+        sql += (
+            f" AND NOT (i.service IN ({marks}) AND i.case_id IS NOT NULL AND EXISTS ("  # noqa: S608
+            "SELECT 1 FROM inbox o WHERE o.case_id = i.case_id AND o.service = i.service "
+            "AND o.kind = 'request' AND o.state IN (?, ?) AND (o.received_at < i.received_at "
+            "OR (o.received_at = i.received_at AND o.message_id < i.message_id))))"
+        )
+        params += [*op.ordered, InboxState.RECEIVED.value, InboxState.WAITING.value]
+    sql += " ORDER BY received_at, message_id LIMIT ?"
+    rows = conn.execute(sql, [*params, op.limit]).fetchall()
+    if not rows:
+        return
+    until = to_text(op.until)
+    conn.executemany(
+        "UPDATE inbox SET claim_owner = ?, claim_expires_at = ?, takeovers = ? "
+        "WHERE message_id = ?",
+        [(op.owner, until, _takeovers(r), r[0]) for r in rows],
+    )
+    width = len(_rows.INBOX_COLUMNS)
+    op.claimed = [
+        replace(
+            _rows.inbox_record(r[:width], datetime.fromisoformat),
+            claim_owner=op.owner,
+            takeovers=_takeovers(r),
+        )
+        for r in rows
+    ]
+
+
+def _takeovers(row: Sequence[Any]) -> int:
+    """The takeover count once claimed: one more when another owner's lease had expired."""
+    return int(row[-1]) + (row[-2] is not None)
+
+
 def _prune(
     conn: sqlite3.Connection,
     table: str,
@@ -372,6 +470,7 @@ def _prune(
 def prepare(conn: sqlite3.Connection, path: Path, party: str) -> None:
     """Create the tables if needed and claim the file for ``party`` (or refuse another's)."""
     conn.executescript(_SCHEMA)
+    _migrate(conn)
     conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('party', ?)", (party,))
     (owner,) = conn.execute("SELECT value FROM meta WHERE key = 'party'").fetchone()
     if owner != party:
@@ -380,6 +479,25 @@ def prepare(conn: sqlite3.Connection, path: Path, party: str) -> None:
             path=str(path),
             party=owner,
         )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store of an older schema version up to ``SCHEMA_VERSION`` (columns added)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(inbox)")}
+    missing = [(name, kind) for name, kind in _CLAIM_COLUMNS if name not in have]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for name, kind in missing:
+            conn.execute(f"ALTER TABLE inbox ADD COLUMN {name} {kind}")
+        conn.execute("CREATE INDEX IF NOT EXISTS inbox_case ON inbox (case_id, received_at)")
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
+            (SCHEMA_VERSION, int(SCHEMA_VERSION)),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

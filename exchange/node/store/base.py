@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -98,6 +98,10 @@ class InboxRecord:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     receipt_wire: bytes | None = None  # resent as-is when the same request arrives again
+    # Set only on a record a worker claimed (``Store.claim_inbox``): who holds the claim, and
+    # how often a claim of a dead process was taken over (each a re-run of the handler).
+    claim_owner: str | None = None
+    takeovers: int = 0
 
 
 class Transaction(Protocol):
@@ -145,8 +149,20 @@ class Transaction(Protocol):
     def audit(self, event: AuditEvent) -> None:
         """Append to this party's hash chain (seq, time and hash are set at commit)."""
 
-    def put_meta(self, key: str, value: str) -> None:
-        """Set a key of the store's meta table along with the transaction's other changes."""
+    def hold_claim(self, message_id: str, owner: str, *, release: bool = True) -> None:
+        """Commit only while ``owner`` still holds the request's claim.
+
+        The commit raises LeaseLost (and writes nothing) when another process took the claim
+        over; with ``release`` the claim ends with the commit.
+        """
+
+    def put_meta(self, key: str, value: str, *, only_new: bool = False) -> None:
+        """Set a key of the store's meta table along with the transaction's other changes.
+
+        With ``only_new``, the commit raises StateConflict (and writes nothing) if the key
+        is set already: insert-or-fail in one statement, so that of several processes doing
+        the same thing once, exactly one commits.
+        """
 
 
 class Store(Protocol):
@@ -184,6 +200,32 @@ class Store(Protocol):
 
     async def due_inbox(self, now: datetime, limit: int = 100) -> Sequence[InboxRecord]:
         """RECEIVED requests whose next_attempt_at is unset or has come, oldest first."""
+
+    async def claim_inbox(
+        self,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 100,
+        ordered: Collection[str] = (),
+        services: Collection[str] | None = None,
+    ) -> Sequence[InboxRecord]:
+        """Claim due requests for ``owner`` until ``now + lease``, in one atomic step.
+
+        Only requests of ``services`` (when given: those with a handler in this process;
+        the departmental system answers the others) are claimed.
+
+        Due: RECEIVED, next_attempt_at unset or come, and unclaimed, or claimed by another
+        owner whose lease has expired (a takeover: the record's ``takeovers`` counts it).
+        For services in ``ordered``, a request is held back while an older request of its
+        case and service is still open. Oldest first; each record carries ``claim_owner``.
+        """
+
+    async def renew_claims(self, owner: str, until: datetime) -> None:
+        """Extend every claim ``owner`` holds to ``until`` (its handlers are still running)."""
+
+    async def release_claim(self, owner: str, message_id: str) -> None:
+        """End ``owner``'s claim of a request without changing it (its run ended unfinished)."""
 
     async def inbox_for(self, correlation_id: str) -> Sequence[InboxRecord]:
         """Messages received that refer to the request ``correlation_id`` (receipts, answers)."""

@@ -7,22 +7,33 @@ chain: no gaps, no forks.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from exchange._clock import Clock
-from exchange.exceptions import DuplicateMessage, StateConflict, StoreError, StoreUnavailable
+from exchange.exceptions import (
+    DuplicateMessage,
+    LeaseLost,
+    StateConflict,
+    StoreError,
+    StoreUnavailable,
+)
 from exchange.ledger import chain as audit_chain
 from exchange.ledger import codec
 from exchange.ledger.event import AuditEvent, AuditRecord
 from exchange.node.store import _rows
 from exchange.node.store._buffer import (
+    ClaimDue,
+    HoldClaim,
     PruneWire,
     PutCheckpoint,
     PutMeta,
+    RenewClaims,
     SetInboxState,
     SetOutboxState,
     TransactionBuffer,
@@ -43,6 +54,20 @@ if TYPE_CHECKING:
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 PRUNE_BATCH = 500  # messages per table per prune transaction
+_GROUP = 64  # transactions per group commit at most
+
+
+def _settle(
+    group: Sequence[tuple[TransactionBuffer, asyncio.Future[None]]], error: Exception | None
+) -> None:
+    for _, future in group:
+        if future.done():  # the caller was cancelled; the outcome stays in the store
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
 
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -80,6 +105,34 @@ CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE 
 CREATE TABLE IF NOT EXISTS {s}.checkpoints (seq bigint PRIMARY KEY, body bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.audit_acks (seq bigint PRIMARY KEY, body bytea NOT NULL);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+-- Version 2: a worker's claim of a request (owner, lease expiry) and its takeover count.
+ALTER TABLE {s}.inbox ADD COLUMN IF NOT EXISTS claim_owner text,
+    ADD COLUMN IF NOT EXISTS claim_expires_at timestamptz,
+    ADD COLUMN IF NOT EXISTS takeovers integer NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS inbox_case ON {s}.inbox (case_id, received_at);
+UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version' AND value::integer < 2;
+"""
+
+# Due requests, unclaimed or claimed by another owner whose lease expired; for ordered
+# services, none while an older request of its case and service is open. SKIP LOCKED:
+# processes claiming at the same time take different rows instead of waiting.
+_CLAIM = """
+WITH due AS (
+    SELECT message_id, claim_owner AS was FROM {s}.inbox i
+    WHERE state = $1 AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
+      AND (claim_owner IS NULL OR (claim_expires_at <= $2 AND claim_owner <> $3))
+      AND ($8::text[] IS NULL OR i.service = ANY($8::text[]))
+      AND NOT (i.service = ANY($6::text[]) AND i.case_id IS NOT NULL AND EXISTS (
+          SELECT 1 FROM {s}.inbox o WHERE o.case_id = i.case_id AND o.service = i.service
+          AND o.kind = 'request' AND o.state = ANY($7::text[])
+          AND (o.received_at, o.message_id) < (i.received_at, i.message_id)))
+    ORDER BY received_at, message_id LIMIT $5
+    FOR UPDATE OF i SKIP LOCKED
+)
+UPDATE {s}.inbox t SET claim_owner = $3, claim_expires_at = $4,
+    takeovers = t.takeovers + (due.was IS NOT NULL)::integer
+FROM due WHERE t.message_id = due.message_id
+RETURNING {columns}, t.claim_owner, t.takeovers
 """
 
 
@@ -118,9 +171,15 @@ class PostgresStore:
         self._max = max_connections
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
+        self._queue: list[tuple[TransactionBuffer, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         s = f'"{schema}"'
         self._ddl = _DDL.format(s=s)
-        self._insert_outbox = _insert(f"{s}.outbox", _rows.OUTBOX_COLUMNS)
+        # A known message id is a duplicate, not an error: ON CONFLICT keeps the transaction
+        # alive and the caller (Node.request with a message_id) returns the stored one.
+        self._insert_outbox = (
+            _insert(f"{s}.outbox", _rows.OUTBOX_COLUMNS) + " ON CONFLICT (message_id) DO NOTHING"
+        )
         self._insert_inbox = _insert(f"{s}.inbox", _rows.INBOX_COLUMNS)
         self._insert_audit = _insert(f"{s}.audit", codec.AUDIT_COLUMNS, {"detail": "::jsonb"})
         update = (
@@ -142,6 +201,7 @@ class PostgresStore:
             f"INSERT INTO {s}.meta (key, value) VALUES ($1, $2) "  # noqa: S608
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
         )
+        self._add_meta = f"INSERT INTO {s}.meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"  # noqa: S608
         self._put_checkpoint = (
             f"INSERT INTO {s}.checkpoints (seq, body) VALUES ($1, $2) "  # noqa: S608
             "ON CONFLICT DO NOTHING"
@@ -156,6 +216,13 @@ class PostgresStore:
         )
         self._prune_outbox = prune.format(t=f"{s}.outbox", since="created_at")
         self._prune_inbox = prune.format(t=f"{s}.inbox", since="received_at")
+        self._claim = _CLAIM.format(s=s, columns=", ".join(f"t.{c}" for c in _rows.INBOX_COLUMNS))
+        self._renew = f"UPDATE {s}.inbox SET claim_expires_at = $2 WHERE claim_owner = $1"  # noqa: S608
+        self._hold = (
+            f"UPDATE {s}.inbox SET claim_owner = CASE WHEN $3 THEN NULL ELSE claim_owner END, "  # noqa: S608
+            "claim_expires_at = CASE WHEN $3 THEN NULL ELSE claim_expires_at END "
+            "WHERE message_id = $1 AND claim_owner = $2"
+        )
 
     def _where(self) -> str:
         return f"{self.dsn.rsplit('@', 1)[-1]} (schema {self.schema})"
@@ -208,7 +275,9 @@ class PostgresStore:
         self._pool = pool
 
     async def close(self) -> None:
-        """Close the pool (waiting for running transactions)."""
+        """Close the pool (waiting for running and queued transactions)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -226,39 +295,79 @@ class PostgresStore:
             buffer.closed = True
         if buffer.empty():
             return
-        pool = self._require_pool()
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await self._apply(conn, buffer)
-        except StoreError:
-            raise
-        except Exception as exc:
-            self._raise_unavailable(exc)
-            raise
+        self._require_pool()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((buffer, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
 
-    async def _apply(self, conn: asyncpg.Connection, buffer: TransactionBuffer) -> None:
+    async def _flush(self) -> None:
+        """Group commit: what was queued while the previous group committed goes in one
+        PostgreSQL transaction (one lock of the chain, one audit executemany, one commit).
+
+        If the group fails (a state conflict, a duplicate, a lost lease, a deadlock with
+        another process), it is rolled back and each transaction is written on its own,
+        so that only the failing ones fail.
+        """
+        while self._queue:
+            group, self._queue = self._queue[:_GROUP], self._queue[_GROUP:]
+            try:
+                pool = self._require_pool()
+                if len(group) > 1:
+                    try:
+                        async with pool.acquire() as conn, conn.transaction():
+                            await self._apply(conn, *(buffer for buffer, _ in group))
+                    except Exception:  # noqa: S110 - each is tried alone below, with its error
+                        pass
+                    else:
+                        _settle(group, None)
+                        continue
+                for buffer, future in group:
+                    try:
+                        async with pool.acquire() as conn, conn.transaction():
+                            await self._apply(conn, buffer)
+                    except Exception as exc:
+                        _settle([(buffer, future)], self._store_error(exc))
+                    else:
+                        _settle([(buffer, future)], None)
+            except Exception as exc:  # the pool is gone (closed meanwhile)
+                _settle(group, self._store_error(exc))
+
+    def _store_error(self, exc: Exception) -> Exception:
+        """What a transaction's caller gets: the store's own errors, else StoreUnavailable."""
+        if isinstance(exc, StoreError):
+            return exc
+        try:
+            self._raise_unavailable(exc)
+        except StoreUnavailable as unavailable:
+            return unavailable
+        return exc
+
+    async def _apply(self, conn: asyncpg.Connection, *buffers: TransactionBuffer) -> None:
         import asyncpg
 
-        events = buffer.events
-        for op in buffer.operations:
-            if isinstance(op, OutboxRecord):
-                try:
-                    await conn.execute(self._insert_outbox, *_rows.outbox_values(op, codec.as_is))
-                except asyncpg.UniqueViolationError as exc:
-                    raise StoreError(
-                        f"the outbox already holds message {op.message_id}",
-                        message_id=op.message_id,
-                    ) from exc
-            elif isinstance(op, InboxRecord):
-                try:
-                    await conn.execute(self._insert_inbox, *_rows.inbox_values(op, codec.as_is))
-                except asyncpg.UniqueViolationError as exc:
-                    raise DuplicateMessage(
-                        f"message {op.message_id} was already received",
-                        message_id=op.message_id,
-                    ) from exc
-            elif (event := await self._set_state(conn, op)) is not None:
-                events = [*events, event]  # the buffer stays as the caller left it
+        events: list[AuditEvent] = []
+        for buffer in buffers:
+            events += buffer.events
+            for op in buffer.operations:
+                if isinstance(op, OutboxRecord):
+                    values = _rows.outbox_values(op, codec.as_is)
+                    if await conn.execute(self._insert_outbox, *values) != "INSERT 0 1":
+                        raise DuplicateMessage(
+                            f"the outbox already holds message {op.message_id}",
+                            message_id=op.message_id,
+                        )
+                elif isinstance(op, InboxRecord):
+                    try:
+                        await conn.execute(self._insert_inbox, *_rows.inbox_values(op, codec.as_is))
+                    except asyncpg.UniqueViolationError as exc:
+                        raise DuplicateMessage(
+                            f"message {op.message_id} was already received",
+                            message_id=op.message_id,
+                        ) from exc
+                elif (event := await self._set_state(conn, op)) is not None:
+                    events.append(event)  # the buffer stays as the caller left it
         if not events:
             return
         # One chain per party, whichever process appends: hold the lock until commit.
@@ -275,7 +384,14 @@ class PostgresStore:
     async def _set_state(
         self,
         conn: asyncpg.Connection,
-        op: SetOutboxState | SetInboxState | PutMeta | PutCheckpoint | PruneWire,
+        op: SetOutboxState
+        | SetInboxState
+        | PutMeta
+        | PutCheckpoint
+        | PruneWire
+        | HoldClaim
+        | ClaimDue
+        | RenewClaims,
     ) -> AuditEvent | None:
         """Run an operation other than an insert; return the audit event it owes, if any.
 
@@ -284,8 +400,21 @@ class PostgresStore:
         step, across processes too.
         """
         if isinstance(op, PutMeta):
-            await conn.execute(self._put_meta, op.key, op.value)
+            put = self._add_meta if op.only_new else self._put_meta
+            if await conn.execute(put, op.key, op.value) != "INSERT 0 1":
+                raise StateConflict(f"meta {op.key} is set already", key=op.key)
             return None
+        if isinstance(op, HoldClaim):
+            # The row lock this UPDATE takes orders it against a takeover's claim.
+            if await conn.execute(self._hold, op.message_id, op.owner, op.release) != "UPDATE 1":
+                raise LeaseLost(
+                    f"the claim of request {op.message_id} by {op.owner} was taken over: "
+                    "its outcome is dropped, the new owner's run counts",
+                    message_id=op.message_id,
+                )
+            return None
+        if isinstance(op, ClaimDue | RenewClaims):
+            raise TypeError("claims are Store methods, not transaction operations")
         if isinstance(op, PutCheckpoint):
             put = self._put_ack if op.acknowledgment else self._put_checkpoint
             await conn.execute(put, op.seq, op.body)
@@ -402,6 +531,41 @@ class PostgresStore:
             limit,
         )
         return [_rows.inbox_record(r, codec.as_is) for r in rows]
+
+    async def claim_inbox(
+        self,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 100,
+        ordered: Collection[str] = (),
+        services: Collection[str] | None = None,
+    ) -> Sequence[InboxRecord]:
+        """Claim due requests for ``owner`` in one statement (``FOR UPDATE SKIP LOCKED``)."""
+        rows = await self._fetch(
+            self._claim,
+            InboxState.RECEIVED.value,
+            now,
+            owner,
+            now + lease,
+            limit,
+            list(ordered),
+            [InboxState.RECEIVED.value, InboxState.WAITING.value],
+            None if services is None else list(services),
+        )
+        records = [
+            replace(_rows.inbox_record(r, codec.as_is), claim_owner=owner, takeovers=r[-1])
+            for r in rows
+        ]
+        return sorted(records, key=lambda r: (r.received_at, r.message_id))
+
+    async def renew_claims(self, owner: str, until: datetime) -> None:
+        """Extend every claim ``owner`` holds to ``until``."""
+        await self._fetch(self._renew, owner, until)
+
+    async def release_claim(self, owner: str, message_id: str) -> None:
+        """End ``owner``'s claim of a request (a claim taken over meanwhile is left alone)."""
+        await self._fetch(self._hold, message_id, owner, True)
 
     async def inbox_by_state(self, state: InboxState, limit: int = 1000) -> Sequence[InboxRecord]:
         """Received messages in a state, oldest first."""

@@ -11,22 +11,23 @@ Use a store from one event loop at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from exchange._clock import Clock
-from exchange.exceptions import StoreError, StoreUnavailable
+from exchange.exceptions import LeaseLost, StoreError, StoreUnavailable
 from exchange.ledger import codec
 from exchange.ledger.event import AuditRecord
 from exchange.node.store import _rows
-from exchange.node.store._buffer import TransactionBuffer
+from exchange.node.store._buffer import ClaimDue, RenewClaims, TransactionBuffer
 from exchange.node.store._sqlite_sql import (
     AUDIT_HEAD,
     SELECT_AUDIT,
@@ -140,6 +141,38 @@ class SQLiteStore:
             (InboxState.RECEIVED.value, to_text(now), limit),
         )
         return [_rows.inbox_record(r, datetime.fromisoformat) for r in rows]
+
+    async def claim_inbox(
+        self,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 100,
+        ordered: Collection[str] = (),
+        services: Collection[str] | None = None,
+    ) -> Sequence[InboxRecord]:
+        """Claim due requests for ``owner``: a write of the single writer, so it is atomic."""
+        # A read first: an idle node polls, and a write per poll would cost a commit each.
+        due = await self._fetch(
+            "SELECT 1 FROM inbox WHERE state = ? AND (next_attempt_at IS NULL OR "
+            "next_attempt_at <= ?) AND (claim_owner IS NULL OR claim_expires_at <= ?) LIMIT 1",
+            (InboxState.RECEIVED.value, to_text(now), to_text(now)),
+        )
+        if not due:
+            return []
+        wanted = None if services is None else tuple(services)
+        op = ClaimDue(owner, now, now + lease, limit, tuple(ordered), wanted)
+        await self._submit(lambda buffer: buffer.operations.append(op))
+        return op.claimed
+
+    async def renew_claims(self, owner: str, until: datetime) -> None:
+        """Extend every claim ``owner`` holds to ``until``."""
+        await self._submit(lambda buffer: buffer.operations.append(RenewClaims(owner, until)))
+
+    async def release_claim(self, owner: str, message_id: str) -> None:
+        """End ``owner``'s claim of a request (a claim taken over meanwhile is left alone)."""
+        with contextlib.suppress(LeaseLost):
+            await self._submit(lambda buffer: buffer.hold_claim(message_id, owner))
 
     async def inbox_by_state(self, state: InboxState, limit: int = 1000) -> Sequence[InboxRecord]:
         """Received messages in a state, oldest first."""

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
+import asyncpg
 import pytest
 
 from exchange._clock import FrozenClock
-from exchange.exceptions import StoreUnavailable
+from exchange.exceptions import DuplicateMessage, StoreUnavailable
 from exchange.ledger import verify_chain
 from exchange.ledger.event import AuditEvent, EventName
-from exchange.node.store import PostgresStore
+from exchange.node.store import PostgresStore, _rows, postgres
 from tests.postgres import DSN
 
-from .contract import PARTY, StoreContract, StoreFactory, outbox
+from .claim_contract import ClaimContract
+from .contract import PARTY, StoreContract, StoreFactory, inbox, outbox
 
 pytestmark = pytest.mark.postgres
 
 
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(StoreContract, ClaimContract):
     """Every contract test, against a fresh schema in the test database."""
 
     @pytest.fixture
@@ -66,3 +69,64 @@ def test_schema_name_is_checked(clock: FrozenClock) -> None:
     """A schema name that is not a plain identifier is refused before any SQL is built."""
     with pytest.raises(ValueError, match="identifier"):
         PostgresStore(DSN, PARTY, clock, schema='x"; DROP TABLE y; --')
+
+
+async def test_a_version_1_store_is_migrated(pg_schema: str, clock: FrozenClock) -> None:
+    """A schema made before claims gains the claim columns and version 2 on open."""
+    conn = await asyncpg.connect(DSN)
+    try:
+        v1 = postgres._DDL.split("-- Version 2")[0].format(s=f'"{pg_schema}"')
+        await conn.execute(v1)
+        await conn.execute(
+            f"INSERT INTO \"{pg_schema}\".meta (key, value) VALUES ('party', $1)",  # noqa: S608
+            PARTY,
+        )
+        columns = ", ".join(_rows.INBOX_COLUMNS)
+        marks = ", ".join(f"${i}" for i in range(1, len(_rows.INBOX_COLUMNS) + 1))
+        record = inbox(clock.now())
+        await conn.execute(
+            f'INSERT INTO "{pg_schema}".inbox ({columns}) VALUES ({marks})',  # noqa: S608
+            *_rows.inbox_values(record, lambda t: t),
+        )
+    finally:
+        await conn.close()
+    store = PostgresStore(DSN, PARTY, clock, schema=pg_schema)
+    await store.open()
+    try:
+        assert await store.get_meta("schema_version") == "2"
+        (claimed,) = await store.claim_inbox("p1", clock.now(), timedelta(seconds=30))
+        assert claimed.message_id == record.message_id
+    finally:
+        await store.close()
+
+
+async def test_group_commit_fails_only_the_failing_transaction(
+    pg_schema: str, clock: FrozenClock
+) -> None:
+    """Transactions committed at once go as a group; one that conflicts fails alone (its
+    audit event not written) and the others commit, their chain gapless."""
+    store = PostgresStore(DSN, PARTY, clock, schema=pg_schema)
+    await store.open()
+    try:
+        taken = outbox(clock.now())
+        async with store.transaction() as tx:
+            tx.add_outbox(taken)
+
+        async def create(duplicate: bool) -> bool:
+            record = taken if duplicate else outbox(clock.now())
+            try:
+                async with store.transaction() as tx:
+                    tx.add_outbox(record)
+                    tx.audit(AuditEvent(EventName.CREATED, message_id=record.message_id))
+            except DuplicateMessage:
+                return False
+            return True
+
+        done = await asyncio.gather(*(create(i == 20) for i in range(40)))
+        assert done.count(False) == 1
+        assert done[20] is False
+        records = await store.audit()
+        assert [r.seq for r in records] == list(range(1, 40))
+        verify_chain(records)
+    finally:
+        await store.close()

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 import threading
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,15 @@ from exchange._clock import FrozenClock
 from exchange.exceptions import StoreUnavailable
 from exchange.ledger import verify_chain
 from exchange.ledger.event import AuditEvent, EventName
-from exchange.node.store import SQLiteStore, _sqlite_sql, _sqlite_writer
+from exchange.node.store import SQLiteStore, _rows, _sqlite_sql, _sqlite_writer
 
-from .contract import PARTY, StoreContract, StoreFactory, outbox
+from .claim_contract import ClaimContract
+from .contract import PARTY, StoreContract, StoreFactory, inbox, outbox
 
 CHILD = Path(__file__).with_name("_child_writer.py")
 
 
-class TestSQLiteStore(StoreContract):
+class TestSQLiteStore(StoreContract, ClaimContract):
     """Every contract test, against a fresh SQLite file."""
 
     @pytest.fixture
@@ -242,3 +244,27 @@ async def test_commits_are_durable_and_fsync_off_the_loop(
     loop_thread = threading.current_thread().name
     assert commits
     assert loop_thread not in commits
+
+
+async def test_a_version_1_store_is_migrated(tmp_path: Path, clock: FrozenClock) -> None:
+    """A store made before claims gains the claim columns and schema version 2 on open, its
+    requests kept and claimable."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(_sqlite_sql._SCHEMA)  # version 1's tables: the claim columns are added
+    record = inbox(clock.now())
+    columns = ", ".join(_rows.INBOX_COLUMNS)
+    marks = ", ".join("?" * len(_rows.INBOX_COLUMNS))
+    conn.execute(
+        f"INSERT INTO inbox ({columns}) VALUES ({marks})",  # noqa: S608
+        _rows.inbox_values(record, _sqlite_sql.to_text),
+    )
+    conn.close()
+    store = SQLiteStore(path, PARTY, clock)
+    await store.open()
+    try:
+        assert await store.get_meta("schema_version") == "2"
+        (claimed,) = await store.claim_inbox("p1", clock.now(), timedelta(seconds=30))
+        assert claimed.message_id == record.message_id
+    finally:
+        await store.close()
