@@ -12,13 +12,14 @@ import pytest
 from exchange._hazmat.xml import parse
 from exchange.catalog import Catalog
 from exchange.cli.envelopes import read_unsigned
+from exchange.config import packaged
 from exchange.envelope.model import Kind
 from exchange.signing import WireFormat
 from tests.catalog._city import envelope, through_xml
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-CATALOG = Catalog.load(REPO / "catalog.toml", REPO / "schemas")
+CATALOG = Catalog.load(packaged("catalog.toml"), packaged("schemas"))
 CODES = sorted(service.code for service in CATALOG.services)
 
 
@@ -34,7 +35,7 @@ def test_unsigned_envelopes_decode_as_unsigned_requests(name: str) -> None:
 
 def test_json_envelope_fits_the_envelope_json_schema() -> None:
     """examples/envelopes/request.json validates against schemas/envelope.schema.json."""
-    schema = json.loads((REPO / "schemas" / "envelope.schema.json").read_text())
+    schema = json.loads((packaged("schemas") / "envelope.schema.json").read_text())
     document = json.loads((EXAMPLES / "envelopes" / "request.json").read_text())
     errors = [error.message for error in jsonschema_rs.validator_for(schema).iter_errors(document)]
     assert errors == []
