@@ -223,7 +223,7 @@ def test_readme_runs_as_written(shell: Shell) -> None:
             shell.start(block)
     joined = "\n".join(outputs.values())
     # What the blocks promise, checked on what they printed.
-    assert "ok: signature and certificate valid (xml)" in joined
+    assert "ok: signature, certificate and expiry valid (xml)" in joined
     assert '"answer": "response"' in joined
     assert "bundle ok" in joined
     assert "response {'cadastral_number'" in joined
