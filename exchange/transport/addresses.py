@@ -7,7 +7,8 @@ move to the surviving brokers within seconds).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
@@ -16,20 +17,21 @@ from exchange.exceptions import BrokerRefused
 from exchange.transport.refusal import refusal
 
 CONNECT_TIMEOUT = 5.0
+AMQP_SCHEMES = ("amqp", "amqps")
 
 
 def broker_addresses(text: str) -> tuple[str, ...]:
     """The AMQP URLs in ``text``, separated by commas or whitespace, in the order given.
 
     Raises:
-        ValueError: no address, or one that is not an ``amqp://``/``amqps://`` URL.
+        ValueError: no address, or one that is not an ``amqp://``/``amqps://`` URL with a host.
     """
     addresses = tuple(part for part in text.replace(",", " ").split() if part)
     if not addresses:
         raise ValueError("no broker address: give amqp://user:password@host:5672/vhost")
     for address in addresses:
-        scheme, sep, rest = address.partition("://")
-        if not sep or scheme.lower() not in ("amqp", "amqps") or not rest:
+        parts = urlsplit(address)
+        if parts.scheme not in AMQP_SCHEMES or not parts.hostname:
             raise ValueError(
                 f"{redacted(address)} is not an AMQP URL: write amqp://user:password@host:5672/"
                 " (or amqps:// for TLS); separate several cluster nodes with commas"
@@ -37,8 +39,11 @@ def broker_addresses(text: str) -> tuple[str, ...]:
     return addresses
 
 
-async def connect_any(addresses: Sequence[str]) -> AbstractConnection:
-    """A connection to the first of ``addresses`` that accepts one.
+async def connect_any(
+    addresses: Sequence[str],
+    connect: Callable[..., Awaitable[AbstractConnection]] = aio_pika.connect,
+) -> AbstractConnection:
+    """A connection (made by ``connect``) to the first of ``addresses`` that accepts one.
 
     Raises:
         BrokerRefused (broker-refused): every address refused the login or the vhost.
@@ -48,7 +53,7 @@ async def connect_any(addresses: Sequence[str]) -> AbstractConnection:
     refused: BrokerRefused | None = None
     for address in addresses:
         try:
-            return await aio_pika.connect(address, timeout=CONNECT_TIMEOUT)
+            return await connect(address, timeout=CONNECT_TIMEOUT)
         except Exception as exc:  # a refused, unreachable or timed-out node: try the next
             this = refusal(exc, address)
             if this is None:

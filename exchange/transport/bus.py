@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aio_pika
@@ -55,13 +55,13 @@ class Bus:
 
     def __init__(
         self,
-        url: str | Sequence[str],
+        url: str,
         *,
         prefetch: int = 32,
         publish_timeout: float = 10.0,
     ) -> None:
-        """``url``: one AMQP URL, several separated by commas, or a sequence of them."""
-        self.addresses = broker_addresses(url) if isinstance(url, str) else tuple(url)
+        """``url``: one AMQP URL, or a cluster's nodes' separated by commas."""
+        self.addresses = broker_addresses(url)
         self._address = 0  # index of the address connected to, or to try next
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout

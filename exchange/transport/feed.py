@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aio_pika
-from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractConnection, AbstractQueue
 
 from exchange.exceptions import BrokerUnavailable
-from exchange.transport.addresses import CONNECT_TIMEOUT, broker_addresses
+from exchange.transport.addresses import broker_addresses, connect_any
 
 
 class FeedSubscription:
@@ -21,7 +21,7 @@ class FeedSubscription:
     def __init__(self, url: str, exchange: str) -> None:
         self.url = url
         self.exchange = exchange
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: AbstractConnection | None = None
         self._queue: AbstractQueue | None = None
 
     async def open(self) -> None:
@@ -31,7 +31,9 @@ class FeedSubscription:
             BrokerUnavailable (broker-unavailable): the broker or the exchange is not there.
         """
         try:
-            self._connection = await self._connect()
+            # A robust connection reconnects to the address it first reached.
+            addresses = broker_addresses(self.url)
+            self._connection = await connect_any(addresses, aio_pika.connect_robust)
             channel = await self._connection.channel()
             exchange = await channel.get_exchange(self.exchange)  # declared by the topology
             self._queue = await channel.declare_queue(exclusive=True, auto_delete=True)
@@ -42,17 +44,6 @@ class FeedSubscription:
                 f"cannot follow {self.exchange}: {exc!r}; is the broker up and the topology "
                 "applied (start a node or the collector once)?"
             ) from None
-
-    async def _connect(self) -> AbstractRobustConnection:
-        # A robust connection reconnects to the address it first reached; of several cluster
-        # nodes, take the first that answers now.
-        *others, last = broker_addresses(self.url)
-        for address in others:
-            try:
-                return await aio_pika.connect_robust(address, timeout=CONNECT_TIMEOUT)
-            except (aio_pika.exceptions.AMQPError, OSError, TimeoutError):
-                continue
-        return await aio_pika.connect_robust(last, timeout=CONNECT_TIMEOUT)
 
     async def close(self) -> None:
         """Disconnect; the queue goes with the connection."""
