@@ -16,10 +16,11 @@ import typer
 from exchange._clock import SYSTEM_CLOCK
 from exchange.catalog import read_catalog_data
 from exchange.cli._output import console, fail, load_settings, print_json, user_errors
+from exchange.envelope.content import answer_content
 from exchange.exceptions import ContentPruned
 from exchange.node.factory import open_store
 from exchange.node.parking import waiting_on
-from exchange.node.store.base import PRUNED, InboxState, Store
+from exchange.node.store.base import InboxState, Store
 from exchange.signing.stored import decode_stored
 
 
@@ -123,12 +124,7 @@ async def _received(store: Store, message_id: str) -> dict[str, Any] | None:
 
 def _content(wire: bytes) -> dict[str, Any]:
     """An answer's payload or fault, unless the store kept only its metadata."""
-    if wire == PRUNED:
-        return {"content_pruned": True}
     try:
-        envelope = decode_stored(wire)
-    except ContentPruned:
+        return answer_content(decode_stored(wire))
+    except ContentPruned:  # PRUNED: the wire is gone, its digest remains
         return {"content_pruned": True}
-    if envelope.fault is not None:
-        return {"fault": envelope.fault.model_dump()}
-    return {"payload": envelope.payload} if envelope.payload is not None else {}

@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from exchange.connectors._content import answer_content
+from exchange.envelope.content import answer_content
 from exchange.envelope.model import Envelope
 from exchange.ledger.event import AuditEvent, AuditRecord, EventName
 from exchange.node import Node

@@ -17,7 +17,7 @@ from exchange._hazmat.xml import parse, serialize
 from exchange.catalog import Catalog
 from exchange.codec.json import loads_strict
 from exchange.codec.xml import payload_element, payload_from_element
-from exchange.connectors._content import answer_content
+from exchange.envelope.content import answer_content
 from exchange.envelope.model import Kind
 from exchange.exceptions import Malformed, TooLarge
 from exchange.node.notices import Notice

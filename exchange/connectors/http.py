@@ -22,7 +22,7 @@ from yarl import URL
 from exchange._validation import first_error
 from exchange.config import packaged
 from exchange.connectors._callbacks import CallbackConfig, Dispatcher
-from exchange.connectors._content import answer_content
+from exchange.envelope.content import answer_content
 from exchange.exceptions import (
     BrokerUnavailable,
     ContentPruned,

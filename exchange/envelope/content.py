@@ -1,4 +1,4 @@
-"""What an answer says, in the shape every connector hands on (JSON document, callback)."""
+"""What an answer says, in the shape every connector and the CLI hand on (JSON, callbacks)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from exchange.envelope.model import Envelope
 
 
 def answer_content(envelope: Envelope) -> dict[str, Any]:
-    """The envelope's payload and fault, as present, for a connector's document."""
+    """The envelope's payload and fault, as present, for a JSON document."""
     content: dict[str, Any] = {}
     if envelope.payload is not None:
         content["payload"] = envelope.payload
