@@ -98,10 +98,9 @@ class RenewClaims:
     until: datetime
 
 
-Operation = (
-    OutboxRecord
-    | InboxRecord
-    | SetOutboxState
+# Every operation but an insert: what each store's apply step runs one by one.
+StateChange = (
+    SetOutboxState
     | SetInboxState
     | PutMeta
     | PutCheckpoint
@@ -110,6 +109,7 @@ Operation = (
     | ClaimDue
     | RenewClaims
 )
+Operation = OutboxRecord | InboxRecord | StateChange
 
 
 @dataclass(slots=True)

@@ -33,8 +33,8 @@ from exchange.node.store._buffer import (
     PutCheckpoint,
     PutMeta,
     RenewClaims,
-    SetInboxState,
     SetOutboxState,
+    StateChange,
     TransactionBuffer,
 )
 from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord, OutboxState
@@ -317,14 +317,7 @@ def _apply(
 
 def _apply_op(
     conn: sqlite3.Connection,
-    op: SetOutboxState
-    | SetInboxState
-    | PutMeta
-    | PutCheckpoint
-    | PruneWire
-    | HoldClaim
-    | ClaimDue
-    | RenewClaims,
+    op: StateChange,
 ) -> AuditEvent | None:
     """Run an operation other than an insert; return the audit event it owes, if any.
 

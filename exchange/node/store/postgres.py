@@ -34,8 +34,8 @@ from exchange.node.store._buffer import (
     PutCheckpoint,
     PutMeta,
     RenewClaims,
-    SetInboxState,
     SetOutboxState,
+    StateChange,
     TransactionBuffer,
 )
 from exchange.node.store.base import (
@@ -384,14 +384,7 @@ class PostgresStore:
     async def _set_state(
         self,
         conn: asyncpg.Connection,
-        op: SetOutboxState
-        | SetInboxState
-        | PutMeta
-        | PutCheckpoint
-        | PruneWire
-        | HoldClaim
-        | ClaimDue
-        | RenewClaims,
+        op: StateChange,
     ) -> AuditEvent | None:
         """Run an operation other than an insert; return the audit event it owes, if any.
 
