@@ -15,7 +15,8 @@ from typing import Any
 from pydantic_settings import BaseSettings
 
 from exchange.audit.config import AuditSettings
-from exchange.config import AMQP_SCHEMES, LOG_LEVELS, Settings
+from exchange.config import LOG_LEVELS, Settings
+from exchange.transport.addresses import AMQP_SCHEMES
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "configuration.md"

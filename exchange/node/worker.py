@@ -108,6 +108,8 @@ class Worker:
                 await self.tick()
             except ExchangeError as exc:
                 self.ctx.log().error("worker.store_error", error=exc.message)
+            except Exception:  # a bug must not end the loop silently: no request would run
+                self.ctx.log().exception("worker.tick_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.ctx.config.poll_interval)
 

@@ -672,3 +672,11 @@ class PostgresStore:
                 "is running and reachable, then retry",
                 schema=self.schema,
             ) from exc
+        # A deadlock or serialization failure with another process of the party (claims, group
+        # commits) rolled the transaction back: nothing was written, and trying again works.
+        if isinstance(exc, asyncpg.TransactionRollbackError):
+            raise StoreUnavailable(
+                f"the store at {self._where()} rolled back a transaction that met another "
+                f"process's ({exc}); it is retried",
+                schema=self.schema,
+            ) from exc

@@ -130,3 +130,44 @@ async def test_group_commit_fails_only_the_failing_transaction(
         verify_chain(records)
     finally:
         await store.close()
+
+
+async def _deadlock(pg_schema: str) -> asyncpg.TransactionRollbackError:
+    """A real deadlock between two connections, as two processes of a party can meet one."""
+    table = f'"{pg_schema}".deadlock_probe'
+    setup = await asyncpg.connect(DSN)
+    await setup.execute(f'CREATE SCHEMA IF NOT EXISTS "{pg_schema}"')
+    await setup.execute(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+    await setup.execute(f"INSERT INTO {table} VALUES (1), (2)")  # noqa: S608
+    await setup.close()
+    first, second = await asyncpg.connect(DSN), await asyncpg.connect(DSN)
+    locked = asyncio.Barrier(2)
+
+    async def lock(conn: asyncpg.Connection, a: int, b: int) -> None:
+        async with conn.transaction():
+            await conn.execute(f"SELECT id FROM {table} WHERE id = $1 FOR UPDATE", a)  # noqa: S608
+            await locked.wait()
+            await conn.execute(f"SELECT id FROM {table} WHERE id = $1 FOR UPDATE", b)  # noqa: S608
+
+    try:
+        results = await asyncio.gather(
+            lock(first, 1, 2), lock(second, 2, 1), return_exceptions=True
+        )
+    finally:
+        await first.close()
+        await second.close()
+    [error] = [r for r in results if isinstance(r, BaseException)]
+    assert isinstance(error, asyncpg.TransactionRollbackError)
+    return error
+
+
+async def test_a_deadlock_is_a_store_error_the_caller_retries(
+    pg_schema: str, clock: FrozenClock
+) -> None:
+    """A rolled-back transaction (deadlock, serialization) is StoreUnavailable: the worker's
+    loop and the inbound retry it, where a raw asyncpg error used to end the worker's loop."""
+    error = await _deadlock(pg_schema)
+    store = PostgresStore(DSN, PARTY, clock, schema=pg_schema)
+    mapped = store._store_error(error)
+    assert isinstance(mapped, StoreUnavailable)
+    assert "rolled back" in mapped.message
