@@ -198,9 +198,6 @@ class Store(Protocol):
         while its first publish may still be in flight.
         """
 
-    async def due_inbox(self, now: datetime, limit: int = 100) -> Sequence[InboxRecord]:
-        """RECEIVED requests whose next_attempt_at is unset or has come, oldest first."""
-
     async def claim_inbox(
         self,
         owner: str,

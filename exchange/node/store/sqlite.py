@@ -133,15 +133,6 @@ class SQLiteStore:
         )
         return [_rows.outbox_record(r, datetime.fromisoformat) for r in rows]
 
-    async def due_inbox(self, now: datetime, limit: int = 100) -> Sequence[InboxRecord]:
-        """RECEIVED requests whose next_attempt_at is unset or has come, oldest first."""
-        rows = await self._fetch(
-            f"{SELECT_INBOX} WHERE state = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
-            "ORDER BY received_at, message_id LIMIT ?",
-            (InboxState.RECEIVED.value, to_text(now), limit),
-        )
-        return [_rows.inbox_record(r, datetime.fromisoformat) for r in rows]
-
     async def claim_inbox(
         self,
         owner: str,

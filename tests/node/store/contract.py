@@ -247,7 +247,7 @@ class StoreContract:
         assert stored is not None
         assert (stored.attempts, stored.next_attempt_at) == (2, retry)
 
-    async def test_due_inbox(self, store: Store, clock: FrozenClock) -> None:
+    async def test_claim_takes_due_requests(self, store: Store, clock: FrozenClock) -> None:
         """Due: RECEIVED with no retry time or one that has come, oldest first; nothing else."""
         t0 = clock.now()
         now = t0 + 10 * HOUR
@@ -263,10 +263,11 @@ class StoreContract:
         async with store.transaction() as tx:
             for record in records.values():
                 tx.add_inbox(record)
-        due = await store.due_inbox(now)
         expected = [records[k].message_id for k in ("oldest", "retry-due", "fresh")]
-        assert [r.message_id for r in due] == expected
-        assert [r.message_id for r in await store.due_inbox(now, limit=1)] == expected[:1]
+        first = await store.claim_inbox("w", now, HOUR, limit=1)
+        assert [r.message_id for r in first] == expected[:1]
+        rest = await store.claim_inbox("w", now, HOUR)
+        assert [r.message_id for r in rest] == expected[1:]
 
     async def test_inbox_by_state_and_count(self, store: Store, clock: FrozenClock) -> None:
         """inbox_by_state and count_inbox see each state separately and all together."""

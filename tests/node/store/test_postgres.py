@@ -12,7 +12,7 @@ from exchange._clock import FrozenClock
 from exchange.exceptions import DuplicateMessage, StoreUnavailable
 from exchange.ledger import verify_chain
 from exchange.ledger.event import AuditEvent, EventName
-from exchange.node.store import PostgresStore, _rows, postgres
+from exchange.node.store import PostgresStore, _postgres_sql, _rows
 from tests.postgres import DSN
 
 from .claim_contract import ClaimContract
@@ -75,7 +75,7 @@ async def test_a_version_1_store_is_migrated(pg_schema: str, clock: FrozenClock)
     """A schema made before claims gains the claim columns and version 2 on open."""
     conn = await asyncpg.connect(DSN)
     try:
-        v1 = postgres._DDL.split("-- Version 2")[0].format(s=f'"{pg_schema}"')
+        v1 = _postgres_sql._DDL.split("-- Version 2")[0].format(s=f'"{pg_schema}"')
         await conn.execute(v1)
         await conn.execute(
             f"INSERT INTO \"{pg_schema}\".meta (key, value) VALUES ('party', $1)",  # noqa: S608
