@@ -48,6 +48,8 @@ MEANING: dict[str, str] = {
     "runs (renewed meanwhile); a dead process's claims are taken over after it (1 to 86400)",
     "EXCHANGE_VERIFY_WORKERS": "threads (1 to 64) a node verifies deliveries in, off its "
     "event loop",
+    "EXCHANGE_VERIFY_INLINE_BYTES": "deliveries up to this size (bytes) are verified on the "
+    "event loop, larger ones in the threads; 0 sends every one to a thread",
     "EXCHANGE_AUDIT_CHECKPOINT_EVERY": "a signed checkpoint after every N records (>= 1) "
     "and on shutdown",
     "EXCHANGE_AUDIT_BATCH_SIZE": "audit records per message to the collector (>= 1)",

@@ -44,6 +44,7 @@ class NodeConfig:
     claim_lease: float = 30.0
     max_envelope_bytes: int = 1024 * 1024
     verify_workers: int = DEFAULT_WORKERS  # threads that verify deliveries off the event loop
+    verify_inline_bytes: int = 16 * 1024  # a delivery up to this size is verified on the loop
     message_retention: timedelta | None = None  # prune finished messages' content after this
     metadata_only: bool = False  # prune a finished message's content at the next look
     declare_topology: bool = True  # False: the admin applied it; the node may not configure

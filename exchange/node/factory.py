@@ -42,6 +42,7 @@ def node_config(settings: Settings) -> NodeConfig:
         handler_retry_delays=settings.handler_retry_delays,
         wait_recheck=settings.wait_recheck,
         verify_workers=settings.verify_workers,
+        verify_inline_bytes=settings.verify_inline_bytes,
         claim_lease=settings.claim_lease,
     )
 

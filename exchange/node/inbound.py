@@ -78,7 +78,9 @@ class Inbound:
         self._notify = notify
         self._request_stored = request_stored
         self._answer_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, tasks using it
-        self.verifier = Verifier(context, context.config.verify_workers)
+        self.verifier = Verifier(
+            context, context.config.verify_workers, context.config.verify_inline_bytes
+        )
 
     async def on_delivery(self, message: Delivery) -> None:
         """The AMQP consumer: handle, then ack; requeue if the outcome could not be stored."""

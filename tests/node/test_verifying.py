@@ -125,6 +125,51 @@ async def test_verification_runs_in_the_nodes_own_workers(verifier: Verifier) ->
     assert len(set(threads)) <= 2  # the configured number of workers
 
 
+async def test_a_small_delivery_is_verified_on_the_loop() -> None:
+    """Up to the inline size on the loop's thread; anything larger in the node's workers."""
+    context = cast(NodeContext, SimpleNamespace(party="improvement"))
+    verifier = Verifier(context, 2, inline_up_to=4)
+    threads: dict[bytes, str] = {}
+
+    def check(raw: bytes) -> VerifiedEnvelope:
+        threads[raw] = threading.current_thread().name
+        return _verified(Kind.REQUEST)
+
+    verifier.check = check
+    try:
+        await verifier.verify(b"tiny")
+        await verifier.verify(b"large")
+    finally:
+        verifier.close()
+    assert threads[b"tiny"] == threading.current_thread().name
+    assert threads[b"large"].startswith("improvement-verify")
+
+
+async def test_an_answer_verified_on_the_loop_still_waits_for_elders() -> None:
+    """A small response (on the loop) does not overtake a larger status still in a worker."""
+    context = cast(NodeContext, SimpleNamespace(party="improvement"))
+    verifier = Verifier(context, 2, inline_up_to=4)
+    gate = _Gated({b"first": Kind.STATUS, b"2nd": Kind.RESPONSE})
+    verifier.check = gate
+    done: list[str] = []
+
+    async def run(raw: bytes) -> None:
+        await verifier.verify(raw)
+        done.append(raw.decode())
+
+    try:
+        first = asyncio.create_task(run(b"first"))
+        await asyncio.to_thread(gate.started.wait, 10)
+        second = asyncio.create_task(run(b"2nd"))
+        await asyncio.sleep(0.2)  # room for the response to overtake, if it could
+        assert done == []
+        gate.release.set()
+        await asyncio.gather(first, second)
+    finally:
+        verifier.close()
+    assert done == ["first", "2nd"]
+
+
 async def test_a_failed_elder_does_not_hold_answers(verifier: Verifier) -> None:
     """An earlier delivery that fails verification releases the answers behind it."""
 
