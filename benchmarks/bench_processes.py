@@ -31,7 +31,7 @@ from exchange._clock import SystemClock
 from exchange._logging import configure_logging
 from exchange.config import Settings
 from exchange.node import IncomingRequest, Node, build_node
-from exchange.node.factory import _schema_name
+from exchange.node.factory import store_schema
 from exchange.signing import WireFormat
 from exchange.testing import ThrowawayPKI, exchange_env
 from exchange.transport.names import BusNames
@@ -141,7 +141,7 @@ async def run_once(base: Settings, work: Path, processes: int, count: int, windo
             process.terminate()
         for process in started:
             process.wait(30)
-        await _clean(prefix, _schema_name(settings, "improvement"))
+        await _clean(prefix, store_schema(settings, "improvement"))
 
 
 async def _clean(prefix: str, schema: str) -> None:

@@ -24,7 +24,7 @@ def open_store(party: str, settings: Settings, clock: Clock) -> Store:
     if settings.store_dsn:
         from exchange.node.store.postgres import PostgresStore
 
-        return PostgresStore(settings.store_dsn, party, clock, schema=_schema_name(settings, party))
+        return PostgresStore(settings.store_dsn, party, clock, schema=store_schema(settings, party))
     from exchange.node.store.sqlite import SQLiteStore
 
     settings.store_dir.mkdir(parents=True, exist_ok=True)
@@ -47,7 +47,8 @@ def node_config(settings: Settings) -> NodeConfig:
     )
 
 
-def _schema_name(settings: Settings, party: str) -> str:
+def store_schema(settings: Settings, party: str) -> str:
+    """The PostgreSQL schema of ``party``'s store: the bus prefix and the party, as SQL names."""
     prefix = "".join(c if c.isalnum() else "_" for c in settings.bus_prefix).strip("_")
     return f"{prefix}_{party.replace('-', '_')}" if prefix else party.replace("-", "_")
 

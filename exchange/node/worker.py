@@ -207,6 +207,17 @@ class Worker:
             if parked is None:
                 return
         envelope = self._fresh.pop(record.message_id, None) or decode_stored(record.wire)
+        if record.attempts + record.takeovers > len(self.ctx.config.handler_retry_delays):
+            # Runs that took their process down count against the budget too, or a request
+            # that kills every process running it would be taken over forever.
+            text = (
+                f"the provider failed to process the request {record.attempts} times and its "
+                f"process stopped while running it {record.takeovers} times"
+            )
+            await self._answer_safely(
+                self._reject(record, "processing-failed", text, InboxState.DEAD, envelope)
+            )
+            return
         handler = self.handlers[record.service]
         # Every run counts: failed ones, waits, and runs of a process that died (takeovers).
         waits = parked.waits if parked is not None else 0

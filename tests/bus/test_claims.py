@@ -19,7 +19,7 @@ import pytest
 from exchange._clock import SYSTEM_CLOCK
 from exchange.config import Settings
 from exchange.node import Node
-from exchange.node.factory import _schema_name
+from exchange.node.factory import store_schema
 from exchange.node.store.base import InboxState, OutboxState
 from exchange.node.store.postgres import PostgresStore
 from exchange.signing import WireFormat
@@ -42,7 +42,7 @@ class Party:
     """The provider's processes, its PostgreSQL schema and the table counting handler runs."""
 
     def __init__(self, settings: Settings) -> None:
-        self.schema = _schema_name(settings, "improvement")
+        self.schema = store_schema(settings, "improvement")
         self.runs = f'"{self.schema}_runs".runs'
         env = exchange_env(
             settings,
