@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from exchange._clock import Clock
-from exchange.exceptions import StoreError, StoreUnavailable
+from exchange.exceptions import StoreError
 from exchange.ledger import codec
 from exchange.ledger.event import AuditRecord
 from exchange.node.store import _postgres_sql as sql
@@ -121,7 +121,8 @@ class PostgresStore:
             await pool.close()
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
-        """A transaction, written as one PostgreSQL transaction when the block exits normally."""
+        """A transaction, committed when the block exits normally (with the others queued
+        meanwhile, in one PostgreSQL transaction)."""
         return self._transaction()
 
     @asynccontextmanager
@@ -140,11 +141,7 @@ class PostgresStore:
         """What a transaction's caller gets: the store's own errors, else StoreUnavailable."""
         if isinstance(exc, StoreError):
             return exc
-        try:
-            self._raise_unavailable(exc)
-        except StoreUnavailable as unavailable:
-            return unavailable
-        return exc
+        return sql.unavailable(exc, self._where(), self.schema) or exc
 
     async def prune_messages(
         self,
