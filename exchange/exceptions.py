@@ -246,6 +246,18 @@ class AckInvalid(AuditTampered):
     code = "ack-invalid"
 
 
+class ArchiveMismatch(AuditTampered):
+    """Envelope bytes offered to (or read from) the archive do not hash to their digest."""
+
+    code = "archive-mismatch"
+
+
+class ArchiveUnclaimed(AuditTampered):
+    """Envelope bytes in an audit batch that no record of the batch names by digest."""
+
+    code = "archive-unclaimed"
+
+
 class BrokerUserMismatch(StoreError):
     """An audit batch came over the broker as another party's broker user (AMQP user_id)."""
 
