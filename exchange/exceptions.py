@@ -297,6 +297,12 @@ class NotAParty(PolicyError):
     code = "not-a-party"
 
 
+class CommandForbidden(PolicyError):
+    """A signed admin command whose signer is not the catalog's console."""
+
+    code = "command-forbidden"
+
+
 class WrongRecipient(PolicyError):
     """The envelope is addressed to another party than the one that received it."""
 
