@@ -147,10 +147,12 @@ class Shipper:
 
     async def _wire(self, message_id: str, digest: str) -> bytes | None:
         """The stored wire of the message ``message_id`` if it has ``digest`` (sent or received)."""
-        store = self.ctx.store
-        for record in (await store.get_outbox(message_id), await store.get_inbox(message_id)):
-            if record is not None and record.digest == digest and record.wire:
-                return record.wire
+        sent = await self.ctx.store.get_outbox(message_id)
+        if sent is not None and sent.digest == digest:
+            return sent.wire or None
+        received = await self.ctx.store.get_inbox(message_id)
+        if received is not None and received.digest == digest:
+            return received.wire or None
         return None
 
     async def on_ack(self, message: Delivery) -> None:

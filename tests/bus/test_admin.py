@@ -17,10 +17,12 @@ from typing import Any
 
 import aio_pika
 import pytest
+from typer.testing import CliRunner
 
 from exchange._clock import SYSTEM_CLOCK, FrozenClock
 from exchange.admin import AdminClient
 from exchange.admin.command import COMMAND_CONTENT_TYPE, Action, AdminCommand, seal_command
+from exchange.cli import app
 from exchange.codec import b64url
 from exchange.config import Settings
 from exchange.ledger.event import AuditEvent, EventName
@@ -29,7 +31,7 @@ from exchange.node.store.base import InboxState
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.credentials import Credentials
 from exchange.signing import WireFormat, seal
-from exchange.testing import ThrowawayPKI, make_envelope
+from exchange.testing import ThrowawayPKI, exchange_env, make_envelope
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
 from tests.bus.conftest import AMQP_URL, BUS_PARTIES, MakeNode
@@ -361,3 +363,23 @@ async def test_client_refuses_empty_fields(settings: Settings, consoles: Console
     client = AdminClient(Bus(AMQP_URL), BusNames(settings.bus_prefix), consoles.good)
     with pytest.raises(ValueError, match="empty"):
         await client.replay(PARTY, "m-1", "")
+
+
+async def test_cli_sends_a_replay_command(
+    make_node: MakeNode, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`exchange admin replay PARTY ID` signs as the console; the node audits who asked."""
+    provider = await make_node(PARTY)
+    for name, value in exchange_env(settings).items():
+        if name.startswith("EXCHANGE_"):
+            monkeypatch.setenv(name, value)
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["admin", "replay", PARTY, "no-such-request", "--actor", "carol", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    command_id = json.loads(result.stdout)["command_id"]
+    asked, outcome = await _outcome(provider, command_id)
+    assert (asked.detail["actor"], asked.detail["console"]) == ("carol", "console")
+    assert (outcome.event, outcome.detail["code"]) == (EventName.REPLAY_REFUSED, "unknown-message")
