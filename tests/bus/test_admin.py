@@ -41,6 +41,11 @@ pytestmark = pytest.mark.rabbit
 
 PARTY = "improvement"
 GRANTED = {"decision": "granted", "permit_number": "TF-REPLAY"}
+TREES: dict[str, Any] = {
+    "applicant": {"name": "Gulnara Safina"},
+    "address": "Kazan, ul. Pushkina 12",
+    "trees": [{"species": "birch", "count": 2}],
+}
 
 
 @dataclass
@@ -152,7 +157,7 @@ async def test_replay_of_a_broker_dead_letter(
     """A request the broker dead-lettered before it was stored is replayed: handled, answered."""
     await _topology(settings)
     sender = await make_node("single-center")
-    envelope = make_envelope(SYSTEM_CLOCK, case_id="KZN-REPLAY-1")
+    envelope = make_envelope(SYSTEM_CLOCK, case_id="KZN-REPLAY-1", payload=TREES)
     wire = seal(envelope, sender.ctx.credentials, WireFormat.JSON)
     await store_as_sent(sender, envelope, wire)
     await _dead_letter(settings, wire)
@@ -205,7 +210,7 @@ async def test_replay_after_processing_failed_is_refused(
         runs.append(request.message_id)
         raise RuntimeError("the registry is down")
 
-    request_id = await sender.request("tree-felling-permit", make_envelope().payload or {})
+    request_id = await sender.request("tree-felling-permit", TREES)
     answer = await sender.wait_answer(request_id, timeout=15)
     assert answer.envelope is not None
     assert answer.envelope.fault is not None
@@ -240,7 +245,7 @@ async def test_replay_of_an_open_or_unknown_request_is_refused(
     async def later(request: IncomingRequest) -> Later:
         return LATER  # the departmental system answers some day: open
 
-    request_id = await sender.request("tree-felling-permit", make_envelope().payload or {})
+    request_id = await sender.request("tree-felling-permit", TREES)
     await wait_event(provider, "handed-over", request_id)
     client = _client(console_bus, settings, consoles.good)
     _, open_outcome = await _outcome(provider, await client.replay(PARTY, request_id, "alice"))
@@ -300,7 +305,9 @@ BAD: dict[str, tuple[BadCommand, str]] = {
         "wrong-recipient",
     ),
     "an-envelope": (
-        lambda pki, c: seal(make_envelope(SYSTEM_CLOCK), pki.credentials("single-center")),
+        lambda pki, c: seal(
+            make_envelope(SYSTEM_CLOCK), pki.credentials("single-center"), WireFormat.JSON
+        ),
         "wrong-document-type",
     ),
     "not-signed": (lambda pki, c: _command().payload(), "malformed"),
