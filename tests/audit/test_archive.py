@@ -9,10 +9,13 @@ archived are refused on the way out. Each test runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
+from typer.testing import CliRunner
 
 from exchange._clock import SYSTEM_CLOCK, FrozenClock
 from exchange.audit.batch import Batch
@@ -21,6 +24,7 @@ from exchange.audit.central.postgres import PostgresCentralStore
 from exchange.audit.central.sqlite import SQLiteCentralStore
 from exchange.audit.collector import Collector
 from exchange.catalog import ArchiveMode, read_catalog_data
+from exchange.cli import app
 from exchange.config import Settings
 from exchange.envelope.model import ServiceRef
 from exchange.exceptions import ArchiveMismatch
@@ -28,7 +32,7 @@ from exchange.ledger.chain import GENESIS_HASH, link
 from exchange.ledger.event import AuditEvent, AuditRecord, EventName
 from exchange.pki.trust import TrustStore
 from exchange.signing import WireFormat, digest, seal, unseal
-from exchange.testing import ThrowawayPKI, make_envelope
+from exchange.testing import ThrowawayPKI, exchange_env, make_envelope
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
 from tests.audit._live import caught_up, local_records, run_case, three_nodes, until
@@ -40,7 +44,9 @@ DIGEST_SERVICE = "land-plot-info"  # archive = "digest" in tests/data/catalog.to
 
 
 @pytest.mark.rabbit
-async def test_archived_after_a_real_exchange(settings: Settings, central: CentralStore) -> None:
+async def test_archived_after_a_real_exchange(
+    settings: Settings, central: CentralStore, tmp_path: Path
+) -> None:
     """Every envelope of the full service is archived and verifies; the digest-only keeps none."""
     names = BusNames(settings.bus_prefix)
     trust = TrustStore.from_dir(settings.certs_dir)
@@ -82,6 +88,17 @@ async def test_archived_after_a_real_exchange(settings: Settings, central: Centr
                 archived[key] += "+named"
         # request, receipt, response at least; each digest archived once, named by its records
         assert {"request+named", "receipt+named", "response+named"} <= set(archived.values())
+        # What `exchange verify` says of an archived envelope, as a file.
+        request = next(k for k, kind in archived.items() if kind.startswith("request"))
+        path = tmp_path / "request.json"
+        path.write_bytes(await central.envelope(request) or b"")
+        result = CliRunner().invoke(
+            app,
+            ["verify", str(path), "--json"],
+            env={**exchange_env(settings), "EXCHANGE_LOG_LEVEL": "CRITICAL"},
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["ok"] is True
         for key in digest_only:
             assert await central.envelope(key) is None
         assert await central.envelope("0" * 64) is None
