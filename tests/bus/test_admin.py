@@ -21,7 +21,13 @@ from typer.testing import CliRunner
 
 from exchange._clock import SYSTEM_CLOCK, FrozenClock
 from exchange.admin import AdminClient
-from exchange.admin.command import COMMAND_CONTENT_TYPE, Action, AdminCommand, seal_command
+from exchange.admin.command import (
+    COMMAND_CONTENT_TYPE,
+    Action,
+    AdminCommand,
+    open_command,
+    seal_command,
+)
 from exchange.cli import app
 from exchange.codec import b64url
 from exchange.config import Settings
@@ -390,3 +396,17 @@ async def test_cli_sends_a_replay_command(
     asked, outcome = await _outcome(provider, command_id)
     assert (asked.detail["actor"], asked.detail["console"]) == ("carol", "console")
     assert (outcome.event, outcome.detail["code"]) == (EventName.REPLAY_REFUSED, "unknown-message")
+
+
+async def test_a_command_is_carried_out_once(make_node: MakeNode, consoles: Consoles) -> None:
+    """The same command again (a redelivery, another process) changes nothing."""
+    provider = await make_node(PARTY)
+    raw = seal_command(_command(), consoles.good)
+    verified = open_command(
+        raw, provider.ctx.trust, provider.ctx.catalog.data, PARTY, SYSTEM_CLOCK.now()
+    )
+    first = await provider.admin.carry_out(verified)
+    again = await provider.admin.carry_out(verified)
+    assert first is again is EventName.REPLAY_REFUSED
+    assert len(await audit_events(provider, "admin-command")) == 1
+    assert len(await audit_events(provider, "replay-refused")) == 1
