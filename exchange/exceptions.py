@@ -246,6 +246,18 @@ class AckInvalid(AuditTampered):
     code = "ack-invalid"
 
 
+class ArchiveMismatch(AuditTampered):
+    """Envelope bytes offered to (or read from) the archive do not hash to their digest."""
+
+    code = "archive-mismatch"
+
+
+class ArchiveUnclaimed(AuditTampered):
+    """Envelope bytes in an audit batch that no record of the batch names by digest."""
+
+    code = "archive-unclaimed"
+
+
 class BrokerUserMismatch(StoreError):
     """An audit batch came over the broker as another party's broker user (AMQP user_id)."""
 
@@ -283,6 +295,12 @@ class NotAParty(PolicyError):
     """An infrastructure identity (collector, console): it neither sends nor provides."""
 
     code = "not-a-party"
+
+
+class CommandForbidden(PolicyError):
+    """A signed admin command whose signer is not the catalog's console."""
+
+    code = "command-forbidden"
 
 
 class WrongRecipient(PolicyError):

@@ -8,15 +8,19 @@ hash covers, so the records travel unchanged. The payload is JSON with sorted me
      "records": [{"hash": "...", "record": <canonical bytes of the record>}, ...],
      "signed_at": "2026-...", "version": 2}
 
-``envelopes`` is kept for the envelope archive (DESIGN.md): wire bytes addressed by the
-digests the records carry. Nothing fills it yet, and a batch that does is refused.
+``envelopes`` is the envelope archive's part (DESIGN.md): the wire bytes (standard base64)
+of envelopes the batch's records name, keyed by the SHA-256 digest those records carry. The
+signature covers them, but the collector keeps one only if it hashes to its key and a record
+of the batch names that digest (``exchange.audit.archive``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +48,8 @@ class Batch:
     party: str
     records: Sequence[AuditRecord]
     checkpoints: Sequence[bytes]
+    # Unverified until the collector's archive check: wire bytes by the digest they claim.
+    envelopes: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +70,14 @@ def seal_batch(batch: Batch, credentials: Credentials, at: datetime) -> bytes:
         for r in batch.records
     )
     checkpoints = ",".join(c.decode() for c in batch.checkpoints)
+    envelopes = json.dumps(
+        {key: base64.b64encode(wire).decode("ascii") for key, wire in batch.envelopes.items()},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     # Built by hand so each record's canonical bytes appear in the payload as they were hashed.
     payload = (
-        f'{{"checkpoints":[{checkpoints}],"envelopes":{{}},'
+        f'{{"checkpoints":[{checkpoints}],"envelopes":{envelopes},'
         f'"party":{json.dumps(batch.party)},"records":[{records}],'
         f'"signed_at":"{canonical_time(at)}","version":{BATCH_VERSION}}}'
     )
@@ -125,8 +136,7 @@ def _read(doc: Any) -> Batch:
     try:
         if doc["version"] != BATCH_VERSION:
             raise Malformed(f"audit batch version {doc['version']!r} is not supported")
-        if doc["envelopes"] != {}:
-            raise Malformed("audit batches may not carry envelopes yet")
+        envelopes = _envelopes(doc["envelopes"])
         party = doc["party"]
         if not isinstance(party, str):
             raise TypeError("party must be a string")
@@ -139,7 +149,16 @@ def _read(doc: Any) -> Batch:
         ]
     except (KeyError, TypeError, ValueError) as exc:
         raise Malformed(f"not an audit batch: {exc!r}") from None
-    return Batch(party, records, checkpoints)
+    return Batch(party, records, checkpoints, envelopes)
+
+
+def _envelopes(doc: Any) -> dict[str, bytes]:
+    if not isinstance(doc, dict):
+        raise TypeError("envelopes must be an object")
+    try:
+        return {str(key): base64.b64decode(value, validate=True) for key, value in doc.items()}
+    except (binascii.Error, TypeError) as exc:
+        raise ValueError(f"an archived envelope is not base64: {exc}") from None
 
 
 def _check_records(batch: Batch) -> None:

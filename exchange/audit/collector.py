@@ -5,6 +5,11 @@ Only a party can write its own audit trail: a batch must be signed by its party'
 broker users are in use, published by that party's broker user. Anything else goes to the
 audit quarantine with a finding, never into the log, and is not requeued.
 
+The envelopes a batch carries (wire bytes by digest) are archived beside its records only
+where they hash to a digest that a record of the batch carries, and only for services the
+catalog archives in full (``exchange.audit.central.archive``); other bytes are refused with
+a finding.
+
 Each accepted batch is checked on arrival (its party's chain continues from the head, its
 checkpoints are signed by that party) and stored in one transaction; a redelivered batch
 changes nothing, and a different record for a stored seq is kept aside as a conflict. Gaps,
@@ -22,6 +27,7 @@ import structlog
 from exchange._clock import Clock
 from exchange.audit.ack import ACK_CONTENT_TYPE, HeadAck, seal_ack
 from exchange.audit.batch import BATCH_CONTENT_TYPE, Batch, claimed_party, open_batch
+from exchange.audit.central.archive import ArchivePolicy, archivable, archive_all
 from exchange.audit.central.base import CentralStore, Finding, IngestOutcome
 from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from exchange.exceptions import (
@@ -55,10 +61,14 @@ class Collector:
         trust: TrustStore,
         clock: Clock,
         credentials: Credentials | None = None,
+        archive: ArchivePolicy = archive_all,
     ) -> None:
         """``credentials`` are the collector's own (catalog role ``collector``): with them it
-        answers each accepted batch with a signed head acknowledgment to the party."""
+        answers each accepted batch with a signed head acknowledgment to the party.
+        ``archive`` says what to keep of a service's envelopes (the catalog's
+        ``CatalogData.archive_mode``; without it, everything)."""
         self.credentials = credentials
+        self.archive = archive
         self.bus = bus
         self.names = names
         self.store = store
@@ -211,7 +221,7 @@ class Collector:
         )
 
     async def ingest(self, batch: Batch) -> IngestOutcome:
-        """Check the batch's checkpoints, then store it (one transaction in the store)."""
+        """Check the batch's checkpoints and envelopes, then store it (one transaction)."""
         now = self.clock.now()
         good: list[bytes] = []
         rejected: list[Finding] = []
@@ -239,6 +249,7 @@ class Collector:
                 )
                 continue
             good.append(body)
+        envelopes, refused = archivable(batch, self.archive, now)
         return await self.store.ingest(
-            Batch(batch.party, batch.records, good), now, rejected=rejected
+            Batch(batch.party, batch.records, good, envelopes), now, rejected=[*rejected, *refused]
         )

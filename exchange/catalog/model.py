@@ -26,6 +26,13 @@ class Role(StrEnum):
     CONSOLE = "console"  # the support console: signs admin commands
 
 
+class ArchiveMode(StrEnum):
+    """What the collector keeps of a service's envelopes beside the audit records."""
+
+    FULL = "full"  # the wire bytes, addressed by the digests the signed records carry
+    DIGEST = "digest"  # only the digests (the records): the content stays with the parties
+
+
 class Party(_Frozen):
     """An identity on the bus: a department, or (with another role) the infrastructure.
 
@@ -74,6 +81,7 @@ class Service(_Frozen):
     # Requests of one case are handled one at a time, oldest first (the store's claim holds
     # later ones back while an older one is open).
     ordered: bool = False
+    archive: ArchiveMode = ArchiveMode.FULL
 
     @property
     def key(self) -> tuple[str, str]:
@@ -108,7 +116,25 @@ class CatalogData(_Frozen):
                 raise ValueError(f"{service.code}: unknown parties {sorted(strangers)}")
             if service.provider in service.callers:
                 raise ValueError(f"{service.code}: the provider cannot call its own service")
+        modes: dict[str, ArchiveMode] = {}
+        for service in self.services:
+            # Audit records name a service by code only: its versions must archive alike.
+            if modes.setdefault(service.code, service.archive) is not service.archive:
+                raise ValueError(
+                    f"{service.code}: every version must have the same archive mode "
+                    f"({modes[service.code].value} or {service.archive.value}, not both)"
+                )
         return self
+
+    def archive_mode(self, service: str | None) -> ArchiveMode:
+        """What the collector keeps of the envelopes of the service with code ``service``.
+
+        A service the catalog does not list (or none) gets the default, ``full``.
+        """
+        for entry in self.services:
+            if entry.code == service:
+                return entry.archive
+        return ArchiveMode.FULL
 
     def check_party(self, party: str) -> Party:
         """``party`` is a department: it may send and receive envelopes.

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from exchange.cli import audit, bridges, bus, certs, demo, envelopes, services, sla, status
+from exchange.cli import admin, audit, bridges, bus, certs, demo, envelopes, services, sla, status
 from exchange.cli._help import hide_flag_types
 
 __all__ = ["app", "main"]
@@ -18,9 +18,9 @@ Admins: `certs` (root CA, certificates, CRL), `topology` (the broker's queues an
 `audit` (collect, verify, export evidence). Departments and integrators: `node run` (a
 party's node with its handlers), `send`, `status`, `bridge` (HTTP and folder connectors for
 departmental systems), `sign` and `verify` (envelope files), `services` (the catalog).
-Support: `trace` (a message or case across departments), `dlq` (dead letters), `sla`
-(deadlines). `demo` runs the whole city in one process. Settings come from EXCHANGE_*
-variables (docs/configuration.md).
+Support: `trace` (a message or case across departments), `dlq` (dead letters), `admin
+replay` (a signed replay command to a party's node), `sla` (deadlines). `demo` runs the
+whole city in one process. Settings come from EXCHANGE_* variables (docs/configuration.md).
 """
 
 hide_flag_types()
@@ -67,6 +67,7 @@ app.command("demo")(demo.demo)
 app.add_typer(bus.topology_app, name="topology")
 app.add_typer(bus.node_app, name="node")
 app.add_typer(bus.dlq_app, name="dlq")
+app.add_typer(admin.app, name="admin")
 app.command("send")(bus.send)
 app.add_typer(audit.app, name="audit")
 app.command("trace")(audit.trace_command)

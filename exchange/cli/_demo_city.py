@@ -136,7 +136,15 @@ async def run_city(
     trust = TrustStore.from_dir(city.certs_dir)
     me = catalog.identity(Role.COLLECTOR).id
     credentials = CertificateAuthority(city.certs_dir, SYSTEM_CLOCK).credentials(me)
-    collector = Collector(Bus(city.amqp_url), names, central, trust, SYSTEM_CLOCK, credentials)
+    collector = Collector(
+        Bus(city.amqp_url),
+        names,
+        central,
+        trust,
+        SYSTEM_CLOCK,
+        credentials,
+        archive=catalog.data.archive_mode,
+    )
     nodes: dict[str, Node] = {}
     try:
         await collector.start()

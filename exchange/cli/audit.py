@@ -64,6 +64,7 @@ def collect() -> None:
             trust,
             SYSTEM_CLOCK,
             CertificateAuthority(settings.certs_dir, SYSTEM_CLOCK).credentials(me),
+            archive=catalog.archive_mode,
         )
         asyncio.run(_collect(collector))
 

@@ -39,7 +39,9 @@ class EventName(StrEnum):
     WAITING = "waiting"  # the handler waits for another request's answer or the broker
     RESUMED = "resumed"  # what a waiting request waited on came: the handler runs again
     OVERDUE = "overdue"  # open past its regulated deadline; the requester was told once
-    REPLAYED = "replayed"  # a dead request given to the handler again (before final was final)
+    # a broker dead letter (never stored, never answered) put back in the inbox by an admin
+    # command; a request dead in the store has its final answer and is never replayed
+    REPLAYED = "replayed"
     ANSWERED = "answered"  # closed by a response
     DEAD = "dead"  # closed after the handler failed past the retry limit
     EXPIRED = "expired"  # closed because it expired unanswered
@@ -55,6 +57,9 @@ class EventName(StrEnum):
     IGNORED = "ignored"  # verified, but not for us to act on (no fault sent back)
     QUARANTINED = "quarantined"  # could not be verified or attributed
     CONTENT_PRUNED = "content-pruned"  # finished messages' wire bytes removed
+    # Admin commands (signed by the console), as the party's node carried them out.
+    ADMIN_COMMAND = "admin-command"  # a verified command: who asked what (then its outcome)
+    REPLAY_REFUSED = "replay-refused"  # a replay the party's rules refused (already final ...)
     # the collector's own chain
     HEAD_ACKNOWLEDGED = "head-acknowledged"  # a party's head, acknowledged with a signed ack
 

@@ -21,10 +21,11 @@ from exchange.exceptions import (
     StateConflict,
     WrongRecipient,
 )
-from exchange.ledger.event import AuditEvent, EventName
+from exchange.ledger.event import EventName
 from exchange.node.context import NodeContext, audit_event, record_event
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
+from exchange.node.quarantine import quarantine
 from exchange.node.store.base import (
     OPEN_INBOX,
     PRUNED,
@@ -35,7 +36,7 @@ from exchange.node.store.base import (
     Transaction,
 )
 from exchange.node.verifying import Verifier
-from exchange.signing import VerifiedEnvelope, WireFormat, digest
+from exchange.signing import VerifiedEnvelope, WireFormat
 from exchange.transport.delivery import Delivery
 
 # What an answer to a request does to the request's outbox record.
@@ -98,13 +99,13 @@ class Inbound:
             # Off the loop (a worker thread): one costly input cannot stall the node.
             verified = await self.verifier.verify(raw)
         except ExchangeError as exc:  # unseal is total: whatever went wrong, quarantined
-            await self._quarantine(raw, exc)
+            await quarantine(self.ctx, raw, exc)
             return "quarantined"
         envelope = verified.envelope
         try:
             self.ctx.catalog.check_party(envelope.sender)
         except ExchangeError as exc:  # the collector's or console's key: no party to answer
-            await self._quarantine(raw, exc)
+            await quarantine(self.ctx, raw, exc)
             return "quarantined"
         if envelope.recipient != self.ctx.party:
             if envelope.kind is Kind.REQUEST:
@@ -329,25 +330,6 @@ class Inbound:
             )
         self.ctx.log(verified.envelope).warning("inbound.ignored", reason=reason)
         return "ignored"
-
-    async def _quarantine(self, raw: bytes, error: ExchangeError) -> None:
-        raw_digest = digest(raw)
-        await self.ctx.bus.publish(
-            self.ctx.names.bus,
-            self.ctx.names.quarantine,
-            raw,
-            content_type="application/octet-stream",
-            message_type=f"quarantined:{self.ctx.party}:{error.code}",
-        )
-        async with self.ctx.store.transaction() as tx:
-            tx.audit(
-                AuditEvent(
-                    EventName.QUARANTINED,
-                    digest=raw_digest,
-                    detail={"code": error.code, "reason": error.message[:1000], "size": len(raw)},
-                )
-            )
-        self.ctx.log().warning("inbound.quarantined", code=error.code, digest=raw_digest)
 
     def _record(
         self, verified: VerifiedEnvelope, state: InboxState, receipt_wire: bytes | None = None

@@ -20,6 +20,7 @@ from exchange.exceptions import (
     UnknownMessage,
 )
 from exchange.ledger.event import AuditRecord, EventName
+from exchange.node.admin import AdminCommands
 from exchange.node.config import NodeConfig
 from exchange.node.context import NodeContext, record_event
 from exchange.node.crl_numbers import StoreCrlNumbers
@@ -69,6 +70,7 @@ class Node:
         )
         self.inbound = Inbound(context, self.outbound, self._notify, self._received_request_now)
         self.relay = Relay(context, self.outbound)
+        self.admin = AdminCommands(context, self.inbound.verifier.verify)
         self.overdue = OverdueWatch(
             context, self.worker.calendar, self.handlers.keys(), self._tell_late
         )
@@ -101,6 +103,7 @@ class Node:
         self.ctx.bus.subscribe(self.ctx.names.inbox(self.party), self.inbound.on_delivery)
         shipper = Shipper(self.ctx, self.audit)
         self.ctx.bus.subscribe(self.ctx.names.audit_acks(self.party), shipper.on_ack)
+        self.ctx.bus.subscribe(self.ctx.names.admin(self.party), self.admin.on_delivery)
         try:
             await self.ctx.bus.start()
         except BaseException:

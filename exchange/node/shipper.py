@@ -1,7 +1,9 @@
 """The node side of the collector handoff: ship the local audit log, checkpoint it.
 
 A node loop reads its store's audit records past the shipped cursor, signs a checkpoint
-at every N-th seq, publishes them in one batch to the durable audit queue with a
+at every N-th seq, adds the wire bytes of the envelopes the records name (by digest, for
+services the catalog archives in full: the collector's envelope archive), publishes them in
+one batch to the durable audit queue with a
 publisher confirm, and only then moves the cursor (kept in the store). A broker or
 collector outage only delays shipping: the records stay in the store until confirmed.
 """
@@ -10,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from exchange.audit.ack import open_ack
 from exchange.audit.batch import BATCH_CONTENT_TYPE, Batch, seal_batch
 from exchange.audit.checkpoint import make_checkpoint
 from exchange.audit.config import AuditSettings
-from exchange.catalog.model import Role
+from exchange.catalog.model import ArchiveMode, Role
 from exchange.exceptions import (
     BrokerUnavailable,
     ExchangeError,
@@ -24,6 +27,7 @@ from exchange.exceptions import (
     StoreError,
     Unroutable,
 )
+from exchange.ledger.event import AuditRecord
 from exchange.transport.users import broker_user, url_user
 
 if TYPE_CHECKING:
@@ -35,6 +39,8 @@ SHIPPED_CHECKPOINT = "audit.shipped_checkpoint_seq"
 CHECKPOINTED = "audit.checkpoint_seq"
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 _SHUTDOWN_SECONDS = 3.0
+# Envelope bytes per batch: with base64 a batch stays well under the collector's limit.
+MAX_ARCHIVE_BYTES = 16 * 1024 * 1024
 
 
 class Shipper:
@@ -81,6 +87,7 @@ class Shipper:
         store = self.ctx.store
         cursor = int(await store.get_meta(SHIPPED) or 0)
         records = await store.audit(since_seq=cursor, limit=self.settings.batch_size)
+        records, envelopes = await self._envelopes(records)
         every = self.settings.checkpoint_every
         for record in records:
             if every > 0 and record.seq % every == 0:
@@ -89,7 +96,7 @@ class Shipper:
         checkpoints = await store.checkpoints(since_seq=shipped_cp)
         if not records and not checkpoints:
             return 0
-        batch = Batch(self.ctx.party, records, [body for _, body in checkpoints])
+        batch = Batch(self.ctx.party, records, [body for _, body in checkpoints], envelopes)
         body = seal_batch(batch, self.ctx.credentials, self.ctx.clock.now())
         try:
             await self.ctx.bus.publish(
@@ -109,6 +116,44 @@ class Shipper:
         if checkpoints:
             await store.set_meta(SHIPPED_CHECKPOINT, str(checkpoints[-1][0]))
         return max(len(records), 1)
+
+    async def _envelopes(
+        self, records: Sequence[AuditRecord]
+    ) -> tuple[Sequence[AuditRecord], dict[str, bytes]]:
+        """The wire bytes of the envelopes ``records`` name, by digest; fewer records when
+        their envelopes would pass ``MAX_ARCHIVE_BYTES`` (the rest go in the next batch).
+
+        Pruned content (and metadata-only parties) has no bytes left to archive.
+        """
+        mode = self.ctx.catalog.data.archive_mode
+        found: dict[str, bytes] = {}
+        looked: set[str] = set()
+        size = 0
+        for index, record in enumerate(records):
+            event = record.event
+            if event.digest is None or event.message_id is None or event.digest in looked:
+                continue
+            looked.add(event.digest)
+            if mode(event.service) is not ArchiveMode.FULL:
+                continue
+            wire = await self._wire(event.message_id, event.digest)
+            if wire is None:
+                continue
+            if size + len(wire) > MAX_ARCHIVE_BYTES and index > 0:
+                return records[:index], found
+            found[event.digest] = wire
+            size += len(wire)
+        return records, found
+
+    async def _wire(self, message_id: str, digest: str) -> bytes | None:
+        """The stored wire of the message ``message_id`` if it has ``digest`` (sent or received)."""
+        sent = await self.ctx.store.get_outbox(message_id)
+        if sent is not None and sent.digest == digest:
+            return sent.wire or None
+        received = await self.ctx.store.get_inbox(message_id)
+        if received is not None and received.digest == digest:
+            return received.wire or None
+        return None
 
     async def on_ack(self, message: Delivery) -> None:
         """Keep the collector's signed head acknowledgment in the store, then ack.

@@ -45,6 +45,11 @@ class BusNames:
         """A party's queue of the collector's signed head acknowledgments."""
         return f"{self.prefix}party.{party}.audit-acks"
 
+    def admin(self, party: str) -> str:
+        """A party's queue of signed admin commands (from the console), which its node carries
+        out under its own rules."""
+        return f"{self.prefix}party.{party}.admin"
+
     def inbox(self, party: str) -> str:
         """A party's inbox queue."""
         return f"{self.prefix}party.{party}.inbox"

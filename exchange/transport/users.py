@@ -16,6 +16,7 @@ from exchange.exceptions import BrokerUnavailable
 from exchange.transport.names import BusNames
 
 COLLECTOR = "collector"
+CONSOLE = "console"
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,10 @@ def url_user(url: str) -> str | None:
 
 
 def grants(names: BusNames, parties: list[str]) -> list[Grant]:
-    """A user per party (its own queues; publish to the bus) and the collector's.
+    """A user per party (its own queues; publish to the bus), the collector's and the console's.
 
-    The collector reads the audit queue and publishes to the bus (refused batches to the
+    The console only publishes to the bus (signed admin commands to each party's admin
+    queue). The collector reads the audit queue and publishes to the bus (refused batches to the
     audit quarantine, signed head acknowledgments to each party's acknowledgment queue) and
     to the audit feed (the batches it stored).
     """
@@ -58,6 +60,7 @@ def grants(names: BusNames, parties: list[str]) -> list[Grant]:
                     names.inbox(party),
                     names.dead_letters(party),
                     names.audit_acks(party),
+                    names.admin(party),
                 )
             )
             + ")$",
@@ -72,6 +75,7 @@ def grants(names: BusNames, parties: list[str]) -> list[Grant]:
             read=f"^{re.escape(names.audit)}$",
         )
     )
+    result.append(Grant(user=broker_user(names, CONSOLE), configure="^$", write=bus, read="^$"))
     return result
 
 

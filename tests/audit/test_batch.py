@@ -196,10 +196,18 @@ def test_records_not_consecutive(pki: ThrowawayPKI, trust: TrustStore, drop: int
     assert "not consecutive" in error.message
 
 
-def test_envelopes_are_not_accepted_yet(pki: ThrowawayPKI, trust: TrustStore) -> None:
-    """The envelope archive's member is reserved: a batch that fills it is refused."""
+def test_envelopes_travel_signed(pki: ThrowawayPKI, trust: TrustStore) -> None:
+    """The archive's wire bytes come out of a batch as they went in, under their keys."""
     doc = _payload(_sealed(pki))
     doc["envelopes"] = {"ab" * 32: base64.b64encode(b"wire").decode()}
+    assert open_batch(_resigned(pki, doc), trust).batch.envelopes == {"ab" * 32: b"wire"}
+
+
+@pytest.mark.parametrize("value", ["not base64!", 7, ["a"]])
+def test_envelopes_not_base64(pki: ThrowawayPKI, trust: TrustStore, value: Any) -> None:
+    """An archived envelope that is not base64 text makes the batch malformed."""
+    doc = _payload(_sealed(pki))
+    doc["envelopes"] = {"ab" * 32: value}
     assert _refused(_resigned(pki, doc), trust).code == "malformed"
 
 

@@ -15,14 +15,19 @@ from exchange._clock import FrozenClock
 from exchange.audit.batch import open_batch
 from exchange.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from exchange.audit.config import AuditSettings
+from exchange.catalog import Catalog
+from exchange.envelope.model import ServiceRef
 from exchange.exceptions import BrokerUnavailable
 from exchange.ledger.event import AuditEvent, EventName
 from exchange.node.shipper import SHIPPED, Shipper
 from exchange.node.store import SQLiteStore
+from exchange.node.store.base import InboxRecord, OutboxRecord
 from exchange.pki.credentials import Credentials
 from exchange.pki.trust import TrustStore
-from exchange.testing import ThrowawayPKI
+from exchange.signing import WireFormat, digest, seal
+from exchange.testing import ThrowawayPKI, make_envelope
 from exchange.transport.names import BusNames
+from tests.bus.conftest import DATA
 
 
 @dataclass
@@ -54,6 +59,9 @@ class Context:
     names: BusNames
     credentials: Credentials
     clock: FrozenClock
+    catalog: Catalog = field(
+        default_factory=lambda: Catalog.load(DATA / "catalog.toml", DATA / "schemas")
+    )
 
     def log(self) -> Any:
         """A logger."""
@@ -118,3 +126,63 @@ async def test_shutdown_checkpoints_the_head(ctx: Context) -> None:
     assert [seq for seq, _ in stored] == [25]
     head = (await ctx.store.audit())[-1]
     assert json.loads(stored[0][1])["hash"] == head.hash
+
+
+async def test_batches_carry_the_envelopes_their_records_name(
+    tmp_path: Path, pki: ThrowawayPKI, clock: FrozenClock, trust: TrustStore
+) -> None:
+    """Sent and received envelopes of fully archived services travel with the batch, by
+    digest; a digest-only service's, a pruned one's and an unknown one's do not."""
+    store = SQLiteStore(tmp_path / "p.db", "improvement", clock)
+    await store.open()
+    try:
+        sender = pki.credentials("single-center")
+        mine = pki.credentials("improvement")
+        wires = {
+            "received": seal(make_envelope(clock), sender, WireFormat.JSON),
+            "sent": seal(
+                make_envelope(clock, sender="improvement", recipient="single-center"), mine
+            ),
+            "digest-only": seal(
+                make_envelope(clock, service=ServiceRef(code="land-plot-info", version="1")),
+                sender,
+            ),
+            "pruned": seal(make_envelope(clock), sender, WireFormat.JSON),
+        }
+        async with store.transaction() as tx:
+            for name, wire in wires.items():
+                envelope = make_envelope(clock, message_id=name)
+                values: dict[str, Any] = {
+                    "message_id": name,
+                    "kind": "request",
+                    "service": "land-plot-info" if name == "digest-only" else "tree-felling-permit",
+                    "correlation_id": None,
+                    "case_id": envelope.case_id,
+                    "wire": b"" if name == "pruned" else wire,
+                    "digest": digest(wire),
+                    "expires_at": envelope.expires_at,
+                }
+                if name == "sent":
+                    tx.add_outbox(
+                        OutboxRecord(recipient="single-center", created_at=clock.now(), **values)
+                    )
+                else:
+                    tx.add_inbox(
+                        InboxRecord(sender="single-center", received_at=clock.now(), **values)
+                    )
+                event = EventName.CREATED if name == "sent" else EventName.RECEIVED
+                tx.audit(
+                    AuditEvent(
+                        event, message_id=name, service=values["service"], digest=digest(wire)
+                    )
+                )
+            tx.audit(AuditEvent(EventName.IGNORED, message_id="gone", digest="0" * 64))
+        ctx = Context("improvement", store, FakeBus(down=False), BusNames("t."), mine, clock)
+        assert await shipper(ctx).ship_once() == 5
+        batch = open_batch(ctx.bus.published[0][2], trust).batch
+        assert batch.envelopes == {
+            digest(wires["received"]): wires["received"],
+            digest(wires["sent"]): wires["sent"],
+        }
+    finally:
+        await store.close()

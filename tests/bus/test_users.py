@@ -39,8 +39,9 @@ async def users(settings: Settings) -> AsyncIterator[tuple[Settings, dict[str, s
 
 
 def test_grants_confine_each_party_to_its_own_queues() -> None:
-    """Each party reads its inbox, dead letters and audit acknowledgments only, writes the bus
-    only, configures nothing; the collector reads the audit queue, writes the bus and the feed."""
+    """Each party reads its inbox, dead letters, audit acknowledgments and admin commands only,
+    writes the bus only, configures nothing; the collector reads the audit queue, writes the
+    bus and the feed; the console reads nothing and writes the bus (its admin commands)."""
     names = BusNames("kzn.")
     by_user = {grant.user: grant for grant in grants(names, ["improvement", "single-center"])}
     improvement = by_user["kzn.improvement"]
@@ -48,10 +49,11 @@ def test_grants_confine_each_party_to_its_own_queues() -> None:
     assert improvement.write == r"^kzn\.bus$"
     assert improvement.read == (
         r"^(kzn\.party\.improvement\.inbox|kzn\.party\.improvement\.dlq"
-        r"|kzn\.party\.improvement\.audit\-acks)$"
+        r"|kzn\.party\.improvement\.audit\-acks|kzn\.party\.improvement\.admin)$"
     )
     assert by_user["kzn.collector"].read == r"^kzn\.audit$"
     assert by_user["kzn.collector"].write == r"^(kzn\.bus|kzn\.audit\.feed)$"
+    assert (by_user["kzn.console"].read, by_user["kzn.console"].write) == ("^$", r"^kzn\.bus$")
 
 
 async def test_nodes_run_as_their_own_users(users: tuple[Settings, dict[str, str]]) -> None:

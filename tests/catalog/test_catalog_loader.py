@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange.catalog import Catalog, Role
+from exchange.catalog import ArchiveMode, Catalog, Role
 from exchange.exceptions import CatalogError, NotAParty, UnknownParty
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -91,6 +91,31 @@ def test_a_service_may_be_ordered_per_case(tmp_path: Path, schemas: Path) -> Non
     assert Catalog.load(path, schemas).service("tree-felling-permit").ordered is True
     path.write_text(text + 'ordered = "yes please"\n')
     assert "ordered" in refused(path, schemas)
+
+
+def test_a_service_says_what_the_collector_archives(tmp_path: Path, schemas: Path) -> None:
+    """``archive`` is full by default, or digest; any other value is refused."""
+    text = PARTIES + TREES.format(provider="improvement", callers='"single-center"', days=14)
+    path = tmp_path / "catalog.toml"
+    path.write_text(text)
+    catalog = Catalog.load(path, schemas)
+    assert catalog.service("tree-felling-permit").archive is ArchiveMode.FULL
+    assert catalog.data.archive_mode("no-such-service") is ArchiveMode.FULL
+    path.write_text(text + 'archive = "digest"\n')
+    assert (
+        Catalog.load(path, schemas).data.archive_mode("tree-felling-permit") is ArchiveMode.DIGEST
+    )
+    path.write_text(text + 'archive = "none"\n')
+    assert "archive" in refused(path, schemas)
+
+
+def test_versions_of_a_service_archive_alike(tmp_path: Path, schemas: Path) -> None:
+    """Records name a service by code: two versions with different archive modes are refused."""
+    first = TREES.format(provider="improvement", callers='"single-center"', days=14)
+    second = first.replace('version = "1"', 'version = "2"')
+    path = tmp_path / "catalog.toml"
+    path.write_text(PARTIES + first + second + 'archive = "digest"\n')
+    assert "same archive mode" in refused(path, schemas)
 
 
 def test_missing_file(tmp_path: Path, schemas: Path) -> None:

@@ -64,8 +64,10 @@ class CentralStore(Protocol):
         A stored record is never replaced: a different record for a stored seq is kept
         aside in the conflicts (an ``audit-conflict`` finding).
 
-        ``batch.checkpoints`` must be verified already; ``rejected`` are findings about the
-        checkpoints that were not, stored in the same transaction.
+        ``batch.checkpoints`` must be verified already, and ``batch.envelopes`` checked
+        against the records (``exchange.audit.central.archive``): they are kept by digest (a digest
+        stored already keeps its bytes). ``rejected`` are findings about the checkpoints and
+        envelopes that were not accepted, stored in the same transaction.
 
         Raises:
             StoreUnavailable (store-unavailable): nothing was stored.
@@ -106,3 +108,13 @@ class CentralStore(Protocol):
 
     async def findings(self, party: str | None = None) -> Sequence[Finding]:
         """What was found on arrival (gaps, broken links, bad checkpoints), oldest first."""
+
+    async def envelope(self, digest: str) -> bytes | None:
+        """The archived wire bytes of the envelope with SHA-256 ``digest`` (hex), or None.
+
+        Only bytes a verified record named and that hashed to its digest were archived;
+        they are hashed again on the way out.
+
+        Raises:
+            ArchiveMismatch (archive-mismatch): the stored bytes were changed since.
+        """

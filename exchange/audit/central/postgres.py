@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from exchange.audit.batch import Batch
 from exchange.audit.central._plan import plan_ingest
+from exchange.audit.central.archive import checked
 from exchange.audit.central.base import Finding, IngestOutcome, conflict_finding
 from exchange.audit.checkpoint import parse_checkpoint
 from exchange.exceptions import StoreError, StoreUnavailable
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS {s}.conflicts (
     found_at timestamptz NOT NULL,
     PRIMARY KEY (party, seq, hash)
 );
+CREATE TABLE IF NOT EXISTS {s}.envelopes (digest text PRIMARY KEY, wire bytea NOT NULL);
 CREATE OR REPLACE FUNCTION {s}.records_append_only() RETURNS trigger LANGUAGE plpgsql AS
     $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
 CREATE OR REPLACE TRIGGER records_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {s}.records
@@ -165,6 +167,12 @@ class PostgresCentralStore:
                         batch.party,
                         parse_checkpoint(body).seq,
                         body,
+                    )
+                if batch.envelopes:
+                    await conn.executemany(
+                        f"INSERT INTO {s}.envelopes (digest, wire) VALUES ($1, $2) "  # noqa: S608
+                        "ON CONFLICT DO NOTHING",
+                        list(batch.envelopes.items()),
                     )
                 if outcome.findings:
                     await conn.executemany(
@@ -315,6 +323,14 @@ class PostgresCentralStore:
             else self._fetch(sql + " ORDER BY id")
         )
         return [Finding(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def envelope(self, digest: str) -> bytes | None:
+        """The archived wire bytes with this digest, or None (hashed again on the way out)."""
+        rows = await self._fetch(
+            f"SELECT wire FROM {self._s}.envelopes WHERE digest = $1",  # noqa: S608
+            digest,
+        )
+        return checked(digest, bytes(rows[0][0])) if rows else None
 
     def _need(self) -> asyncpg.Pool:
         if self._pool is None:

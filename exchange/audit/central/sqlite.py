@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from exchange.audit.batch import Batch
 from exchange.audit.central._plan import plan_ingest
+from exchange.audit.central.archive import checked
 from exchange.audit.central.base import Finding, IngestOutcome, conflict_finding
 from exchange.audit.checkpoint import parse_checkpoint
 from exchange.exceptions import StoreError, StoreUnavailable
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS conflicts (
     detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, found_at TEXT NOT NULL,
     PRIMARY KEY (party, seq, hash)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS envelopes (digest TEXT PRIMARY KEY, wire BLOB NOT NULL) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
@@ -135,6 +137,10 @@ class SQLiteCentralStore:
                     "INSERT OR IGNORE INTO checkpoints (party, seq, body) VALUES (?, ?, ?)",
                     (batch.party, seq, body),
                 )
+            conn.executemany(
+                "INSERT OR IGNORE INTO envelopes (digest, wire) VALUES (?, ?)",
+                list(batch.envelopes.items()),
+            )
             conn.executemany(
                 _INSERT_FINDING,
                 [
@@ -261,6 +267,11 @@ class SQLiteCentralStore:
             (party,) if party else (),
         )
         return [Finding(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4])) for r in rows]
+
+    async def envelope(self, digest: str) -> bytes | None:
+        """The archived wire bytes with this digest, or None (hashed again on the way out)."""
+        rows = await self._fetch("SELECT wire FROM envelopes WHERE digest = ?", (digest,))
+        return checked(digest, bytes(rows[0][0])) if rows else None
 
     def _need(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
         if conn is None:

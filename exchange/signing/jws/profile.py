@@ -16,10 +16,12 @@ X5C_LENGTH = 1
 # Signed documents that are not envelopes carry their own ``typ``, so none can pass for another.
 AUDIT_BATCH_TYPE = "kzn-audit-batch+jws"
 AUDIT_ACK_TYPE = "kzn-audit-ack+jws"
-DOCUMENT_TYPES = frozenset({AUDIT_BATCH_TYPE, AUDIT_ACK_TYPE})
+ADMIN_COMMAND_TYPE = "kzn-admin-command+jws"
+DOCUMENT_TYPES = frozenset({AUDIT_BATCH_TYPE, AUDIT_ACK_TYPE, ADMIN_COMMAND_TYPE})
 # Each kind of signed document names its content type (``cty``); envelopes carry no ``typ``.
 CONTENT_TYPES: dict[str | None, str] = {
     None: CONTENT_TYPE,
     AUDIT_BATCH_TYPE: "application/vnd.kazan.audit-batch+json",
     AUDIT_ACK_TYPE: "application/vnd.kazan.audit-ack+json",
+    ADMIN_COMMAND_TYPE: "application/vnd.kazan.admin-command+json",
 }
