@@ -48,6 +48,10 @@ MEANING: dict[str, str] = {
     "runs (renewed meanwhile); a dead process's claims are taken over after it (1 to 86400)",
     "EXCHANGE_VERIFY_WORKERS": "threads (1 to 64) a node verifies deliveries in, off its "
     "event loop",
+    "EXCHANGE_METRICS_PORT": "HTTP port of `/metrics` (Prometheus), `/health` and `/ready` of "
+    "`exchange node run`, `bridge http` and `audit collect` (unset or 0: not served); see "
+    "docs/operations.md",
+    "EXCHANGE_METRICS_HOST": "address that server listens on (`0.0.0.0` in a container)",
     "EXCHANGE_AUDIT_CHECKPOINT_EVERY": "a signed checkpoint after every N records (>= 1) "
     "and on shutdown",
     "EXCHANGE_AUDIT_BATCH_SIZE": "audit records per message to the collector (>= 1)",

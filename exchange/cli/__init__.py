@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from exchange.cli import audit, bridges, bus, certs, demo, envelopes, services, sla, status
+from exchange.cli import (
+    audit,
+    bridges,
+    bus,
+    certs,
+    demo,
+    envelopes,
+    probe,
+    services,
+    sla,
+    status,
+)
 from exchange.cli._help import hide_flag_types
 
 __all__ = ["app", "main"]
@@ -74,6 +85,7 @@ app.command("status")(status.status)
 app.add_typer(services.app, name="services")
 app.command("sla")(sla.sla)
 app.add_typer(bridges.app, name="bridge")
+app.command("probe")(probe.probe)
 
 
 def main() -> None:

@@ -106,3 +106,12 @@ class CentralStore(Protocol):
 
     async def findings(self, party: str | None = None) -> Sequence[Finding]:
         """What was found on arrival (gaps, broken links, bad checkpoints), oldest first."""
+
+    async def check_writable(self) -> None:
+        """Take the write lock (or a transaction id) and let go, writing nothing: what the
+        collector's readiness probe asks.
+
+        Raises:
+            StoreError (store-error): not open. StoreUnavailable (store-unavailable): read-only
+                or unreachable.
+        """

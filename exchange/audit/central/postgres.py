@@ -219,6 +219,27 @@ class PostgresCentralStore:
             ) from exc
         return record
 
+    async def check_writable(self) -> None:
+        """Ask for a transaction id and roll back: a read-only server or standby refuses.
+
+        Raises:
+            StoreError (store-error): not open. StoreUnavailable (store-unavailable):
+                unreachable or read-only.
+        """
+        pool = self._need()
+        try:
+            async with pool.acquire() as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    await conn.fetchval("SELECT pg_current_xact_id()")
+                finally:
+                    await transaction.rollback()
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"the central audit store at {self._where()} is not writable: {exc}"
+            ) from None
+
     async def add_findings(self, findings: Sequence[Finding]) -> None:
         """Store findings that came with no records (a refused batch)."""
         async with self._need().acquire() as conn, conn.transaction():

@@ -197,6 +197,7 @@ class PostgresStore:
         self._head = f"SELECT seq, hash FROM {s}.audit ORDER BY seq DESC LIMIT 1"  # noqa: S608
         self._meta = s + ".meta"
         self._count_inbox = f"SELECT count(*) FROM {s}.inbox"  # noqa: S608
+        self._count_outbox = f"SELECT count(*) FROM {s}.outbox"  # noqa: S608
         self._put_meta = (
             f"INSERT INTO {s}.meta (key, value) VALUES ($1, $2) "  # noqa: S608
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
@@ -603,6 +604,14 @@ class PostgresStore:
             rows = await self._fetch(self._count_inbox)
         else:
             rows = await self._fetch(f"{self._count_inbox} WHERE state = $1", state.value)
+        return int(rows[0][0])
+
+    async def count_outbox(self, state: OutboxState | None = None) -> int:
+        """How many messages this party signed (in a state)."""
+        if state is None:
+            rows = await self._fetch(self._count_outbox)
+        else:
+            rows = await self._fetch(f"{self._count_outbox} WHERE state = $1", state.value)
         return int(rows[0][0])
 
     async def get_meta(self, key: str) -> str | None:
