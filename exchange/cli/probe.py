@@ -37,7 +37,7 @@ def probe(
         )
     url = f"http://127.0.0.1:{port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (http only)
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
             typer.echo(answer.read().decode("utf-8", "replace").rstrip())
     except urllib.error.HTTPError as exc:  # 503: not ready, with what is not
         typer.echo(exc.read().decode("utf-8", "replace").rstrip())
