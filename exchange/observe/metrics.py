@@ -116,14 +116,15 @@ class NodeMetrics:
         self.queues = QueueGauges(self.registry, self.party)
         self.identity = IdentityGauges(self.registry, self.party)
         self._created: dict[str, tuple[datetime, str]] = {}  # open requests: created at, service
+        self.since = 0  # the audit seq counting starts after (the head when started)
         self._task: asyncio.Task[None] | None = None
 
     # --- counters: the event stream -------------------------------------------------------
 
     async def start(self) -> None:
         """Follow the node's events from its audit head on (the node is started)."""
-        after = await self.node.last_event()
-        self._task = asyncio.create_task(self._follow(after), name=f"{self.party}-metrics")
+        self.since = await self.node.last_event()
+        self._task = asyncio.create_task(self._follow(self.since), name=f"{self.party}-metrics")
 
     async def stop(self) -> None:
         """Stop following."""
