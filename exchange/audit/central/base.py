@@ -108,8 +108,8 @@ class CentralStore(Protocol):
         """What was found on arrival (gaps, broken links, bad checkpoints), oldest first."""
 
     async def check_writable(self) -> None:
-        """Take the write lock (or a transaction id) and let go, writing nothing: what the
-        collector's readiness probe asks.
+        """Start a write and roll it back, changing nothing: what the collector's readiness
+        probe asks.
 
         Raises:
             StoreError (store-error): not open. StoreUnavailable (store-unavailable): read-only

@@ -73,6 +73,7 @@ class PostgresCentralStore:
         self._max = max_connections
         self._pool: asyncpg.Pool | None = None
         s = self._s = f'"{schema}"'
+        self._touch = f"UPDATE {s}.heads SET seq = seq WHERE false"  # noqa: S608
         columns = ", ".join(codec.AUDIT_COLUMNS)
         marks = ", ".join(f"${i}" for i in range(1, len(codec.AUDIT_COLUMNS) + 1))
         self._insert = f"INSERT INTO {s}.records ({columns}) VALUES ({marks})"  # noqa: S608
@@ -220,7 +221,8 @@ class PostgresCentralStore:
         return record
 
     async def check_writable(self) -> None:
-        """Ask for a transaction id and roll back: a read-only server or standby refuses.
+        """Run an update that matches no row and roll back: a read-only server, standby or
+        role refuses it all the same.
 
         Raises:
             StoreError (store-error): not open. StoreUnavailable (store-unavailable):
@@ -232,7 +234,7 @@ class PostgresCentralStore:
                 transaction = conn.transaction()
                 await transaction.start()
                 try:
-                    await conn.fetchval("SELECT pg_current_xact_id()")
+                    await conn.execute(self._touch)
                 finally:
                     await transaction.rollback()
         except Exception as exc:
