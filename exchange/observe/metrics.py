@@ -140,8 +140,8 @@ class NodeMetrics:
                 async for record in self.node.follow(after):
                     await self.observe(record)
                     after = record.seq
-            except ExchangeError as exc:  # the store is away: look again shortly
-                self.node.log().warning("metrics.follow_failed", error=exc.message)
+            except Exception as exc:  # the store is away (or a bug): counting must go on
+                self.node.log().warning("metrics.follow_failed", error=repr(exc))
                 await asyncio.sleep(1.0)
 
     async def observe(self, record: AuditRecord) -> None:
@@ -154,7 +154,7 @@ class NodeMetrics:
         self.envelopes.labels(self.party, event.kind or "unknown", service, name.value).inc()
         if name in _HANDLER_FAILED:
             self.handler_failures.labels(self.party, service).inc()
-        if name is EventName.CREATED and event.message_id is not None:
+        if name is EventName.CREATED and event.message_id and event.kind == "request":
             self._created[event.message_id] = (record.at, service)
         elif name is EventName.RECEIPT_RECEIVED:
             created = await self._created_at(event.correlation_id, keep=True)
