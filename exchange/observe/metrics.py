@@ -138,8 +138,8 @@ class NodeMetrics:
         while True:
             try:
                 async for record in self.node.follow(after):
+                    after = record.seq  # a record that cannot be counted is not retried forever
                     await self.observe(record)
-                    after = record.seq
             except Exception as exc:  # the store is away (or a bug): counting must go on
                 self.node.log().warning("metrics.follow_failed", error=repr(exc))
                 await asyncio.sleep(1.0)
