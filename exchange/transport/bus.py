@@ -136,6 +136,8 @@ class Bus:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
             self._supervisor = None
+        # The supervisor clears it only when a connection fails, not when it is cancelled.
+        self._connected.clear()
         await self._close()
 
     def declare_on_connect(self, names: BusNames, parties: Iterable[str]) -> None:
