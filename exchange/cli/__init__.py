@@ -30,8 +30,9 @@ Admins: `certs` (root CA, certificates, CRL), `topology` (the broker's queues an
 party's node with its handlers), `send`, `status`, `bridge` (HTTP and folder connectors for
 departmental systems), `sign` and `verify` (envelope files), `services` (the catalog).
 Support: `trace` (a message or case across departments), `dlq` (dead letters), `sla`
-(deadlines). `demo` runs the whole city in one process. Settings come from EXCHANGE_*
-variables (docs/configuration.md).
+(deadlines). Operations: `probe` (a node's or the collector's /ready, for healthchecks;
+docs/operations.md). `demo` runs the whole city in one process. Settings come from
+EXCHANGE_* variables (docs/configuration.md).
 """
 
 hide_flag_types()
