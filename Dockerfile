@@ -17,7 +17,14 @@ RUN pip install --no-cache-dir -c constraints.txt ".[postgres]" \
 
 # EXCHANGE_CATALOG / EXCHANGE_SCHEMAS_DIR would point at a deployment's own catalog.
 ENV EXCHANGE_CERTS_DIR=/certs \
-    EXCHANGE_STORE_DIR=/var/lib/exchange
+    EXCHANGE_STORE_DIR=/var/lib/exchange \
+    EXCHANGE_METRICS_PORT=9464 \
+    EXCHANGE_METRICS_HOST=0.0.0.0
+
+# /metrics, /health and /ready of a node (`node run`, `bridge ...`) or the collector.
+EXPOSE 9464
+HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["exchange", "probe"]
 
 WORKDIR /var/lib/exchange
 RUN useradd --system --uid 10001 --home-dir /var/lib/exchange exchange \

@@ -4,7 +4,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PYTHON ?= python3
 
-.PHONY: setup system-deps demo test test-fast lint bench docs clean
+.PHONY: setup system-deps asyncapi-specs demo test test-fast lint bench docs clean
+
+# The official AsyncAPI JSON Schemas (npm @asyncapi/specs), fetched, never copied into the repo:
+# tests/catalog/test_asyncapi.py validates `exchange services asyncapi` against them.
+ASYNCAPI_SPECS_VERSION := 6.11.1
+ASYNCAPI_SPECS := .cache/asyncapi-specs
+ASYNCAPI_STAMP := $(ASYNCAPI_SPECS)/fetched-$(ASYNCAPI_SPECS_VERSION)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(SYSTEM_PYTHON) -m venv $(VENV)
@@ -12,15 +18,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) asyncapi-specs
 
-# xmlsec1 and openssl are the independent peers of the interop tests.
+asyncapi-specs: $(ASYNCAPI_STAMP)
+
+$(ASYNCAPI_STAMP):
+	rm -rf $(ASYNCAPI_SPECS) && mkdir -p $(ASYNCAPI_SPECS)
+	cd $(ASYNCAPI_SPECS) && npm pack --silent @asyncapi/specs@$(ASYNCAPI_SPECS_VERSION) >/dev/null \
+	  && tar xzf asyncapi-specs-$(ASYNCAPI_SPECS_VERSION).tgz && rm asyncapi-specs-*.tgz
+	touch $@
+
+# xmlsec1 and openssl are the independent peers of the interop tests; npm fetches the AsyncAPI
+# schemas.
 system-deps:
-	@if ! command -v xmlsec1 >/dev/null || ! command -v openssl >/dev/null; then \
+	@if ! command -v xmlsec1 >/dev/null || ! command -v openssl >/dev/null || ! command -v npm >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 openssl; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 openssl npm; \
 	  else \
-	    echo "Install xmlsec1 and openssl (e.g. sudo apt-get install xmlsec1 openssl), then rerun."; exit 1; \
+	    echo "Install xmlsec1, openssl and npm (e.g. sudo apt-get install xmlsec1 openssl npm), then rerun."; exit 1; \
 	  fi; \
 	fi
 
@@ -48,4 +63,4 @@ docs: setup
 	$(PY) scripts/gen_config_docs.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(ASYNCAPI_SPECS)

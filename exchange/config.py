@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     # Seconds a worker's claim of a request lasts unless renewed (renewed every third of
     # it while the handler runs); a dead process's requests wait this long for a takeover.
     claim_lease: float = 30.0
+    # HTTP port of /metrics, /health and /ready of a long-running node or the collector
+    # (`exchange node run`, `bridge http`, `audit collect`); unset or 0: none is served.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _port_off(cls, value: object) -> object:
+        """An empty or 0 EXCHANGE_METRICS_PORT turns the probe server off, as unset does."""
+        return None if value in ("", "0", 0) else value
 
     @field_validator("claim_lease")
     @classmethod

@@ -387,3 +387,22 @@ class AlreadyFinal(StateConflict):
     """
 
     code = "already-final"
+
+
+# --- operations: metrics and health probes ------------------------------------------------
+
+
+class NotReady(ExchangeError):
+    """A readiness check failed (broker, store, trust store): ``/ready`` answers 503 naming it."""
+
+    code = "not-ready"
+
+    def __init__(self, message: str, *, check: str = "") -> None:
+        super().__init__(message, check=check)
+        self.check = check
+
+
+class ProbeUnavailable(ExchangeError):
+    """The metrics and health probe server cannot listen where it was told to."""
+
+    code = "probe-unavailable"

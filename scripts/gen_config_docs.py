@@ -50,6 +50,10 @@ MEANING: dict[str, str] = {
     "event loop",
     "EXCHANGE_VERIFY_INLINE_BYTES": "deliveries up to this size (bytes) are verified on the "
     "event loop, larger ones in the threads; 0 sends every one to a thread",
+    "EXCHANGE_METRICS_PORT": "HTTP port of `/metrics` (Prometheus), `/health` and `/ready` of "
+    "`exchange node run`, `bridge http` and `audit collect` (unset or 0: not served); see "
+    "docs/operations.md",
+    "EXCHANGE_METRICS_HOST": "address that server listens on (`0.0.0.0` in a container)",
     "EXCHANGE_AUDIT_CHECKPOINT_EVERY": "a signed checkpoint after every N records (>= 1) "
     "and on shutdown",
     "EXCHANGE_AUDIT_BATCH_SIZE": "audit records per message to the collector (>= 1)",

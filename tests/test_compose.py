@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from exchange.catalog import read_catalog_data
 
@@ -57,3 +60,49 @@ def test_the_check_sees_a_missing_department() -> None:
     block = '  improvement:\n    <<: *exchange\n    command: ["node", "run", "improvement"]\n\n'
     assert block in COMPOSE
     assert set(_node_services(COMPOSE.replace(block, ""))) == DEPARTMENTS - {"improvement"}
+
+
+def _long_running(compose: str = COMPOSE) -> dict[str, dict[str, Any]]:
+    """Compose services that run a node or the collector, as compose reads them (anchors merged)."""
+    services = yaml.safe_load(compose)["services"]
+    return {
+        name: service
+        for name, service in services.items()
+        if service.get("command", [])[:2] in (["node", "run"], ["audit", "collect"])
+    }
+
+
+def _without_healthcheck(compose: str = COMPOSE) -> set[str]:
+    """Node and collector services that do not ask their own /ready, or serve no probes."""
+    missing = set()
+    for name, service in _long_running(compose).items():
+        check = service.get("healthcheck", {})
+        environment = service.get("environment", {})
+        if (
+            check.get("test") != ["CMD", "exchange", "probe"]
+            or check.get("disable", False)
+            or not environment.get("EXCHANGE_METRICS_PORT")
+            or environment.get("EXCHANGE_METRICS_HOST") != "0.0.0.0"  # noqa: S104 (a container)
+        ):
+            missing.add(name)
+    return missing
+
+
+def test_every_node_and_the_collector_has_a_healthcheck() -> None:
+    """Each asks its own /ready with `exchange probe`, and serves it on EXCHANGE_METRICS_PORT."""
+    assert set(_long_running()) >= DEPARTMENTS | {"audit-collector"}
+    assert _without_healthcheck() == set()
+
+
+def test_the_healthcheck_check_sees_a_service_without_one() -> None:
+    """A node service that turns the healthcheck off is found out."""
+    block = '  improvement:\n    <<: *exchange\n    command: ["node", "run", "improvement"]\n'
+    broken = COMPOSE.replace(block, block + "    healthcheck:\n      disable: true\n")
+    assert _without_healthcheck(broken) == {"improvement"}
+
+
+def test_the_image_checks_its_own_health() -> None:
+    """The Dockerfile serves the probes by default and asks /ready as its HEALTHCHECK."""
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"EXCHANGE_METRICS_PORT=\d+", dockerfile)
+    assert re.search(r'HEALTHCHECK [^\n]*\\\n\s+CMD \["exchange", "probe"\]', dockerfile)

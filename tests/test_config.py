@@ -14,6 +14,7 @@ from exchange.cli import app
 from exchange.config import Settings, describe_settings_error, packaged
 from exchange.node.config import NodeConfig
 from exchange.node.factory import node_config
+from exchange.observe import node_companions
 
 
 def test_the_retry_budget_and_recheck_reach_the_node_config(
@@ -167,3 +168,30 @@ def test_the_cli_answers_a_bad_setting_with_config_error(
     assert result.exit_code == 1
     assert f"error config-error: bad {variable}={value!r}: " in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", ["", "0"])
+def test_an_empty_or_zero_metrics_port_serves_nothing(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """EXCHANGE_METRICS_PORT empty or 0 is off, like unset: no companions for build_node."""
+    monkeypatch.setenv("EXCHANGE_METRICS_PORT", value)
+    settings = Settings()
+    assert settings.metrics_port is None
+    assert node_companions(settings) == []
+
+
+def test_a_metrics_port_gives_the_node_an_observer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port set makes one companion: the observer that serves it."""
+    monkeypatch.setenv("EXCHANGE_METRICS_PORT", "9464")
+    settings = Settings()
+    assert settings.metrics_port == 9464
+    assert len(node_companions(settings)) == 1
+
+
+@pytest.mark.parametrize("value", ["70000", "-1", "http"])
+def test_a_bad_metrics_port_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """Outside 0..65535, or not a number: refused naming the variable."""
+    monkeypatch.setenv("EXCHANGE_METRICS_PORT", value)
+    with pytest.raises(ValidationError, match="metrics_port"):
+        Settings()

@@ -34,6 +34,7 @@ PUBLIC_MODULES = (
     "exchange.codec",
     "exchange.testing",
     "exchange.ledger",
+    "exchange.observe",
 )
 CODE = re.compile(r"^[a-z][a-z-]+$")
 # Abstract bases that carry the code of their most common leaf, on purpose: catching the base

@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from exchange.cli import admin, audit, bridges, bus, certs, demo, envelopes, services, sla, status
+from exchange.cli import (
+    admin,
+    audit,
+    bridges,
+    bus,
+    certs,
+    demo,
+    envelopes,
+    probe,
+    services,
+    sla,
+    status,
+)
 from exchange.cli._help import hide_flag_types
 
 __all__ = ["app", "main"]
@@ -19,8 +31,10 @@ Admins: `certs` (root CA, certificates, CRL), `topology` (the broker's queues an
 party's node with its handlers), `send`, `status`, `bridge` (HTTP and folder connectors for
 departmental systems), `sign` and `verify` (envelope files), `services` (the catalog).
 Support: `trace` (a message or case across departments), `dlq` (dead letters), `admin
-replay` (a signed replay command to a party's node), `sla` (deadlines). `demo` runs the
-whole city in one process. Settings come from EXCHANGE_* variables (docs/configuration.md).
+replay` (a signed replay command to a party's node), `sla` (deadlines). Operations:
+`probe` (a node's or the collector's /ready, for healthchecks; docs/operations.md).
+`demo` runs the whole city in one process. Settings come from EXCHANGE_* variables
+(docs/configuration.md).
 """
 
 hide_flag_types()
@@ -75,6 +89,7 @@ app.command("status")(status.status)
 app.add_typer(services.app, name="services")
 app.command("sla")(sla.sla)
 app.add_typer(bridges.app, name="bridge")
+app.command("probe")(probe.probe)
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ from exchange.exceptions import StoreError
 from exchange.ledger.event import EventName
 from exchange.node.factory import open_store
 from exchange.node.store.base import Store
+from exchange.observe import Observer, observe_collector
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
@@ -66,15 +67,26 @@ def collect() -> None:
             CertificateAuthority(settings.certs_dir, SYSTEM_CLOCK).credentials(me),
             archive=catalog.archive_mode,
         )
-        asyncio.run(_collect(collector))
+        observer = None
+        if settings.metrics_port is not None:
+            observer = observe_collector(
+                collector, me, settings.metrics_host, settings.metrics_port
+            )
+        asyncio.run(_collect(collector, observer))
 
 
-async def _collect(collector: Collector) -> None:
+async def _collect(collector: Collector, observer: Observer | None) -> None:
     stop = stop_on_signal()
     await collector.start()
-    announce_ready("collector")
-    await stop.wait()
-    await collector.stop()
+    try:
+        if observer is not None:
+            await observer.start()
+        announce_ready("collector")
+        await stop.wait()
+    finally:
+        if observer is not None:
+            await observer.stop()
+        await collector.stop()
 
 
 @app.command("verify")

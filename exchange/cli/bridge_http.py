@@ -12,6 +12,7 @@ from exchange.cli._output import load_settings, user_errors
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.connectors import CallbackConfig, HttpBridge
 from exchange.node import Node, build_node
+from exchange.observe import node_companions
 
 
 def http(
@@ -37,7 +38,8 @@ def http(
     """Serve PARTY's node over HTTP until SIGTERM or Ctrl-C; prints `ready PARTY URL`."""
     configure_logging(load_settings().log_level)
     with user_errors():
-        node = build_node(party)
+        settings = load_settings()
+        node = build_node(party, settings, companions=node_companions(settings))
         bridge = HttpBridge(
             node, CallbackConfig(default_url=callback_url, requests_url=requests_url), token=token
         )

@@ -15,6 +15,7 @@ from exchange.cli._output import fail, load_settings, user_errors
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.connectors import FolderBridge
 from exchange.node import build_node
+from exchange.observe import node_companions
 
 app = typer.Typer(help="Connectors for departmental systems.", no_args_is_help=True)
 
@@ -34,7 +35,8 @@ def folder(
     """Run PARTY's node and a folder bridge under ROOT until SIGTERM; prints `ready PARTY`."""
     configure_logging(load_settings().log_level)
     with user_errors():
-        node = build_node(party)
+        settings = load_settings()
+        node = build_node(party, settings, companions=node_companions(settings))
         bridge = FolderBridge(node, root, poll_interval=poll, pause=_slow())
         bridge.prepare()
         asyncio.run(_serve(bridge))

@@ -33,6 +33,7 @@ from exchange.node import Node, build_node
 from exchange.node.adapters import load_adapter
 from exchange.node.factory import open_store
 from exchange.node.store.base import OPEN_INBOX, InboxRecord, InboxState, Store
+from exchange.observe import node_companions
 from exchange.signing import WireFormat
 from exchange.transport.admin import dead_letters
 from exchange.transport.bus import Bus
@@ -128,7 +129,7 @@ def node_run(
     configure_logging(settings.log_level)
     with user_errors():
         catalog = Catalog.load(settings.catalog, settings.schemas_dir)
-        node = build_node(party, settings, catalog=catalog)
+        node = build_node(party, settings, catalog=catalog, companions=node_companions(settings))
         if handlers:
             _load_handlers(handlers)(node)
         elif adapter and catalog.check_party(party).adapter is not None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.markup import escape
 from rich.table import Table
 
 from exchange.catalog import Catalog, Deadline, Service
+from exchange.catalog.asyncapi import asyncapi_document
 from exchange.catalog.typed import resolve_ref
-from exchange.cli._output import console, load_settings, print_json, user_errors
+from exchange.cli._output import console, fail, load_settings, print_json, user_errors
 from exchange.envelope.model import Kind
+from exchange.transport.names import BusNames
 
 app = typer.Typer(
     help="The service catalog: who provides what, who may call it, and its deadline.",
@@ -178,3 +183,35 @@ def _catalog() -> Catalog:
     current = load_settings()
     with user_errors():
         return Catalog.load(current.catalog, current.schemas_dir)
+
+
+@app.command("asyncapi")
+def asyncapi(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option("--format", help="yaml or json (default: from --output's suffix, else yaml)."),
+    ] = "",
+) -> None:
+    """The bus as an AsyncAPI 3.0 document: channels, message kinds, payload schemas."""
+    settings = load_settings()
+    catalog = _catalog()
+    chosen = output_format or ("json" if output and output.suffix == ".json" else "yaml")
+    if chosen not in ("yaml", "json"):
+        raise fail("config-error", f"--format {chosen!r}: give yaml or json")
+    with user_errors():
+        document = asyncapi_document(
+            catalog, BusNames(settings.bus_prefix), broker_url=settings.amqp_url
+        )
+    if chosen == "json":
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    with user_errors():
+        output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from exchange._clock import SYSTEM_CLOCK, Clock
@@ -11,7 +12,7 @@ from exchange.config import Settings
 from exchange.exceptions import UnknownParty
 from exchange.node.config import NodeConfig
 from exchange.node.context import NodeContext
-from exchange.node.node import Node
+from exchange.node.node import Companion, Node
 from exchange.node.store.base import Store
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.trust import TrustStore
@@ -62,9 +63,13 @@ def build_node(
     catalog: Catalog | None = None,
     store: Store | None = None,
     audit: AuditSettings | None = None,
+    companions: Iterable[Callable[[Node], Companion]] = (),
 ) -> Node:
     """Wire a node for ``party`` from settings (``EXCHANGE_*``, ``EXCHANGE_AUDIT_*`` where
     ``settings`` or ``audit`` are not given): the one place a node's settings are read.
+
+    ``companions`` make what runs beside the node (``exchange.observe.node_companions``:
+    metrics and health probes); each is attached to the built node.
 
     Raises:
         CatalogError (catalog-invalid), UnknownParty (unknown-party): misconfigured.
@@ -85,4 +90,7 @@ def build_node(
         clock=clock,
         config=config or node_config(settings),
     )
-    return Node(context, audit or AuditSettings())
+    node = Node(context, audit or AuditSettings())
+    for make in companions:
+        node.attach(make(node))
+    return node

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from exchange.audit.config import AuditSettings
 from exchange.catalog import Catalog
@@ -50,6 +50,18 @@ Listener = Callable[[Notice], Awaitable[None] | None]
 DEFAULT_AUDIT = AuditSettings.model_construct()  # the defaults; the environment is not read
 
 
+class Companion(Protocol):
+    """What runs beside a node (metrics, health probes): started after it, stopped before it."""
+
+    async def start(self) -> None:
+        """Start; the node is started and its store open."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop; the node stops right after."""
+        ...
+
+
 class Node:
     """One party on the bus: sends requests, receives and answers them, never loses one."""
 
@@ -77,6 +89,7 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._steps: list[asyncio.Event] = []  # followers to wake
         self._crl_numbers: StoreCrlNumbers | None = None
+        self._companions: list[Companion] = []
 
     @property
     def party(self) -> str:
@@ -116,12 +129,31 @@ class Node:
             asyncio.create_task(Pruner(self.ctx).run(), name=f"{self.party}-pruner"),
             asyncio.create_task(self.overdue.run(), name=f"{self.party}-overdue"),
         ]
+        try:
+            for companion in self._companions:
+                await companion.start()
+        except BaseException:
+            await self.stop()
+            raise
         self.ctx.log().info("node.started")
+
+    def attach(self, companion: Companion) -> None:
+        """Run ``companion`` beside this node: started after it starts, stopped before it stops.
+
+        The composition root (``build_node``'s ``companions``) attaches metrics and probes
+        this way, so the node knows nothing of them.
+        """
+        self._companions.append(companion)
 
     async def stop(self) -> None:
         """Stop the loops, let running handlers finish, disconnect, close the store."""
         if not self._tasks:
             return
+        for companion in reversed(self._companions):
+            try:
+                await companion.stop()
+            except Exception as exc:  # the node's own shutdown must still run
+                self.ctx.log().error("companion.stop_failed", error=repr(exc))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -66,7 +66,7 @@ class OverdueWatch:
             ],
         ]
         for record in candidates:
-            due_at = self._due_at(record)
+            due_at = self.due_at(record)
             if due_at is None or now < due_at:
                 continue
             key = _PREFIX + record.message_id
@@ -83,7 +83,8 @@ class OverdueWatch:
             told += 1
         return told
 
-    def _due_at(self, record: InboxRecord) -> datetime | None:
+    def due_at(self, record: InboxRecord) -> datetime | None:
+        """When a received request falls due under its service's deadline (None: no deadline)."""
         try:
             deadline = self.ctx.catalog.service(record.service).deadline
         except UnknownService:

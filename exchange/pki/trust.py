@@ -216,6 +216,15 @@ class TrustStore:
         """The trust anchor."""
         return self._root
 
+    def crl_state(self) -> tuple[datetime | None, str | None]:
+        """The CRL's next update, and why it cannot judge revocation now (None when it can).
+
+        Looks at the file again first: what health probes and metrics report.
+        """
+        self.refresh()
+        _, next_update, problem = self._crl_state
+        return next_update, problem
+
     def refresh(self) -> None:
         """Re-read the CRL file if it changed since the last look."""
         if self._source is None:

@@ -48,6 +48,10 @@ class Transport(Protocol):
         """Consume ``queue`` with manual acks, now and after every reconnect."""
         ...
 
+    async def queue_depth(self, queue: str) -> int:
+        """Messages ready in ``queue`` now; raise BrokerUnavailable when it cannot tell."""
+        ...
+
     async def publish(
         self,
         exchange: str,

@@ -136,6 +136,8 @@ class Bus:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
             self._supervisor = None
+        # The supervisor clears it only when a connection fails, not when it is cancelled.
+        self._connected.clear()
         await self._close()
 
     def declare_on_connect(self, names: BusNames, parties: Iterable[str]) -> None:
@@ -207,6 +209,30 @@ class Bus:
             raise BrokerUnavailable(
                 f"connection to RabbitMQ lost while publishing: {exc!r}"
             ) from None
+
+    async def queue_depth(self, queue: str) -> int:
+        """How many messages wait in ``queue``, ready for a consumer (unacked ones not counted).
+
+        A passive declare on a short channel of its own: a missing queue or a refused look
+        closes only that channel, never the ones that publish and consume.
+
+        Raises:
+            BrokerUnavailable (broker-unavailable): not connected, or the broker would not tell.
+        """
+        connection = self._connection
+        if not self._connected.is_set() or connection is None or connection.is_closed:
+            raise BrokerUnavailable(f"not connected to RabbitMQ; cannot look at {queue}")
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                channel = await connection.channel(publisher_confirms=False)
+                try:
+                    declared = await channel.declare_queue(queue, passive=True)
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+        except Exception as exc:  # a 404 or 403 closes the channel: many exception types
+            raise BrokerUnavailable(f"cannot look at queue {queue}: {exc!r}") from None
+        return int(declared.declaration_result.message_count or 0)
 
     # --- supervision ----------------------------------------------------------------------
 

@@ -118,3 +118,12 @@ class CentralStore(Protocol):
         Raises:
             ArchiveMismatch (archive-mismatch): the stored bytes were changed since.
         """
+
+    async def check_writable(self) -> None:
+        """Start a write and roll it back, changing nothing: what the collector's readiness
+        probe asks.
+
+        Raises:
+            StoreError (store-error): not open. StoreUnavailable (store-unavailable): read-only
+                or unreachable.
+        """

@@ -75,6 +75,7 @@ class PostgresCentralStore:
         self._max = max_connections
         self._pool: asyncpg.Pool | None = None
         s = self._s = f'"{schema}"'
+        self._touch = f"UPDATE {s}.heads SET seq = seq WHERE false"  # noqa: S608
         columns = ", ".join(codec.AUDIT_COLUMNS)
         marks = ", ".join(f"${i}" for i in range(1, len(codec.AUDIT_COLUMNS) + 1))
         self._insert = f"INSERT INTO {s}.records ({columns}) VALUES ({marks})"  # noqa: S608
@@ -226,6 +227,28 @@ class PostgresCentralStore:
                 f"cannot write the central audit store at {self._where()}: {exc}"
             ) from exc
         return record
+
+    async def check_writable(self) -> None:
+        """Run an update that matches no row and roll back: a read-only server, standby or
+        role refuses it all the same.
+
+        Raises:
+            StoreError (store-error): not open. StoreUnavailable (store-unavailable):
+                unreachable or read-only.
+        """
+        pool = self._need()
+        try:
+            async with pool.acquire() as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    await conn.execute(self._touch)
+                finally:
+                    await transaction.rollback()
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"the central audit store at {self._where()} is not writable: {exc}"
+            ) from None
 
     async def add_findings(self, findings: Sequence[Finding]) -> None:
         """Store findings that came with no records (a refused batch)."""

@@ -187,6 +187,22 @@ class SQLiteCentralStore:
 
         return await self._run(append)
 
+    async def check_writable(self) -> None:
+        """Take SQLite's write lock and roll back (read-only file, full disk, or a lock held
+        past the busy timeout fail here).
+
+        Raises:
+            StoreError (store-error): not open. StoreUnavailable (store-unavailable): not
+                writable.
+        """
+
+        def probe(conn: sqlite3.Connection | None) -> None:
+            conn = self._need(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+
+        await self._run(probe)
+
     async def add_findings(self, findings: Sequence[Finding]) -> None:
         """Store findings that came with no records (a refused batch)."""
         rows = [(f.party, f.seq, f.kind, f.detail, codec.time_text(f.found_at)) for f in findings]

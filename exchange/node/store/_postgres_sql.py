@@ -148,6 +148,7 @@ class Statements:
         self.head = f"SELECT seq, hash FROM {s}.audit ORDER BY seq DESC LIMIT 1"  # noqa: S608
         self.meta = s + ".meta"
         self.count_inbox = f"SELECT count(*) FROM {s}.inbox"  # noqa: S608
+        self.count_outbox = f"SELECT count(*) FROM {s}.outbox"  # noqa: S608
         self.put_meta = (
             f"INSERT INTO {s}.meta (key, value) VALUES ($1, $2) "  # noqa: S608
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"

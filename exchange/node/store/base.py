@@ -242,6 +242,9 @@ class Store(Protocol):
     async def count_inbox(self, state: InboxState | None = None) -> int:
         """How many received messages (in a state)."""
 
+    async def count_outbox(self, state: OutboxState | None = None) -> int:
+        """How many messages this party signed (in a state): the outbox depth of metrics."""
+
     async def get_meta(self, key: str) -> str | None:
         """A value of the store's meta table (e.g. the audit shipper's cursor), or None."""
 

@@ -281,6 +281,14 @@ class PostgresStore:
             rows = await self._fetch(f"{self._sql.count_inbox} WHERE state = $1", state.value)
         return int(rows[0][0])
 
+    async def count_outbox(self, state: OutboxState | None = None) -> int:
+        """How many messages this party signed (in a state)."""
+        if state is None:
+            rows = await self._fetch(self._sql.count_outbox)
+        else:
+            rows = await self._fetch(f"{self._sql.count_outbox} WHERE state = $1", state.value)
+        return int(rows[0][0])
+
     async def get_meta(self, key: str) -> str | None:
         """A value of the meta table, or None."""
         rows = await self._fetch(f"SELECT value FROM {self._sql.meta} WHERE key = $1", key)  # noqa: S608

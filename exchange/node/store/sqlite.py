@@ -209,6 +209,14 @@ class SQLiteStore:
             rows = await self._fetch("SELECT count(*) FROM inbox WHERE state = ?", (state.value,))
         return int(rows[0][0])
 
+    async def count_outbox(self, state: OutboxState | None = None) -> int:
+        """How many messages this party signed (in a state)."""
+        if state is None:
+            rows = await self._fetch("SELECT count(*) FROM outbox", ())
+        else:
+            rows = await self._fetch("SELECT count(*) FROM outbox WHERE state = ?", (state.value,))
+        return int(rows[0][0])
+
     async def get_meta(self, key: str) -> str | None:
         """A value of the meta table, or None."""
         rows = await self._fetch("SELECT value FROM meta WHERE key = ?", (key,))

@@ -98,6 +98,15 @@ class CentralContract:
         assert isinstance(seq, int)
         return problem.code, seq
 
+    async def test_check_writable_changes_nothing(
+        self, central: CentralStore, pki: ThrowawayPKI
+    ) -> None:
+        """The readiness probe's write check passes on an open store and leaves it as it was."""
+        records = await self._filled(central, pki, n=3, every=3)
+        await central.check_writable()
+        assert await central.head(PARTY) == (records[-1].seq, records[-1].hash)
+        assert list(await central.records(PARTY)) == records
+
     # --- arrival -------------------------------------------------------------------------
 
     async def test_ingest_and_read_back(self, central: CentralStore, pki: ThrowawayPKI) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from exchange.audit.central import CentralStore, SQLiteCentralStore
+from exchange.exceptions import StoreError, StoreUnavailable
 from exchange.ledger import codec
 from exchange.ledger.event import AuditRecord
 
@@ -98,3 +99,21 @@ async def test_central_commits_are_durable(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     finally:
         await store.close()
+
+
+async def test_check_writable_fails_while_another_holds_the_write_lock(tmp_path: Path) -> None:
+    """A central log another process keeps locked past the busy timeout is not writable."""
+    store = SQLiteCentralStore(tmp_path / "central.db")
+    await store.open()
+    holder = sqlite3.connect(tmp_path / "central.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await store.check_writable()
+        holder.execute("ROLLBACK")
+        await store.check_writable()
+    finally:
+        holder.close()
+        await store.close()
+    with pytest.raises(StoreError, match="not open"):
+        await store.check_writable()

@@ -285,6 +285,18 @@ class StoreContract:
         assert await store.count_inbox(InboxState.DEAD) == 3
         assert await store.count_inbox(InboxState.EXPIRED) == 0
 
+    async def test_count_outbox(self, store: Store, clock: FrozenClock) -> None:
+        """count_outbox sees each state separately and all together (the metrics' depth)."""
+        t0 = clock.now()
+        async with store.transaction() as tx:
+            for state in (OutboxState.PENDING, OutboxState.SENT, OutboxState.SENT):
+                tx.add_outbox(outbox(t0, state=state))
+            tx.add_outbox(outbox(t0, state=OutboxState.DONE, kind="receipt"))
+        assert await store.count_outbox() == 4
+        assert await store.count_outbox(OutboxState.SENT) == 2
+        assert await store.count_outbox(OutboxState.PENDING) == 1
+        assert await store.count_outbox(OutboxState.UNDELIVERED) == 0
+
     async def test_duplicate_writes_nothing(self, store: Store, clock: FrozenClock) -> None:
         """A duplicate message_id raises DuplicateMessage; none of that transaction is written."""
         first = inbox(clock.now())
