@@ -14,13 +14,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: system-deps $(STAMP)
 
-# xmlsec1 and openssl are the independent peers of the interop tests.
+# xmlsec1 and openssl are the independent peers of the interop tests; chromium is the browser
+# the console's Playwright tests drive (Debian's, at /usr/bin/chromium).
 system-deps:
-	@if ! command -v xmlsec1 >/dev/null || ! command -v openssl >/dev/null; then \
+	@if ! command -v xmlsec1 >/dev/null || ! command -v openssl >/dev/null || ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 openssl; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 openssl chromium; \
 	  else \
-	    echo "Install xmlsec1 and openssl (e.g. sudo apt-get install xmlsec1 openssl), then rerun."; exit 1; \
+	    echo "Install xmlsec1, openssl and chromium (e.g. sudo apt-get install xmlsec1 openssl chromium), then rerun."; exit 1; \
 	  fi; \
 	fi
 
