@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from exchange.cli import audit, bridges, bus, certs, demo, envelopes, services, sla, status
+from exchange.cli import (
+    audit,
+    bridges,
+    bus,
+    certs,
+    demo,
+    envelopes,
+    services,
+    sla,
+    status,
+)
+from exchange.cli import console as console_cli
 from exchange.cli._help import hide_flag_types
 
 __all__ = ["app", "main"]
@@ -19,8 +30,8 @@ Admins: `certs` (root CA, certificates, CRL), `topology` (the broker's queues an
 party's node with its handlers), `send`, `status`, `bridge` (HTTP and folder connectors for
 departmental systems), `sign` and `verify` (envelope files), `services` (the catalog).
 Support: `trace` (a message or case across departments), `dlq` (dead letters), `sla`
-(deadlines). `demo` runs the whole city in one process. Settings come from EXCHANGE_*
-variables (docs/configuration.md).
+(deadlines), `console` (all of it in a browser). `demo` runs the whole city in one process.
+Settings come from EXCHANGE_* variables (docs/configuration.md).
 """
 
 hide_flag_types()
@@ -74,6 +85,7 @@ app.command("status")(status.status)
 app.add_typer(services.app, name="services")
 app.command("sla")(sla.sla)
 app.add_typer(bridges.app, name="bridge")
+app.add_typer(console_cli.app, name="console")
 
 
 def main() -> None:

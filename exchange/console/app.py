@@ -130,7 +130,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             await csrf.check(request, known)
         response = await handler(request)
     except web.HTTPMove as redirect:  # raised by views; answered as a plain response
-        response = web.Response(status=redirect.status, headers={"Location": str(redirect.location)})
+        response = web.Response(
+            status=redirect.status, headers={"Location": str(redirect.location)}
+        )
     except web.HTTPClientError as refused:
         response = web.Response(status=refused.status, text=refused.text or refused.reason)
     except RoleForbidden as exc:

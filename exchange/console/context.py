@@ -37,13 +37,12 @@ class Console:
 
 
 CONSOLE = web.AppKey("console", Console)
-SESSION = "console.session"  # request key: the Session of this request
+SESSION = web.RequestKey("console.session", Session)  # this request's session
 
 
 def session_of(request: web.Request) -> Session:
     """This request's session (the middleware always sets one)."""
-    session: Session = request[SESSION]
-    return session
+    return request[SESSION]
 
 
 def audit_admin(actor: str, action: str, **what: object) -> None:
