@@ -26,9 +26,12 @@ async def test_session_cookie_is_secure_httponly_samesite(console: ConsoleUnderT
     browser = await console.browser()
     _, _, response = await browser.get("/login")
     cookie = response.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
+    assert "HttpOnly" in cookie
+    assert "Secure" in cookie
+    assert "SameSite=Strict" in cookie
     await browser.log_in("alsu")
-    assert browser.session is not None and len(browser.session) >= 40
+    assert browser.session is not None
+    assert len(browser.session) >= 40
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
@@ -39,15 +42,18 @@ async def test_post_without_csrf_token_is_refused(console: ConsoleUnderTest) -> 
     status, text, _ = await browser.post(
         "/login", {"user": "alsu", "password": PASSWORD}, csrf=False
     )
-    assert status == 403 and "csrf-invalid" in text
+    assert status == 403
+    assert "csrf-invalid" in text
     other = await console.browser()
     await other.get("/login")
     browser.token = other.token
     status, text, _ = await browser.post("/login", {"user": "alsu", "password": PASSWORD})
-    assert status == 403 and "csrf-invalid" in text
+    assert status == 403
+    assert "csrf-invalid" in text
     stranger = await console.browser()  # no session at all
     status, text, _ = await stranger.post("/login", {"user": "alsu", "password": PASSWORD})
-    assert status == 403 and "csrf-invalid" in text
+    assert status == 403
+    assert "csrf-invalid" in text
 
 
 async def test_wrong_password_then_throttled(console: ConsoleUnderTest) -> None:
@@ -58,9 +64,11 @@ async def test_wrong_password_then_throttled(console: ConsoleUnderTest) -> None:
         status, text, _ = await browser.post(
             "/login", {"user": "alsu", "password": "not it at all"}
         )
-        assert status == 401 and "login-failed" in text
+        assert status == 401
+        assert "login-failed" in text
     status, text, _ = await browser.post("/login", {"user": "alsu", "password": PASSWORD})
-    assert status == 429 and "login-throttled" in text
+    assert status == 429
+    assert "login-throttled" in text
 
 
 async def test_support_searches_and_reads_a_case(console: ConsoleUnderTest) -> None:
@@ -74,12 +82,14 @@ async def test_support_searches_and_reads_a_case(console: ConsoleUnderTest) -> N
     assert status == 200
     for party in ("single-center", "improvement", "land-property"):
         assert party in text
-    assert "14 calendar days" in text and "still open" in text
+    assert "14 calendar days" in text
+    assert "still open" in text
     assert 'class="badge overdue"' in text  # improvement held req-1 for 30 days
     # every record's hash and link hold (all 11 of the case's records)
     assert text.count('class="badge ok">verified<') == 11
     status, text, _ = await browser.get(f"/envelope/{0:064x}")
-    assert status == 200 and "Digest only" in text
+    assert status == 200
+    assert "Digest only" in text
     status, body, _ = await browser.get(f"/case/{CASE}/evidence.json")
     assert status == 200
     assert set(json.loads(body)["chains"]) == {"single-center", "improvement", "land-property"}
@@ -91,8 +101,10 @@ async def test_deadline_board_flags_the_overdue_request(console: ConsoleUnderTes
     await browser.log_in("alsu")
     status, text, _ = await browser.get("/deadlines")
     assert status == 200
-    assert '<tr class="overdue">' in text and "req-1" in text
-    assert "<svg" in text and "land-plot-info (land-property)" in text
+    assert '<tr class="overdue">' in text
+    assert "req-1" in text
+    assert "<svg" in text
+    assert "land-plot-info (land-property)" in text
 
 
 async def test_replay_refused_to_anonymous_and_support(console: ConsoleUnderTest) -> None:
@@ -101,17 +113,22 @@ async def test_replay_refused_to_anonymous_and_support(console: ConsoleUnderTest
     anonymous = await console.browser()
     await anonymous.get("/login")
     status, text, _ = await anonymous.post("/dead-letters/replay", REPLAY)
-    assert status == 403 and "role-forbidden" in text
+    assert status == 403
+    assert "role-forbidden" in text
     status, text, _ = await anonymous.post("/dead-letters/replay", REPLAY, csrf=False)
-    assert status == 403 and "csrf-invalid" in text
+    assert status == 403
+    assert "csrf-invalid" in text
     support = await console.browser()
     await support.log_in("alsu")
     status, text, _ = await support.get("/dead-letters")
-    assert "req-3-x" in text and "Replay…" not in text
+    assert "req-3-x" in text
+    assert "Replay…" not in text
     status, text, _ = await support.get("/dead-letters/replay?party=land-property&message_id=r")
-    assert status == 403 and "role-forbidden" in text
+    assert status == 403
+    assert "role-forbidden" in text
     status, text, _ = await support.post("/dead-letters/replay", REPLAY)
-    assert status == 403 and "role-forbidden" in text
+    assert status == 403
+    assert "role-forbidden" in text
     assert console.replayer.calls == []
 
 
@@ -122,11 +139,14 @@ async def test_admin_replays_after_confirming(console: ConsoleUnderTest) -> None
     status, text, _ = await admin.get("/dead-letters")
     assert "Replay…" in text
     status, text, _ = await admin.get("/dead-letters/replay?party=land-property&message_id=req-3-x")
-    assert status == 200 and "Yes, replay it" in text
+    assert status == 200
+    assert "Yes, replay it" in text
     status, text, _ = await admin.post("/dead-letters/replay", {**REPLAY, "confirm": ""})
-    assert status == 400 and console.replayer.calls == []
+    assert status == 400
+    assert console.replayer.calls == []
     status, text, _ = await admin.post("/dead-letters/replay", REPLAY)
-    assert status == 200 and "command-1" in text
+    assert status == 200
+    assert "command-1" in text
     assert console.replayer.calls == [("land-property", "req-3-x", "rinat")]
 
 
@@ -140,7 +160,8 @@ async def test_replay_without_a_replayer(
         admin = await under_test.browser()
         await admin.log_in("rinat")
         status, text, _ = await admin.post("/dead-letters/replay", REPLAY)
-        assert status == 503 and "replay-unavailable" in text
+        assert status == 503
+        assert "replay-unavailable" in text
         for client in under_test.clients:
             await client.close()
 
@@ -151,7 +172,8 @@ async def test_certificates_page(console: ConsoleUnderTest) -> None:
     await browser.log_in("alsu")
     status, text, _ = await browser.get("/certificates")
     assert status == 200
-    assert "improvement" in text and "next update" in text
+    assert "improvement" in text
+    assert "next update" in text
     assert text.count('class="badge valid"') >= 2
 
 

@@ -103,7 +103,8 @@ class TestLogin:
         anonymous = auth.sessions.new()
         session = auth.log_in(anonymous, "alsu", PASSWORD, "10.0.0.1")
         assert (session.user, session.role) == ("alsu", Role.SUPPORT)
-        assert session.id != anonymous.id and session.csrf != anonymous.csrf
+        assert session.id != anonymous.id
+        assert session.csrf != anonymous.csrf
         assert auth.sessions.get(anonymous.id) is None
         assert auth.sessions.get(session.id) is session
 
@@ -148,7 +149,8 @@ class TestSessions:
         assert sessions.get(session.id) is session
         clock.advance(timedelta(minutes=2))
         assert sessions.get(session.id) is None
-        assert sessions.get("forged") is None and sessions.get(None) is None
+        assert sessions.get("forged") is None
+        assert sessions.get(None) is None
 
     def test_roles(self, auth: Authenticator) -> None:
         """Anonymous may do nothing, support may read, only admin may act."""
