@@ -48,8 +48,9 @@ def fill(name: str, **values: object) -> Html:
 
 
 def when(at: datetime | None) -> str:
-    """A time as support reads it (UTC, to the second)."""
-    return "—" if at is None else canonical_time(at)[:19].replace("T", " ") + " UTC"
+    """A time as support reads it (UTC, to the millisecond: one case's steps are often
+    within a second)."""
+    return "—" if at is None else canonical_time(at)[:23].replace("T", " ") + " UTC"
 
 
 def duration(seconds: float) -> str:

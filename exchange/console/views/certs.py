@@ -4,6 +4,7 @@ ones, the CRL's next update, and alerts for what is about to lapse."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from html import escape
 from pathlib import Path
 
 from aiohttp import web
@@ -40,10 +41,14 @@ async def certificates(request: web.Request) -> web.Response:
         if status == "expiring":
             alerts.append(f"{cert.party}'s certificate {cert.serial} expires in {left.days} days")
         rows.append((_cert_cells(cert, status, left), status))
+    holders = {cert.party for cert in index if cert.status(now) in ("valid", "expiring")}
+    for identity in console.catalog.identities:
+        if identity.id not in holders:
+            alerts.append(f"{identity.id} has no valid certificate: it cannot sign")
     crl_part, crl_alert = _crl(console.certs_dir / CRL_FILE, now)
     alerts += crl_alert
     notice = Html(
-        "".join(f'<div class="flash error" role="alert">{a}</div>' for a in alerts)
+        "".join(f'<div class="flash error" role="alert">{escape(a)}</div>' for a in alerts)
         if alerts
         else '<div class="flash info">No certificate or CRL lapses within the warning period.</div>'
     )
@@ -79,7 +84,8 @@ def _crl(path: Path, now: datetime) -> tuple[Html, list[str]]:
     try:
         crl = x509.load_pem_x509_crl(path.read_bytes())
     except (OSError, ValueError) as exc:
-        return Html(f"<p>No readable CRL at {path}: {exc}</p>"), [f"no readable CRL ({exc})"]
+        text = f"no readable CRL at {path}: {exc}"
+        return Html(f"<p>{escape(text)}</p>"), [text]
     next_update = crl.next_update_utc
     alerts = []
     if next_update is None:
