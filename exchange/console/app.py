@@ -88,6 +88,7 @@ def create_app(
     app.router.add_get("/static/{name}", _static)
     if feed is not None:
         app.on_startup.append(_start_live(feed))
+    app.on_shutdown.append(_end_streams)
     app.on_cleanup.append(_stop_live)
     return app
 
@@ -102,6 +103,10 @@ def _start_live(feed: RecordFeed) -> Callable[[web.Application], Awaitable[None]
             log.warning("console.live_unavailable", error=repr(exc))
 
     return start
+
+
+async def _end_streams(app: web.Application) -> None:
+    app[CONSOLE].hub.end_streams()
 
 
 async def _stop_live(app: web.Application) -> None:

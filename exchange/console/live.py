@@ -37,7 +37,7 @@ class LiveHub:
     """Fans records out to subscribers by case id."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[asyncio.Queue[AuditRecord]]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[AuditRecord | None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._feed: RecordFeed | None = None
 
@@ -79,10 +79,19 @@ class LiveHub:
                 queue.get_nowait()
             queue.put_nowait(record)
 
+    def end_streams(self) -> None:
+        """Tell every subscriber to stop (``None``): open pages must not hold a shutdown."""
+        for queues in self._subscribers.values():
+            for queue in queues:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(None)
+
     @contextlib.contextmanager
-    def subscribe(self, case_id: str) -> Iterator[asyncio.Queue[AuditRecord]]:
-        """A queue of ``case_id``'s new records while the ``with`` block runs."""
-        queue: asyncio.Queue[AuditRecord] = asyncio.Queue(_QUEUE)
+    def subscribe(self, case_id: str) -> Iterator[asyncio.Queue[AuditRecord | None]]:
+        """A queue of ``case_id``'s new records while the ``with`` block runs; ``None`` in it
+        means the console is shutting down."""
+        queue: asyncio.Queue[AuditRecord | None] = asyncio.Queue(_QUEUE)
         self._subscribers.setdefault(case_id, set()).add(queue)
         try:
             yield queue

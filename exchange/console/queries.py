@@ -15,7 +15,7 @@ from datetime import datetime
 
 from exchange._clock import Clock
 from exchange.audit.central import CentralStore, RecordQuery
-from exchange.audit.trace import Timeline, trace
+from exchange.audit.trace import Timeline, Wait, trace
 from exchange.catalog import Catalog, Deadline
 from exchange.exceptions import UnknownService
 from exchange.ledger.chain import record_hash
@@ -47,14 +47,9 @@ class SearchPage:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """One department holding one request of a case: for how long, against its deadline."""
+    """One department holding one request of a case (``Wait``), against its deadline."""
 
-    party: str
-    request_id: str
-    service: str | None
-    received_at: datetime
-    answered_at: datetime | None
-    seconds: float
+    wait: Wait
     deadline: Deadline | None
     due_at: datetime | None
 
@@ -63,7 +58,8 @@ class Hold:
         """Unanswered past its due moment, or answered after it."""
         if self.due_at is None:
             return False
-        return (self.answered_at or datetime.max.replace(tzinfo=self.due_at.tzinfo)) > self.due_at
+        end = self.wait.answered_at or datetime.max.replace(tzinfo=self.due_at.tzinfo)
+        return end > self.due_at
 
 
 @dataclass(slots=True)
@@ -145,10 +141,7 @@ class ConsoleQueries:
         """The timeline of a case id or message id, who held it and each record's check."""
         now = self.clock.now()
         timeline = await trace(self.central, ident, now)
-        holds = [
-            self._hold(w.party, w.request_id, w.service, w.received_at, w.answered_at, w.seconds)
-            for w in timeline.waits
-        ]
+        holds = [self._hold(wait) for wait in timeline.waits]
         verdicts: dict[tuple[str, int], str] = {}
         parties = sorted({r.party for r in timeline.steps})
         findings = {
@@ -164,18 +157,10 @@ class ConsoleQueries:
                 verdicts[key] = findings.get(key, "verified")
         return CaseView(timeline, holds, verdicts)
 
-    def _hold(
-        self,
-        party: str,
-        request_id: str,
-        service: str | None,
-        received_at: datetime,
-        answered_at: datetime | None,
-        seconds: float,
-    ) -> Hold:
-        deadline = self._deadline(service)
-        due_at = None if deadline is None else self.calendar.due_at(received_at, deadline)
-        return Hold(party, request_id, service, received_at, answered_at, seconds, deadline, due_at)
+    def _hold(self, wait: Wait) -> Hold:
+        deadline = self._deadline(wait.service)
+        due_at = None if deadline is None else self.calendar.due_at(wait.received_at, deadline)
+        return Hold(wait, deadline, due_at)
 
     def _deadline(self, service: str | None) -> Deadline | None:
         if service is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from exchange.console import REPLAYER
 from exchange.testing import ThrowawayPKI
 
@@ -126,10 +128,13 @@ async def test_replay_refused_to_anonymous_and_support(console: ConsoleUnderTest
     status, text, _ = await support.get("/dead-letters/replay?party=land-property&message_id=r")
     assert status == 403
     assert "role-forbidden" in text
-    status, text, _ = await support.post("/dead-letters/replay", REPLAY)
+    with capture_logs() as logs:
+        status, text, _ = await support.post("/dead-letters/replay", REPLAY)
     assert status == 403
     assert "role-forbidden" in text
     assert console.replayer.calls == []
+    refused = [e for e in logs if e["event"] == "console.admin_refused"]
+    assert [e["actor"] for e in refused] == ["alsu"]
 
 
 async def test_admin_replays_after_confirming(console: ConsoleUnderTest) -> None:
@@ -144,10 +149,24 @@ async def test_admin_replays_after_confirming(console: ConsoleUnderTest) -> None
     status, text, _ = await admin.post("/dead-letters/replay", {**REPLAY, "confirm": ""})
     assert status == 400
     assert console.replayer.calls == []
-    status, text, _ = await admin.post("/dead-letters/replay", REPLAY)
+    with capture_logs() as logs:
+        status, text, _ = await admin.post("/dead-letters/replay", REPLAY)
     assert status == 200
     assert "command-1" in text
     assert console.replayer.calls == [("land-property", "req-3-x", "rinat")]
+    audited = [e for e in logs if e["event"] == "console.admin_action"]
+    assert audited == [
+        {
+            "event": "console.admin_action",
+            "log_level": "info",
+            "actor": "rinat",
+            "action": "replay",
+            "party": "land-property",
+            "message_id": "req-3-x",
+            "outcome": "sent",
+            "sent": "command-1",
+        }
+    ]
 
 
 async def test_replay_without_a_replayer(

@@ -9,7 +9,6 @@ overdue (tree felling: 14 days). Screenshots go to ``screenshots/`` (git-ignored
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import uuid
@@ -17,7 +16,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -40,6 +38,7 @@ from exchange.testing import ThrowawayPKI
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
 from tests.adapters.conftest import FAST, city_catalog, city_pki
+from tests.audit._live import until
 from tests.bus.conftest import AMQP_URL, delete_topology
 from tests.catalog._city import REPO
 
@@ -62,15 +61,6 @@ class Run:
     parked_case: str  # open at improvement, overdue by the console's clock
     front: Node
     browser: Browser
-
-
-async def _until(check: Any, what: str, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def _file(front: Node, application: Application) -> str:
@@ -128,7 +118,7 @@ async def run(
             steps = (await trace(central, crossing.case_id, SYSTEM_CLOCK.now())).steps
             return len({s.party for s in steps}) >= 3
 
-        await _until(three_departments, "the collector to hold the three-department case")
+        await until(three_departments, 30.0, "the collector to hold the three-department case")
 
         await nodes.pop("land-property").stop()  # improvement's question now waits
         later = next(
@@ -141,7 +131,7 @@ async def run(
         async def received() -> bool:
             return bool(await central.search(parked))
 
-        await _until(received, "improvement to receive the parked application")
+        await until(received, 30.0, "improvement to receive the parked application")
 
         users = UsersFile(tmp / "users.json")
         users.add("alsu", ConsoleRole.SUPPORT, PASSWORD)
@@ -293,7 +283,7 @@ async def test_replay_refused_to_support_and_anonymous(run: Run) -> None:
 
 async def test_post_without_csrf_token_is_refused(run: Run) -> None:
     """A form posted without its CSRF token is refused with 403 and says why."""
-    context, page = await _log_in(run, "rinat")
+    context, _ = await _log_in(run, "rinat")
     response = await context.request.post(
         f"{run.url}/dead-letters/replay",
         form={"party": "improvement", "message_id": "any", "confirm": "yes"},

@@ -5,6 +5,7 @@ updates."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from html import escape
 from urllib.parse import quote
@@ -65,14 +66,15 @@ async def case_page(request: web.Request) -> web.Response:
 
 def _hold_row(hold: Hold) -> tuple[list[object], str]:
     status = badge("overdue", "overdue") if hold.overdue else badge("on time", "ok")
-    answered = when(hold.answered_at) if hold.answered_at else "still open"
+    wait = hold.wait
+    answered = when(wait.answered_at) if wait.answered_at else "still open"
     cells: list[object] = [
-        hold.party,
-        link(f"/case/{quote(hold.request_id, safe='')}", hold.request_id),
-        hold.service or "",
-        when(hold.received_at),
+        wait.party,
+        link(f"/case/{quote(wait.request_id, safe='')}", wait.request_id),
+        wait.service or "",
+        when(wait.received_at),
         answered,
-        duration(hold.seconds),
+        duration(wait.seconds),
         deadline_text(hold),
         when(hold.due_at),
         status,
@@ -142,7 +144,8 @@ async def live(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     await response.prepare(request)
-    with console.hub.subscribe(case_id) as queue:
+    with console.hub.subscribe(case_id) as queue, contextlib.suppress(ConnectionResetError):
+        # The page went away: the write fails and the subscription ends with this block.
         await response.write(b": following\n\n")
         while True:
             try:
@@ -150,6 +153,8 @@ async def live(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
+            if record is None:  # shutting down
+                break
             step = {
                 "at": when(record.at),
                 "party": record.party,
@@ -160,3 +165,4 @@ async def live(request: web.Request) -> web.StreamResponse:
                 "verdict": "verified" if record_hash(record) == record.hash else "hash mismatch",
             }
             await response.write(f"event: record\ndata: {json.dumps(step)}\n\n".encode())
+    return response

@@ -335,13 +335,7 @@ class CentralContract:
 
     async def test_trace_of_a_case_across_three_parties(self, central: CentralStore) -> None:
         """Every step of a case that crossed three parties comes back, in order, with waits."""
-        steps = _three_party_case()
-        for party in ("single-center", "improvement", "land-property"):
-            prev, mine = GENESIS_HASH, []
-            for seq, (at, p, event) in enumerate((s for s in steps if s[1] == party), 1):
-                mine.append(link(seq, at, p, event, prev))
-                prev = mine[-1].hash
-            await central.ingest(Batch(party, mine, []), T0)
+        steps = await _ingest_three_party_case(central)
         noise = chain(50, "land-property", T0 + timedelta(days=1))
         await central.load([replace(r, seq=r.seq + 100) for r in noise])
         timeline = await trace(central, "CASE-1", T0 + timedelta(hours=1))
@@ -359,13 +353,7 @@ class CentralContract:
 
     async def test_search_filters_and_pages_newest_first(self, central: CentralStore) -> None:
         """Each filter narrows the result; pages follow one another without overlap."""
-        steps = _three_party_case()
-        for party in ("single-center", "improvement", "land-property"):
-            prev, mine = GENESIS_HASH, []
-            for seq, (at, p, event) in enumerate((s for s in steps if s[1] == party), 1):
-                mine.append(link(seq, at, p, event, prev))
-                prev = mine[-1].hash
-            await central.ingest(Batch(party, mine, []), T0)
+        steps = await _ingest_three_party_case(central)
 
         def keys(records: Any) -> list[tuple[str, str | None]]:
             return [(r.party, r.event.message_id) for r in records]
@@ -389,6 +377,20 @@ class CentralContract:
         second = await central.search(RecordQuery(case_id="CASE-1"), offset=5, limit=5)
         assert keys(first) + keys(second) == keys(everything)[:10]
         assert await central.search(RecordQuery(case_id="CASE-2")) == []
+
+
+async def _ingest_three_party_case(
+    central: CentralStore,
+) -> list[tuple[datetime, str, AuditEvent]]:
+    """Each party's chain of ``_three_party_case`` ingested; returns the steps."""
+    steps = _three_party_case()
+    for party in ("single-center", "improvement", "land-property"):
+        prev, mine = GENESIS_HASH, []
+        for seq, (at, p, event) in enumerate((s for s in steps if s[1] == party), 1):
+            mine.append(link(seq, at, p, event, prev))
+            prev = mine[-1].hash
+        await central.ingest(Batch(party, mine, []), T0)
+    return steps
 
 
 def _three_party_case() -> list[tuple[datetime, str, AuditEvent]]:
