@@ -31,7 +31,7 @@ CLOSING = (
     EventName.EXPIRED,
 )
 ANSWERED = (EventName.ANSWERED, EventName.DEAD)  # closed by a response or processing-failed
-DEAD_LETTERS = (EventName.DEAD_LETTERED, EventName.QUARANTINED, EventName.DEAD)
+DEAD_LETTERS = (EventName.DEAD_LETTERED, EventName.QUARANTINED)  # "dead" closes the same request
 BOARD_LIMIT = 5_000  # newest received requests the board looks at
 _CHUNK = 500
 

@@ -60,6 +60,12 @@ def case_records() -> list[AuditRecord]:
         for seq, (at, p, event) in enumerate((s for s in steps if s[1] == party), 1):
             records.append(link(seq, at, p, event, prev))
             prev = records[-1].hash
+    quarantined = AuditEvent(
+        EventName.QUARANTINED,
+        digest="f" * 64,
+        detail={"code": "signature-invalid", "reason": "the signature does not verify"},
+    )
+    records.append(link(1, T0, "architecture", quarantined, GENESIS_HASH))
     return records
 
 

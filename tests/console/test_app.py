@@ -124,6 +124,8 @@ async def test_replay_refused_to_anonymous_and_support(console: ConsoleUnderTest
     await support.log_in("alsu")
     status, text, _ = await support.get("/dead-letters")
     assert "req-3-x" in text
+    assert "processing-failed after the retry limit" in text
+    assert "the signature does not verify" in text  # architecture's quarantine, with reason
     assert "Replay…" not in text
     status, text, _ = await support.get("/dead-letters/replay?party=land-property&message_id=r")
     assert status == 403

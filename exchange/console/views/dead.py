@@ -19,7 +19,7 @@ from exchange.ledger.event import AuditRecord, EventName
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("exchange.console")
-_REPLAYABLE = (EventName.DEAD_LETTERED, EventName.DEAD)
+_REPLAYABLE = (EventName.DEAD_LETTERED,)
 
 
 @routes.get("/dead-letters")
