@@ -29,13 +29,13 @@ $(ASYNCAPI_STAMP):
 	touch $@
 
 # xmlsec1 and openssl are the independent peers of the interop tests; npm fetches the AsyncAPI
-# schemas.
+# schemas; chromium is the browser the console's Playwright tests drive (Debian's).
 system-deps:
-	@if ! command -v xmlsec1 >/dev/null || ! command -v openssl >/dev/null || ! command -v npm >/dev/null; then \
+	@if ! command -v xmlsec1 >/dev/null || ! command -v openssl >/dev/null || ! command -v npm >/dev/null || ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 openssl npm; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 openssl npm chromium; \
 	  else \
-	    echo "Install xmlsec1, openssl and npm (e.g. sudo apt-get install xmlsec1 openssl npm), then rerun."; exit 1; \
+	    echo "Install xmlsec1, openssl, npm and chromium (e.g. sudo apt-get install xmlsec1 openssl npm chromium), then rerun."; exit 1; \
 	  fi; \
 	fi
 

@@ -406,3 +406,48 @@ class ProbeUnavailable(ExchangeError):
     """The metrics and health probe server cannot listen where it was told to."""
 
     code = "probe-unavailable"
+
+
+# --- console: who may see and do what in the support console ------------------------------
+
+
+class ConsoleError(ExchangeError):
+    """The support console refused a person's request."""
+
+    code = "console-error"
+
+
+class LoginFailed(ConsoleError):
+    """Unknown user or wrong password (the same error for both: no oracle of user names)."""
+
+    code = "login-failed"
+
+
+class LoginThrottled(ConsoleError):
+    """Too many failed logins for this user or from this address: wait before trying again."""
+
+    code = "login-throttled"
+
+
+class CsrfInvalid(ConsoleError):
+    """A form was posted without this session's CSRF token (or with another one)."""
+
+    code = "csrf-invalid"
+
+
+class RoleForbidden(ConsoleError):
+    """The action needs a role the person does not hold (or no one is logged in)."""
+
+    code = "role-forbidden"
+
+
+class UsersFileInvalid(ConsoleError):
+    """The console's users file cannot be read, or a user name or password is unacceptable."""
+
+    code = "users-file-invalid"
+
+
+class ReplayUnavailable(ConsoleError):
+    """This console has no way to send admin commands (no replayer is configured)."""
+
+    code = "replay-unavailable"

@@ -35,6 +35,7 @@ PUBLIC_MODULES = (
     "exchange.testing",
     "exchange.ledger",
     "exchange.observe",
+    "exchange.console",
 )
 CODE = re.compile(r"^[a-z][a-z-]+$")
 # Abstract bases that carry the code of their most common leaf, on purpose: catching the base
@@ -133,6 +134,7 @@ import json, sys
 import exchange
 from exchange.catalog import Catalog
 from exchange.config import Settings
+from exchange.console.render import asset, template
 from exchange.exceptions import InvalidContent
 from exchange.testing import make_envelope
 
@@ -154,6 +156,7 @@ print(json.dumps({
     "schemas": str(catalog.schema_files(service)["request.xsd"]),
     "parties": [party.id for party in catalog.parties],
     "broken": broken,
+    "console": [template("base.html").template[:15], len(asset("live.js")) > 0],
 }))
 """
 SOURCES = ("pyproject.toml", "README.md", "exchange", "adapters")
@@ -214,7 +217,8 @@ def _clean_env() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_installed_wheel_loads_its_catalog_and_schemas(installed: Path, tmp_path: Path) -> None:
-    """From a directory that is no checkout, the installed package finds its own data."""
+    """From a directory that is no checkout, the installed package finds its own data (the
+    catalog, the schemas, the console's templates)."""
     example = REPO / "tests/data/examples/tree-felling-permit/request.json"
     out = _run(
         [installed / "bin" / "python", "-c", INSTALLED_CHECK, example], tmp_path, _clean_env()
@@ -226,6 +230,7 @@ def test_installed_wheel_loads_its_catalog_and_schemas(installed: Path, tmp_path
     assert report["schemas"].startswith(str(installed))
     assert "improvement" in report["parties"]
     assert report["broken"] == "invalid-content"
+    assert report["console"] == ["<!doctype html>", True]  # the console's templates ship
 
 
 @pytest.mark.slow

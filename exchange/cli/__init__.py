@@ -20,6 +20,7 @@ from exchange.cli import (
     sla,
     status,
 )
+from exchange.cli import console as console_cli
 from exchange.cli._help import hide_flag_types
 
 __all__ = ["app", "main"]
@@ -31,10 +32,10 @@ Admins: `certs` (root CA, certificates, CRL), `topology` (the broker's queues an
 party's node with its handlers), `send`, `status`, `bridge` (HTTP and folder connectors for
 departmental systems), `sign` and `verify` (envelope files), `services` (the catalog).
 Support: `trace` (a message or case across departments), `dlq` (dead letters), `admin
-replay` (a signed replay command to a party's node), `sla` (deadlines). Operations:
-`probe` (a node's or the collector's /ready, for healthchecks; docs/operations.md).
-`demo` runs the whole city in one process. Settings come from EXCHANGE_* variables
-(docs/configuration.md).
+replay` (a signed replay command to a party's node), `sla` (deadlines), `console` (all of it
+in a browser). Operations: `probe` (a node's or the collector's /ready, for healthchecks;
+docs/operations.md). `demo` runs the whole city in one process. Settings come from
+EXCHANGE_* variables (docs/configuration.md).
 """
 
 hide_flag_types()
@@ -90,6 +91,7 @@ app.add_typer(services.app, name="services")
 app.command("sla")(sla.sla)
 app.add_typer(bridges.app, name="bridge")
 app.command("probe")(probe.probe)
+app.add_typer(console_cli.app, name="console")
 
 
 def main() -> None:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from exchange.audit.central.base import CentralStore, Finding, IngestOutcome
+from exchange.audit.central.base import CentralStore, Finding, IngestOutcome, RecordQuery
 from exchange.audit.central.factory import open_central
 from exchange.audit.central.sqlite import SQLiteCentralStore
 
-__all__ = ["CentralStore", "Finding", "IngestOutcome", "SQLiteCentralStore", "open_central"]
+__all__ = [
+    "CentralStore",
+    "Finding",
+    "IngestOutcome",
+    "RecordQuery",
+    "SQLiteCentralStore",
+    "open_central",
+]

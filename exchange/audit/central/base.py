@@ -26,6 +26,23 @@ class Finding:
     found_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RecordQuery:
+    """What support searches the central log by; every field that is set must match.
+
+    ``message_id`` matches a record's own message id or its correlation id, so a request
+    is found with its receipts and answers.
+    """
+
+    message_id: str | None = None
+    case_id: str | None = None
+    party: str | None = None
+    service: str | None = None
+    events: tuple[str, ...] = ()  # any of these event names
+    since: datetime | None = None  # at or after
+    until: datetime | None = None  # at or before
+
+
 @dataclass(slots=True)
 class IngestOutcome:
     """What one batch did to the central store."""
@@ -126,4 +143,12 @@ class CentralStore(Protocol):
         Raises:
             StoreError (store-error): not open. StoreUnavailable (store-unavailable): read-only
                 or unreachable.
+        """
+
+    async def search(
+        self, query: RecordQuery, *, offset: int = 0, limit: int = 50
+    ) -> Sequence[AuditRecord]:
+        """Records matching ``query``, newest first (then by party, seq), one page.
+
+        Indexed by time, party, service, event, message, correlation and case id.
         """

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from exchange.audit.batch import Batch
 from exchange.audit.central._plan import plan_ingest
 from exchange.audit.central.archive import checked
-from exchange.audit.central.base import Finding, IngestOutcome, conflict_finding
+from exchange.audit.central.base import Finding, IngestOutcome, RecordQuery, conflict_finding
 from exchange.audit.checkpoint import parse_checkpoint
 from exchange.exceptions import StoreError, StoreUnavailable
 from exchange.ledger import codec
@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS {s}.records (
 CREATE INDEX IF NOT EXISTS records_message ON {s}.records (message_id);
 CREATE INDEX IF NOT EXISTS records_correlation ON {s}.records (correlation_id);
 CREATE INDEX IF NOT EXISTS records_case ON {s}.records (case_id);
+CREATE INDEX IF NOT EXISTS records_at ON {s}.records (at);
+CREATE INDEX IF NOT EXISTS records_party_at ON {s}.records (party, at);
+CREATE INDEX IF NOT EXISTS records_service_at ON {s}.records (service, at);
+CREATE INDEX IF NOT EXISTS records_event_at ON {s}.records (event, at);
 CREATE TABLE IF NOT EXISTS {s}.heads (
     party text PRIMARY KEY, seq bigint NOT NULL, hash text NOT NULL
 );
@@ -354,6 +358,35 @@ class PostgresCentralStore:
             digest,
         )
         return checked(digest, bytes(rows[0][0])) if rows else None
+
+    async def search(
+        self, query: RecordQuery, *, offset: int = 0, limit: int = 50
+    ) -> Sequence[AuditRecord]:
+        """Records matching ``query``, newest first, one page."""
+        where: list[str] = []
+        params: list[Any] = []
+
+        def mark(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        if query.message_id is not None:
+            m = mark(query.message_id)
+            where.append(f"(message_id = {m} OR correlation_id = {m})")
+        for column in ("case_id", "party", "service"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"{column} = {mark(value)}")
+        if query.events:
+            where.append(f"event = ANY({mark(list(query.events))}::text[])")
+        if query.since is not None:
+            where.append(f"at >= {mark(query.since)}")
+        if query.until is not None:
+            where.append(f"at <= {mark(query.until)}")
+        sql = self._select + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += f" ORDER BY at DESC, party, seq DESC LIMIT {mark(limit)} OFFSET {mark(offset)}"
+        rows = await self._fetch(sql, *params)
+        return [codec.audit_record(r, codec.as_is) for r in rows]
 
     def _need(self) -> asyncpg.Pool:
         if self._pool is None:

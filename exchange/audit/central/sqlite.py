@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from exchange.audit.batch import Batch
 from exchange.audit.central._plan import plan_ingest
 from exchange.audit.central.archive import checked
-from exchange.audit.central.base import Finding, IngestOutcome, conflict_finding
+from exchange.audit.central.base import Finding, IngestOutcome, RecordQuery, conflict_finding
 from exchange.audit.checkpoint import parse_checkpoint
 from exchange.exceptions import StoreError, StoreUnavailable
 from exchange.ledger import codec
@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_message ON records (message_id);
 CREATE INDEX IF NOT EXISTS records_correlation ON records (correlation_id);
 CREATE INDEX IF NOT EXISTS records_case ON records (case_id);
+CREATE INDEX IF NOT EXISTS records_at ON records (at);
+CREATE INDEX IF NOT EXISTS records_party_at ON records (party, at);
+CREATE INDEX IF NOT EXISTS records_service_at ON records (service, at);
+CREATE INDEX IF NOT EXISTS records_event_at ON records (event, at);
 CREATE TABLE IF NOT EXISTS heads (party TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     party TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (party, seq)
@@ -288,6 +292,34 @@ class SQLiteCentralStore:
         """The archived wire bytes with this digest, or None (hashed again on the way out)."""
         rows = await self._fetch("SELECT wire FROM envelopes WHERE digest = ?", (digest,))
         return checked(digest, bytes(rows[0][0])) if rows else None
+
+    async def search(
+        self, query: RecordQuery, *, offset: int = 0, limit: int = 50
+    ) -> Sequence[AuditRecord]:
+        """Records matching ``query``, newest first, one page."""
+        where: list[str] = []
+        params: list[Any] = []
+        if query.message_id is not None:
+            where.append("(message_id = ? OR correlation_id = ?)")
+            params += [query.message_id, query.message_id]
+        for column in ("case_id", "party", "service"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.events:
+            where.append(f"event IN ({', '.join('?' * len(query.events))})")
+            params += query.events
+        if query.since is not None:
+            where.append("at >= ?")
+            params.append(codec.time_text(query.since))
+        if query.until is not None:
+            where.append("at <= ?")
+            params.append(codec.time_text(query.until))
+        sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY at DESC, party, seq DESC LIMIT ? OFFSET ?"
+        rows = await self._fetch(sql, (*params, limit, offset))
+        return [codec.audit_record(r, datetime.fromisoformat) for r in rows]
 
     def _need(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
         if conn is None:

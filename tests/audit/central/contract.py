@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import pytest
 
 from exchange.audit.batch import Batch
-from exchange.audit.central import CentralStore, Finding
+from exchange.audit.central import CentralStore, Finding, RecordQuery
 from exchange.audit.checkpoint import make_checkpoint, parse_checkpoint
 from exchange.audit.trace import trace
 from exchange.audit.verify import PartyReport, verify_central, verify_central_party
@@ -344,13 +344,7 @@ class CentralContract:
 
     async def test_trace_of_a_case_across_three_parties(self, central: CentralStore) -> None:
         """Every step of a case that crossed three parties comes back, in order, with waits."""
-        steps = _three_party_case()
-        for party in ("single-center", "improvement", "land-property"):
-            prev, mine = GENESIS_HASH, []
-            for seq, (at, p, event) in enumerate((s for s in steps if s[1] == party), 1):
-                mine.append(link(seq, at, p, event, prev))
-                prev = mine[-1].hash
-            await central.ingest(Batch(party, mine, []), T0)
+        steps = await _ingest_three_party_case(central)
         noise = chain(50, "land-property", T0 + timedelta(days=1))
         await central.load([replace(r, seq=r.seq + 100) for r in noise])
         timeline = await trace(central, "CASE-1", T0 + timedelta(hours=1))
@@ -363,6 +357,49 @@ class CentralContract:
         }  # fmt: skip
         waits = {w.party: w.seconds for w in timeline.waits}
         assert waits == {"improvement": 50 * 60.0, "land-property": 10 * 60.0}
+
+    # --- search (the console) -----------------------------------------------------------
+
+    async def test_search_filters_and_pages_newest_first(self, central: CentralStore) -> None:
+        """Each filter narrows the result; pages follow one another without overlap."""
+        steps = await _ingest_three_party_case(central)
+
+        def keys(records: Any) -> list[tuple[str, str | None]]:
+            return [(r.party, r.event.message_id) for r in records]
+
+        everything = await central.search(RecordQuery(), limit=100)
+        assert [r.at for r in everything] == sorted((at for at, _, _ in steps), reverse=True)
+        by_id = await central.search(RecordQuery(message_id="req-2"))
+        assert {r.event.message_id for r in by_id} == {"req-2", "rcpt-2", "stat-2", "resp-2"}
+        received = RecordQuery(party="land-property", events=("received", "created"))
+        assert keys(await central.search(received)) == [("land-property", "req-2")]
+        assert keys(
+            await central.search(RecordQuery(service="land-plot-info", events=("responded",)))
+        ) == [("land-property", "resp-2")]
+        window = RecordQuery(
+            case_id="CASE-1", since=T0 + timedelta(minutes=20), until=T0 + timedelta(minutes=22)
+        )
+        assert keys(await central.search(window)) == [
+            ("improvement", "rcpt-2"), ("land-property", "rcpt-2"), ("land-property", "req-2")
+        ]  # fmt: skip
+        first = await central.search(RecordQuery(case_id="CASE-1"), limit=5)
+        second = await central.search(RecordQuery(case_id="CASE-1"), offset=5, limit=5)
+        assert keys(first) + keys(second) == keys(everything)[:10]
+        assert await central.search(RecordQuery(case_id="CASE-2")) == []
+
+
+async def _ingest_three_party_case(
+    central: CentralStore,
+) -> list[tuple[datetime, str, AuditEvent]]:
+    """Each party's chain of ``_three_party_case`` ingested; returns the steps."""
+    steps = _three_party_case()
+    for party in ("single-center", "improvement", "land-property"):
+        prev, mine = GENESIS_HASH, []
+        for seq, (at, p, event) in enumerate((s for s in steps if s[1] == party), 1):
+            mine.append(link(seq, at, p, event, prev))
+            prev = mine[-1].hash
+        await central.ingest(Batch(party, mine, []), T0)
+    return steps
 
 
 def _three_party_case() -> list[tuple[datetime, str, AuditEvent]]:

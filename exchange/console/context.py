@@ -1,0 +1,50 @@
+"""What every view of the console needs, kept on the application under one key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from exchange._clock import Clock
+from exchange.audit.central import CentralStore
+from exchange.catalog import Catalog
+from exchange.console.auth import Authenticator, Session, Sessions
+from exchange.console.config import ConsoleSettings
+from exchange.console.live import LiveHub
+from exchange.console.queries import ConsoleQueries
+
+log = structlog.get_logger("exchange.console")
+SESSION_COOKIE = "kzn_console"
+
+
+@dataclass(slots=True)
+class Console:
+    """The console's parts: the central log and its queries, users, sessions, the trust
+    store's directory, the live hub."""
+
+    settings: ConsoleSettings
+    central: CentralStore
+    catalog: Catalog
+    certs_dir: Path
+    clock: Clock
+    queries: ConsoleQueries
+    auth: Authenticator
+    sessions: Sessions
+    hub: LiveHub
+
+
+CONSOLE = web.AppKey("console", Console)
+SESSION = web.RequestKey("console.session", Session)  # this request's session
+
+
+def session_of(request: web.Request) -> Session:
+    """This request's session (the middleware always sets one)."""
+    return request[SESSION]
+
+
+def audit_admin(actor: str, action: str, **what: object) -> None:
+    """The structlog record every admin action leaves (beside what its command carries)."""
+    log.info("console.admin_action", actor=actor, action=action, **what)

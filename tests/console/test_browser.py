@@ -1,0 +1,293 @@
+"""The console in Debian's Chromium (Playwright), over a real run: the city's nodes and the
+collector on the real broker, the console following the collector's feed.
+
+One module-wide run: five applications answered (a tree-felling case crosses three
+departments), then Land and Property stops and one more tree-felling application stays
+parked at Improvement, open. The console's clock stands 30 days later, so that request is
+overdue (tree felling: 14 days). Screenshots go to ``screenshots/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from adapters.single_center.applications import Application, applications
+from exchange._clock import SYSTEM_CLOCK, FrozenClock
+from exchange.audit.central import RecordQuery, SQLiteCentralStore
+from exchange.audit.collector import Collector
+from exchange.audit.feed import CentralFeed
+from exchange.audit.trace import trace
+from exchange.catalog import Catalog, Role
+from exchange.config import Settings
+from exchange.console import ConsoleSettings, UsersFile, create_app
+from exchange.console.auth import Role as ConsoleRole
+from exchange.node import Node, build_node
+from exchange.node.adapters import load_adapters
+from exchange.testing import ThrowawayPKI
+from exchange.transport.bus import Bus
+from exchange.transport.names import BusNames
+from tests.adapters.conftest import FAST, city_catalog, city_pki
+from tests.audit._live import until
+from tests.bus.conftest import AMQP_URL, delete_topology
+from tests.catalog._city import REPO
+
+__all__ = ["city_catalog", "city_pki"]  # the adapters' session fixtures, used here too
+
+pytestmark = [pytest.mark.slow, pytest.mark.rabbit, pytest.mark.asyncio(loop_scope="module")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = REPO / "screenshots"
+PASSWORD = "correct horse battery"
+WAIT_MS = 30_000
+
+
+@dataclass
+class Run:
+    """What the tests drive: the console's address, the run's cases, the nodes still up."""
+
+    url: str
+    case: str  # answered, across three departments
+    parked_case: str  # open at improvement, overdue by the console's clock
+    front: Node
+    browser: Browser
+
+
+async def _file(front: Node, application: Application) -> str:
+    return await front.request(
+        application.service,
+        application.payload,
+        case_id=application.case_id,
+        wire_format=application.wire_format,
+    )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def run(
+    tmp_path_factory: pytest.TempPathFactory, city_pki: ThrowawayPKI, city_catalog: Catalog
+) -> AsyncIterator[Run]:
+    """The city, the collector and the console, for the whole module."""
+    tmp = tmp_path_factory.mktemp("console-run")
+    names = BusNames(f"tcon{uuid.uuid4().hex[:8]}.")
+    settings = Settings(
+        certs_dir=city_pki.path,
+        schemas_dir=REPO / "exchange/data/schemas",
+        catalog=REPO / "exchange/data/catalog.toml",
+        amqp_url=AMQP_URL,
+        bus_prefix=names.prefix,
+        store_dir=tmp / "stores",
+        store_dsn=None,
+    )
+    trust = city_pki.trust()
+    central = SQLiteCentralStore(tmp / "central.db")
+    me = city_catalog.identity(Role.COLLECTOR).id
+    collector = Collector(
+        Bus(AMQP_URL), names, central, trust, SYSTEM_CLOCK, city_pki.credentials(me)
+    )
+    nodes: dict[str, Node] = {}
+    runner: web.AppRunner | None = None
+    playwright = await async_playwright().start()
+    try:
+        await collector.start()
+        for adapter in load_adapters(city_catalog):
+            config = adapter.config.node_config(**FAST)
+            node = build_node(adapter.party, settings, config=config, catalog=city_catalog)
+            adapter.register(node)
+            await node.start()
+            nodes[adapter.party] = node
+        front = nodes["single-center"]
+        today = SYSTEM_CLOCK.now().date()
+        stream = applications(5, today=today)
+        ids = [await _file(front, a) for a in stream]
+        for request_id in ids:
+            assert (await front.wait_answer(request_id, 30)).kind in ("response", "fault")
+        crossing = next(a for a in stream if a.service == "tree-felling-permit")
+        assert crossing.asks_another_department
+
+        async def three_departments() -> bool:
+            steps = (await trace(central, crossing.case_id, SYSTEM_CLOCK.now())).steps
+            return len({s.party for s in steps}) >= 3
+
+        await until(three_departments, 30.0, "the collector to hold the three-department case")
+
+        await nodes.pop("land-property").stop()  # improvement's question now waits
+        later = next(
+            a for a in applications(5, today=today, first_case=500)
+            if a.service == "tree-felling-permit"
+        )  # fmt: skip
+        await _file(front, later)
+        parked = RecordQuery(case_id=later.case_id, party="improvement", events=("received",))
+
+        async def received() -> bool:
+            return bool(await central.search(parked))
+
+        await until(received, 30.0, "improvement to receive the parked application")
+
+        users = UsersFile(tmp / "users.json")
+        users.add("alsu", ConsoleRole.SUPPORT, PASSWORD)
+        users.add("rinat", ConsoleRole.ADMIN, PASSWORD)
+        options = ConsoleSettings(users=users.path)
+        clock = FrozenClock(SYSTEM_CLOCK.now() + timedelta(days=30))
+        feed = CentralFeed(AMQP_URL, names, trust)
+        app = create_app(central, city_catalog, city_pki.path, clock, options, feed=feed)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield Run(f"http://127.0.0.1:{port}", crossing.case_id, later.case_id, front, browser)
+        await browser.close()
+    finally:
+        await playwright.stop()
+        if runner is not None:
+            await runner.cleanup()
+        for node in reversed(list(nodes.values())):
+            await node.stop()
+        await collector.stop()
+        await delete_topology(names, tuple(p.id for p in city_catalog.parties))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def screenshots() -> None:
+    """A fresh folder for this run's screenshots."""
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir()
+
+
+async def _context(run: Run) -> BrowserContext:
+    context = await run.browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    return context
+
+
+async def _log_in(run: Run, user: str) -> tuple[BrowserContext, Page]:
+    context = await _context(run)
+    page = await context.new_page()
+    await page.goto(f"{run.url}/search")
+    await expect(page.locator("h1")).to_have_text("Log in")  # sent to the login page
+    await page.fill("input[name=user]", user)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Search the audit log")
+    return context, page
+
+
+async def test_support_searches_a_case_and_sees_its_timeline(run: Run) -> None:
+    """Support logs in, searches the case, opens it: three departments hold it in turn."""
+    context, page = await _log_in(run, "alsu")
+    await page.fill("input[name=case_id]", run.case)
+    await page.click("form.search button[type=submit]")
+    await page.wait_for_selector(f"table a:text('{run.case}')")
+    assert await page.locator("tbody tr").count() > 10
+    await page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
+    await page.locator(f"table a:text('{run.case}')").first.click()
+    await expect(page.locator("h1")).to_have_text(f"Case {run.case}")
+    holds = page.locator("table").first
+    await expect(holds).to_contain_text("improvement")
+    await expect(holds).to_contain_text("land-property")
+    await expect(holds).to_contain_text("14 calendar days")
+    timeline = await page.locator("#timeline-body").inner_text()
+    for party in ("single-center", "improvement", "land-property"):
+        assert party in timeline
+    assert "verified" in timeline
+    await page.screenshot(path=str(SHOTS / "case.png"), full_page=True)
+    await page.locator("#timeline-body a[href^='/envelope/']").first.click()
+    await expect(page.locator("h1")).to_have_text("Envelope")
+    await expect(page.locator("main")).to_contain_text("Digest only")
+    await context.close()
+
+
+async def test_new_events_appear_live_on_the_case_page(run: Run) -> None:
+    """A new request in the open case shows up on its page without a reload (SSE)."""
+    context, page = await _log_in(run, "alsu")
+    await page.goto(f"{run.url}/case/{run.case}")
+    await expect(page.locator("#live-status")).to_have_text("live: new events appear here")
+    rows = await page.locator("#timeline-body tr").count()
+    extra = next(a for a in applications(5, today=SYSTEM_CLOCK.now().date())
+                 if a.service == "stormwater-conditions")  # fmt: skip
+    await run.front.request(
+        extra.service, extra.payload, case_id=run.case, wire_format=extra.wire_format
+    )
+    await page.wait_for_selector("#timeline-body tr.new")
+    assert await page.locator("#timeline-body tr").count() > rows
+    await context.close()
+
+
+async def test_deadline_board_flags_the_overdue_request(run: Run) -> None:
+    """The parked tree-felling request is open 30 days on: flagged overdue, listed first."""
+    context, page = await _log_in(run, "alsu")
+    await page.goto(f"{run.url}/deadlines")
+    first = page.locator("tbody tr.overdue").first
+    await expect(first).to_contain_text(run.parked_case)
+    await expect(first).to_contain_text("overdue")
+    await expect(first).to_contain_text("tree-felling-permit")
+    assert await page.locator("svg.chart rect.chart-bar").count() >= 1
+    await page.screenshot(path=str(SHOTS / "deadlines.png"), full_page=True)
+    await context.close()
+
+
+async def test_certificates_page(run: Run) -> None:
+    """Every party's certificate is listed with its status; the CRL's next update shown."""
+    context, page = await _log_in(run, "alsu")
+    await page.goto(f"{run.url}/certificates")
+    await expect(page.locator("main")).to_contain_text("next update")
+    for party in ("single-center", "improvement", "collector"):
+        await expect(page.locator("main table").last).to_contain_text(party)
+    await page.screenshot(path=str(SHOTS / "certificates.png"), full_page=True)
+    await context.close()
+
+
+async def _token(page: Page) -> str:
+    value = await page.locator("input[name=csrf]").first.get_attribute("value")
+    assert value
+    return value
+
+
+async def test_replay_refused_to_support_and_anonymous(run: Run) -> None:
+    """Support is refused the confirmation page and the POST; anonymous is refused the POST
+    even with a valid session token."""
+    form = {"party": "improvement", "message_id": "any", "confirm": "yes"}
+    context, page = await _log_in(run, "alsu")
+    await page.goto(f"{run.url}/dead-letters/replay?party=improvement&message_id=any")
+    await expect(page.locator(".flash.error")).to_contain_text("role-forbidden")
+    response = await context.request.post(
+        f"{run.url}/dead-letters/replay", form={**form, "csrf": await _token(page)}
+    )
+    assert response.status == 403
+    assert "role-forbidden" in await response.text()
+    await context.close()
+
+    anonymous = await _context(run)
+    page = await anonymous.new_page()
+    await page.goto(f"{run.url}/login")
+    response = await anonymous.request.post(
+        f"{run.url}/dead-letters/replay", form={**form, "csrf": await _token(page)}
+    )
+    assert response.status == 403
+    assert "role-forbidden" in await response.text()
+    await anonymous.close()
+
+
+async def test_post_without_csrf_token_is_refused(run: Run) -> None:
+    """A form posted without its CSRF token is refused with 403 and says why."""
+    context, _ = await _log_in(run, "rinat")
+    response = await context.request.post(
+        f"{run.url}/dead-letters/replay",
+        form={"party": "improvement", "message_id": "any", "confirm": "yes"},
+    )
+    assert response.status == 403
+    assert re.search(r"csrf-invalid: .*CSRF token", await response.text())
+    await context.close()
