@@ -1,6 +1,15 @@
 """The service catalog (one TOML file): services, providers, callers, deadlines, schemas."""
 
 from exchange.catalog.catalog import Catalog, read_catalog_data
-from exchange.catalog.model import CatalogData, Deadline, Party, Role, Service
+from exchange.catalog.model import AttachmentPolicy, CatalogData, Deadline, Party, Role, Service
 
-__all__ = ["Catalog", "CatalogData", "Deadline", "Party", "Role", "Service", "read_catalog_data"]
+__all__ = [
+    "AttachmentPolicy",
+    "Catalog",
+    "CatalogData",
+    "Deadline",
+    "Party",
+    "Role",
+    "Service",
+    "read_catalog_data",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from exchange._clock import SYSTEM_CLOCK, Clock
+from exchange.attachments.store import AttachmentStore
 from exchange.audit.config import AuditSettings
 from exchange.catalog import Catalog
 from exchange.config import Settings
@@ -29,6 +30,11 @@ def open_store(party: str, settings: Settings, clock: Clock) -> Store:
 
     settings.store_dir.mkdir(parents=True, exist_ok=True)
     return SQLiteStore(settings.store_dir / f"{party}.db", party, clock)
+
+
+def attachment_store(party: str, settings: Settings) -> AttachmentStore:
+    """The party's attachment store: a directory beside its store (``<party>.attachments``)."""
+    return AttachmentStore(settings.store_dir / f"{party}.attachments")
 
 
 def node_config(settings: Settings) -> NodeConfig:
@@ -81,6 +87,7 @@ def build_node(
         bus=Bus(settings.amqp_url),
         names=BusNames(settings.bus_prefix),
         clock=clock,
+        attachments=attachment_store(party, settings),
         config=config or node_config(settings),
     )
     return Node(context, audit or AuditSettings())

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from exchange.attachments.store import AttachmentFile
 from exchange.envelope.model import Envelope
 
 
@@ -19,6 +20,9 @@ class IncomingRequest:
 
     envelope: Envelope
     attempt: int
+    attachments: tuple[AttachmentFile, ...] = ()
+    """The request's attachments, complete and checked against the signed envelope: read
+    them with ``open()`` (a file handle, never the bytes in memory)."""
 
     @property
     def message_id(self) -> str:

@@ -1,7 +1,8 @@
 """Inbound: every delivery from the party's inbox, in the order of DESIGN.md's Decisions.
 
 size -> parse -> signature and certificate -> recipient -> dedupe -> expiry -> access ->
-payload schema -> inbox row, receipt and audit in one transaction -> publish receipt -> ack.
+payload schema -> attachments (the catalog's limits; held by the gate until all arrived
+intact) -> inbox row, receipt and audit in one transaction -> publish receipt -> ack.
 Only a sender whose signature verified ever gets a fault; the rest goes to quarantine.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 
+from exchange.attachments.gate import Gate
 from exchange.envelope.model import Envelope, Fault, Kind
 from exchange.exceptions import (
     DuplicateMessage,
@@ -72,6 +74,7 @@ class Inbound:
         outbound: Outbound,
         notify: Callable[[Notice], Awaitable[None]],
         request_stored: Callable[[Envelope], None],
+        gate: Gate,
     ) -> None:
         self.ctx = context
         self.outbound = outbound
@@ -79,6 +82,9 @@ class Inbound:
         self._request_stored = request_stored
         self._answer_locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, tasks using it
         self.verifier = Verifier(context, context.config.verify_workers)
+        self.gate = gate
+        gate.accept = self.accept
+        gate.refuse = self._refuse
 
     async def on_delivery(self, message: Delivery) -> None:
         """The AMQP consumer: handle, then ack; requeue if the outcome could not be stored."""
@@ -96,13 +102,13 @@ class Inbound:
             # Off the loop (a worker thread): one costly input cannot stall the node.
             verified = await self.verifier.verify(raw)
         except ExchangeError as exc:  # unseal is total: whatever went wrong, quarantined
-            await self._quarantine(raw, exc)
+            await self.quarantine(raw, exc)
             return "quarantined"
         envelope = verified.envelope
         try:
             self.ctx.catalog.check_party(envelope.sender)
         except ExchangeError as exc:  # the collector's or console's key: no party to answer
-            await self._quarantine(raw, exc)
+            await self.quarantine(raw, exc)
             return "quarantined"
         if envelope.recipient != self.ctx.party:
             if envelope.kind is Kind.REQUEST:
@@ -132,8 +138,19 @@ class Inbound:
                 xml=verified.format is WireFormat.XML,
                 document=verified.payload_document,  # the signed payload, not a re-encoding
             )
+            self.ctx.catalog.check_attachments(envelope)
+            missing = self.gate.missing(envelope)
         except PolicyError as exc:
             return await self._refuse(verified, exc)
+        if missing:
+            if await self.ctx.store.get_inbox(envelope.message_id) is not None:
+                return await self._duplicate(verified)  # decided before: answer it again
+            return self.gate.hold(verified, missing)
+        return await self.accept(verified)
+
+    async def accept(self, verified: VerifiedEnvelope) -> str:
+        """Store a checked request (attachments complete), receipt it, hand it on."""
+        envelope = verified.envelope
         receipt = self.outbound.seal(
             self.outbound.envelope(
                 Kind.RECEIPT,
@@ -328,7 +345,8 @@ class Inbound:
         self.ctx.log(verified.envelope).warning("inbound.ignored", reason=reason)
         return "ignored"
 
-    async def _quarantine(self, raw: bytes, error: ExchangeError) -> None:
+    async def quarantine(self, raw: bytes, error: ExchangeError) -> None:
+        """Keep what cannot be attributed (or was not asked for) in the quarantine, audited."""
         raw_digest = digest(raw)
         await self.ctx.bus.publish(
             self.ctx.names.bus,

@@ -7,15 +7,19 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from exchange.attachments import LOCATION, Gate, Outgoing, Receiver, Stored, Uploader
 from exchange.audit.config import AuditSettings
-from exchange.catalog import Catalog
-from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
+from exchange.catalog import AttachmentPolicy, Catalog
+from exchange.envelope.model import Attachment, Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import (
     AccessDenied,
+    AttachmentMismatch,
     ContentPruned,
     DuplicateMessage,
+    ExchangeError,
     StateConflict,
     UnknownMessage,
 )
@@ -44,6 +48,7 @@ from exchange.node.store.base import (
 from exchange.node.worker import Worker
 from exchange.signing import WireFormat, sniff_format
 from exchange.signing.stored import decode_stored
+from exchange.transport.users import broker_user, url_user
 
 Listener = Callable[[Notice], Awaitable[None] | None]
 DEFAULT_AUDIT = AuditSettings.model_construct()  # the defaults; the environment is not read
@@ -59,6 +64,17 @@ class Node:
         self._listeners: list[Listener] = []
         self._waiters: dict[str, list[asyncio.Future[Notice]]] = {}
         self.outbound = Outbound(context, self._undelivered)
+        own_user = broker_user(context.names, context.party)
+        per_party_users = url_user(context.bus.url) == own_user
+        self.uploader = Uploader(
+            context.attachments,
+            context.bus,
+            context.names,
+            user_id=own_user if per_party_users else None,
+            chunk_size=context.config.attachment_chunk,
+            window=context.config.attachment_window,
+            log=context.log,
+        )
         self.worker = Worker(
             context,
             self.handlers,
@@ -67,8 +83,21 @@ class Node:
             self._settled,
             self._tell_overdue,
         )
-        self.inbound = Inbound(context, self.outbound, self._notify, self._received_request_now)
-        self.relay = Relay(context, self.outbound)
+        self.receiver = Receiver(
+            context.attachments,
+            quarantine=self._quarantine,
+            completed=self._attachment_arrived,
+            mismatched=self._attachment_mismatched,
+            sender_user=lambda party: broker_user(context.names, party),
+            require_user=per_party_users,
+            grace=context.config.attachment_grace,
+            log=context.log,
+        )
+        self.gate = Gate(context.attachments, self.receiver, context.clock, self._attachment_wait)
+        self.inbound = Inbound(
+            context, self.outbound, self._notify, self._received_request_now, self.gate
+        )
+        self.relay = Relay(context, self.outbound, self._request_republished)
         self.overdue = OverdueWatch(
             context, self.worker.calendar, self.handlers.keys(), self._tell_late
         )
@@ -99,6 +128,11 @@ class Node:
         if self.ctx.config.declare_topology:
             self.ctx.bus.declare_on_connect(self.ctx.names, parties)
         self.ctx.bus.subscribe(self.ctx.names.inbox(self.party), self.inbound.on_delivery)
+        self.ctx.bus.subscribe(
+            self.ctx.names.attachments(self.party),
+            self.receiver.on_delivery,
+            prefetch=self.ctx.config.attachment_prefetch,
+        )
         shipper = Shipper(self.ctx, self.audit)
         self.ctx.bus.subscribe(self.ctx.names.audit_acks(self.party), shipper.on_ack)
         try:
@@ -112,6 +146,7 @@ class Node:
             asyncio.create_task(shipper.run(), name=f"{self.party}-audit-shipper"),
             asyncio.create_task(Pruner(self.ctx).run(), name=f"{self.party}-pruner"),
             asyncio.create_task(self.overdue.run(), name=f"{self.party}-overdue"),
+            asyncio.create_task(self._expire_held(), name=f"{self.party}-attachments"),
         ]
         self.ctx.log().info("node.started")
 
@@ -125,9 +160,11 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.worker.drain()
+        await self.uploader.stop()
         self.inbound.verifier.close()
         await self.outbound.drain()
         await self.ctx.bus.stop()
+        self.receiver.close()
         if self._crl_numbers is not None:
             await self._crl_numbers.flush()
         await self.ctx.store.close()
@@ -155,6 +192,7 @@ class Node:
         expires_in: timedelta | None = None,
         test: bool = False,
         message_id: str | None = None,
+        attachments: Sequence[Outgoing | Path | str] = (),
     ) -> str:
         """Send a request to the service's provider; return its message_id once it is durable.
 
@@ -162,8 +200,17 @@ class Node:
         data (e.g. a file's hash) passes it, and if this party's outbox already holds a
         message with that id, the call returns it without building or sending anything.
 
+        ``attachments`` are paths or ``Outgoing`` (a path or an async byte stream with its
+        name and media type). Each is copied into this party's attachment store while
+        hashing, listed in the signed envelope (name, media type, size, SHA-256) and then
+        streamed to the provider in chunks in the background; the provider receipts the
+        request only once all arrived intact (until then the request is resent, and its
+        attachments with it).
+
         Raises:
             UnknownService, AccessDenied, InvalidContent: refused locally, nothing sent.
+            AttachmentRefused (attachment-refused): an attachment's type, size or number is
+                outside the service's catalog entry; nothing sent.
             Unroutable (unroutable): the broker has no inbox for the provider.
         """
         if message_id is not None and await self.ctx.store.get_outbox(message_id) is not None:
@@ -179,6 +226,7 @@ class Node:
                 expires_in=expires_in,
                 test=test,
                 message_id=message_id,
+                attachments=attachments,
             )
         except DuplicateMessage as duplicate:
             # Another process filed it between the look above and the insert (the insert is
@@ -235,11 +283,13 @@ class Node:
         expires_in: timedelta | None,
         test: bool,
         message_id: str | None = None,
+        attachments: Sequence[Outgoing | Path | str] = (),
         **detail: Any,
     ) -> str:
         entry = self.ctx.catalog.service(service, version)
         if recipient is not None and recipient != entry.provider:
             raise AccessDenied(f"{service} is provided by {entry.provider}, not {recipient}")
+        listed = await self._store_attachments(entry.code, entry.attachments, attachments)
         envelope = self.outbound.envelope(
             Kind.REQUEST,
             service=ServiceRef(code=entry.code, version=entry.version),
@@ -249,14 +299,44 @@ class Node:
             payload=payload,
             test=test,
             message_id=message_id,
+            attachments=listed,
         )
         envelope = self.ctx.catalog.typed(envelope)  # typed, keys in the XSD's order
         wire_format = wire_format or self.ctx.config.wire_format
         self.ctx.catalog.check_request(envelope)
         self.ctx.catalog.check_payload(envelope, xml=wire_format is WireFormat.XML)
+        self.ctx.catalog.check_attachments(envelope)
         await self.outbound.send(envelope, wire_format, EventName.CREATED, **detail)
         self.ctx.log(envelope).info("request.sent", recipient=entry.provider)
+        if listed:
+            self.uploader.start(envelope.message_id, entry.provider, listed)
         return envelope.message_id
+
+    async def _store_attachments(
+        self, service: str, policy: AttachmentPolicy, items: Sequence[Outgoing | Path | str]
+    ) -> tuple[Attachment, ...]:
+        """Check what the catalog allows, copy each into the store; their envelope entries.
+
+        Refused before anything is uploaded: count and types at once, size while copying.
+        """
+        outgoing = [Outgoing.of(item) for item in items]
+        labels = [item.label() for item in outgoing]
+        policy.check(service, ((name, media, None) for name, media in labels))
+        listed = []
+        for item, (name, media_type) in zip(outgoing, labels, strict=True):
+            if isinstance(item.source, Path):  # a clear refusal before a long copy
+                policy.check(service, [(name, media_type, item.source.stat().st_size)])
+            stored = await self.ctx.attachments.put(item.source, max_size=policy.max_size)
+            listed.append(
+                Attachment(
+                    name=name,
+                    media_type=media_type,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                    location=LOCATION + stored.sha256,
+                )
+            )
+        return tuple(listed)
 
     async def cancel(self, request_id: str) -> None:
         """Ask the provider to stop working on a request this party sent.
@@ -593,6 +673,8 @@ class Node:
 
     async def _notify(self, notice: Notice) -> None:
         self._wake_followers()
+        if notice.kind != "undelivered" and self.uploader.uploading(notice.request_id):
+            self.uploader.cancel(notice.request_id)  # receipted: the provider holds them all
         for listener in self._listeners:
             try:
                 result = listener(notice)
@@ -605,6 +687,40 @@ class Node:
             for future in self._waiters.pop(notice.request_id, []):
                 if not future.done():
                     future.set_result(notice)
+
+    # --- attachments -----------------------------------------------------------------------
+
+    def _attachment_wait(self, envelope: Envelope) -> timedelta:
+        """How long a request may wait for its attachments (see NodeConfig.attachment_wait)."""
+        if self.ctx.config.attachment_wait is not None:
+            return self.ctx.config.attachment_wait
+        entry = self.ctx.catalog.service(envelope.service.code, envelope.service.version)
+        return timedelta(days=entry.deadline.days) / 10
+
+    async def _quarantine(self, raw: bytes, error: ExchangeError) -> None:
+        await self.inbound.quarantine(raw, error)
+
+    async def _attachment_arrived(self, stored: Stored) -> None:
+        await self.gate.completed(stored)
+
+    async def _attachment_mismatched(self, sha256: str, error: AttachmentMismatch) -> None:
+        await self.gate.mismatched(sha256, error)
+
+    def _request_republished(self, record: OutboxRecord) -> None:
+        """The relay sent a request again (no receipt yet): its attachments go again too."""
+        if record.wire == PRUNED:
+            return
+        envelope = decode_stored(record.wire)
+        if envelope.attachments:
+            self.uploader.start(record.message_id, record.recipient, envelope.attachments)
+
+    async def _expire_held(self) -> None:
+        while True:
+            try:
+                await self.gate.expire()
+            except ExchangeError as exc:
+                self.ctx.log().error("attachments.expire_failed", error=exc.message)
+            await asyncio.sleep(max(self.ctx.config.poll_interval, 0.2))
 
     async def _undelivered(self, record: OutboxRecord) -> None:
         await self._notify(Notice("undelivered", record.message_id))

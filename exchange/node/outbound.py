@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from exchange._ids import new_message_id
-from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
+from exchange.envelope.model import Attachment, Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import (
     BrokerUnavailable,
     ExchangeError,
@@ -55,6 +55,7 @@ class Outbound:
         fault: Fault | None = None,
         test: bool = False,
         message_id: str | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> Envelope:
         """A new envelope from this party; ``answering`` is (request id, request digest).
 
@@ -74,6 +75,7 @@ class Outbound:
             payload=payload,
             fault=fault,
             test=test,
+            attachments=attachments,
         )
 
     def seal(self, envelope: Envelope, wire_format: WireFormat) -> OutboxRecord:

@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from exchange.attachments.store import AttachmentFile
 from exchange.catalog.model import Deadline
 from exchange.envelope.model import Envelope, Kind
 from exchange.exceptions import (
@@ -213,7 +214,8 @@ class Worker:
         attempt = record.attempts + waits + record.takeovers + 1
         try:
             typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
-            result = await handler(IncomingRequest(typed, attempt=attempt))
+            files = tuple(AttachmentFile(a, self.ctx.attachments) for a in typed.attachments)
+            result = await handler(IncomingRequest(typed, attempt=attempt, attachments=files))
         except Reject as reject:
             await self._answer_safely(
                 self._reject(record, reject.code, reject.text, InboxState.REJECTED, envelope)

@@ -31,7 +31,8 @@ def _quorum(dead_letter_exchange: str | None = None, routing_key: str = "") -> F
 
 async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Iterable[str]) -> None:
     """Declare exchanges (the bus, dead letters, the audit feed), each party's inbox, dead
-    letters and audit acknowledgments, the quarantine, the audit queue and the audit quarantine.
+    letters, audit acknowledgments and attachment chunks, the quarantine, the audit queue
+    and the audit quarantine.
 
     Queues the bus serves by name (not by party id) are bound with their own name as key.
 
@@ -59,6 +60,10 @@ async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Ite
             names.audit_acks(party), durable=True, arguments=_quorum()
         )
         await acks.bind(bus, routing_key=names.audit_acks(party))
+        chunks = await channel.declare_queue(
+            names.attachments(party), durable=True, arguments=_quorum()
+        )
+        await chunks.bind(bus, routing_key=names.attachments(party))
 
 
 async def remove_topology(
@@ -67,7 +72,12 @@ async def remove_topology(
     """Delete what ``apply_topology`` declared under ``names`` (a demo run's, a test's)."""
     queues = [names.quarantine, names.audit, names.audit_quarantine]
     for party in parties:
-        queues += [names.inbox(party), names.dead_letters(party), names.audit_acks(party)]
+        queues += [
+            names.inbox(party),
+            names.dead_letters(party),
+            names.audit_acks(party),
+            names.attachments(party),
+        ]
     for queue in queues:
         await channel.queue_delete(queue)
     for exchange in (names.bus, names.dead_letter, names.audit_feed):

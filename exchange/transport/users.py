@@ -58,6 +58,7 @@ def grants(names: BusNames, parties: list[str]) -> list[Grant]:
                     names.inbox(party),
                     names.dead_letters(party),
                     names.audit_acks(party),
+                    names.attachments(party),
                 )
             )
             + ")$",
