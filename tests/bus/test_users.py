@@ -18,6 +18,7 @@ from exchange.signing import WireFormat
 from exchange.transport.names import BusNames
 from exchange.transport.users import apply_grants, delete_users, grants, new_password, url_for
 from tests.bus.conftest import AMQP_URL, BUS_PARTIES, FAST, delete_topology
+from tests.bus.helpers import wait_event
 
 pytestmark = pytest.mark.rabbit
 
@@ -39,7 +40,8 @@ async def users(settings: Settings) -> AsyncIterator[tuple[Settings, dict[str, s
 
 
 def test_grants_confine_each_party_to_its_own_queues() -> None:
-    """Each party reads its inbox, dead letters and audit acknowledgments only, writes the bus
+    """Each party reads its inbox, dead letters, audit acknowledgments and attachment chunks
+    only, writes the bus
     only, configures nothing; the collector reads the audit queue, writes the bus and the feed."""
     names = BusNames("kzn.")
     by_user = {grant.user: grant for grant in grants(names, ["improvement", "single-center"])}
@@ -48,7 +50,7 @@ def test_grants_confine_each_party_to_its_own_queues() -> None:
     assert improvement.write == r"^kzn\.bus$"
     assert improvement.read == (
         r"^(kzn\.party\.improvement\.inbox|kzn\.party\.improvement\.dlq"
-        r"|kzn\.party\.improvement\.audit\-acks)$"
+        r"|kzn\.party\.improvement\.audit\-acks|kzn\.party\.improvement\.attachments)$"
     )
     assert by_user["kzn.collector"].read == r"^kzn\.audit$"
     assert by_user["kzn.collector"].write == r"^(kzn\.bus|kzn\.audit\.feed)$"
@@ -110,3 +112,63 @@ def test_new_passwords_never_look_like_an_option() -> None:
     passwords = {new_password() for _ in range(2000)}
     assert len(passwords) == 2000
     assert not any(password.startswith("-") for password in passwords)
+
+
+async def test_chunks_are_taken_only_from_the_senders_broker_user(
+    users: tuple[Settings, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With per-party users, a chunk of an announced attachment published by another party's
+    broker user is quarantined (broker-user-mismatch); the sender's own chunks complete it."""
+    admin, urls = users
+    setup = build_node("land-property", admin, config=FAST)
+    await setup.start()
+    await setup.stop()
+    nodes: list[Node] = []
+    try:
+        for party in ("improvement", "single-center", "land-property"):
+            own = admin.model_copy(
+                update={"amqp_url": urls[f"{admin.bus_prefix}{party}"], "declare_topology": False}
+            )
+            config = replace(FAST, declare_topology=False, attachment_chunk=1024)
+            nodes.append(build_node(party, own, config=config))
+        provider, sender, intruder = nodes
+
+        @provider.handler("tree-felling-permit")
+        async def grant(request: IncomingRequest) -> dict[str, Any]:
+            return {"decision": "granted", "note": request.attachments[0].sha256}
+
+        for node in nodes:
+            await node.start()
+        monkeypatch.setattr(sender.uploader, "start", lambda *args: None)  # sent by hand below
+        photo = b"\xff\xd8 a photo of a birch" * 100
+        path = Path(admin.store_dir) / "birch.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(photo)
+        payload = {
+            "applicant": {"name": "A"},
+            "address": "Kazan",
+            "trees": [{"species": "oak", "count": 1}],
+        }
+        request_id = await sender.request(
+            "tree-felling-permit", payload, wire_format=WireFormat.JSON, attachments=[path]
+        )
+        record = await sender.sent_request(request_id)
+        assert record is not None
+        envelope = sender.stored_envelope(record.wire)
+        assert envelope is not None
+        [attachment] = envelope.attachments
+
+        await intruder.ctx.attachments.put(path)  # the same bytes, sent by the wrong party
+        await intruder.uploader.send("improvement", attachment)
+        event = await wait_event(provider, "quarantined", timeout=15)
+        assert event.detail["code"] == "broker-user-mismatch"
+        assert provider.ctx.attachments.objects() == []
+
+        await sender.uploader.send("improvement", attachment)
+        answer = await sender.wait_answer(request_id, timeout=15)
+        assert answer.envelope is not None
+        assert answer.envelope.payload == {"decision": "granted", "note": attachment.sha256}
+        assert len(photo) == attachment.size
+    finally:
+        for node in nodes:
+            await node.stop()
