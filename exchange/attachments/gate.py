@@ -32,6 +32,8 @@ class _Held:
     verified: VerifiedEnvelope
     waiting: set[str]
     until: datetime
+    accept: Accept | None = None  # None: the gate's own (a request's)
+    refuse: Refuse | None = None
 
 
 class Gate:
@@ -72,8 +74,19 @@ class Gate:
                 )
         return missing
 
-    def hold(self, verified: VerifiedEnvelope, missing: list[Attachment]) -> str:
-        """Hold a request until ``missing`` arrive; announce them to the receiver."""
+    def hold(
+        self,
+        verified: VerifiedEnvelope,
+        missing: list[Attachment],
+        *,
+        accept: Accept | None = None,
+        refuse: Refuse | None = None,
+    ) -> str:
+        """Hold an envelope until ``missing`` arrive; announce them to the receiver.
+
+        A request goes on through the gate's ``accept`` and ``refuse``; an answer (which is
+        never refused, only noted) passes its own.
+        """
         envelope = verified.envelope
         for attachment in missing:
             self.receiver.expect(attachment.sha256, attachment.size, envelope.sender)
@@ -81,7 +94,7 @@ class Gate:
             since = self._first_seen.setdefault(envelope.message_id, self.clock.now())
             until = min(since + self._bound(envelope), envelope.expires_at)
             waiting = {a.sha256 for a in missing}
-            self._held[envelope.message_id] = _Held(verified, waiting, until)
+            self._held[envelope.message_id] = _Held(verified, waiting, until, accept, refuse)
         return AWAITING
 
     def holding(self, request_id: str) -> bool:
@@ -94,8 +107,9 @@ class Gate:
             held.waiting.discard(stored.sha256)
             if not held.waiting and self._held.pop(request_id, None) is not None:
                 self._first_seen.pop(request_id, None)
-                assert self.accept is not None
-                await self.accept(held.verified)
+                accept = held.accept or self.accept
+                assert accept is not None
+                await accept(held.verified)
 
     async def mismatched(self, sha256: str, error: AttachmentMismatch) -> None:
         """An attachment did not match: requests listing it are refused."""
@@ -128,5 +142,6 @@ class Gate:
         for sha256 in held.waiting:
             if not any(sha256 in other.waiting for other in self._held.values()):
                 self.receiver.forget(sha256)
-        assert self.refuse is not None
-        await self.refuse(held.verified, error)
+        refuse = held.refuse or self.refuse
+        assert refuse is not None
+        await refuse(held.verified, error)

@@ -271,7 +271,7 @@ class Inbound:
             return await self._ignore(verified, "cancel after the request's final answer")
         return "cancelled"
 
-    async def _answer(self, verified: VerifiedEnvelope) -> str:
+    async def _answer(self, verified: VerifiedEnvelope, attachments_checked: bool = False) -> str:
         # Answers to one request are handled one at a time, in the order they were delivered
         # (deliveries run side by side): a status must not overtake its response.
         key = verified.envelope.correlation_id or ""
@@ -279,7 +279,7 @@ class Inbound:
         self._answer_locks[key] = (lock, users + 1)
         try:
             async with lock:
-                return await self._answer_in_order(verified)
+                return await self._answer_in_order(verified, attachments_checked)
         finally:
             lock, users = self._answer_locks[key]
             if users == 1:
@@ -287,11 +287,22 @@ class Inbound:
             else:
                 self._answer_locks[key] = (lock, users - 1)
 
-    async def _answer_in_order(self, verified: VerifiedEnvelope) -> str:
+    async def _answer_in_order(
+        self, verified: VerifiedEnvelope, attachments_checked: bool = False
+    ) -> str:
         envelope = verified.envelope
         request = await self.outbound.sent_request(envelope.correlation_id or "")
         if request is None or request != (envelope.sender, envelope.request_digest):
             return await self._ignore(verified, "answer not bound to a request of ours")
+        if envelope.attachments and not attachments_checked:
+            try:
+                missing = self.gate.missing(envelope)
+            except PolicyError as exc:
+                return await self._answer_incomplete(verified, exc)
+            if missing:  # noted once they arrived (or once they are given up on)
+                return self.gate.hold(
+                    verified, missing, accept=self._answer_complete, refuse=self._answer_incomplete
+                )
         advance = _ADVANCES.get(envelope.kind)
         event = EventName.received(envelope.kind.value)
         try:
@@ -307,6 +318,27 @@ class Inbound:
         typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
         await self._notify(Notice(envelope.kind.value, envelope.correlation_id or "", typed))
         return envelope.kind.value
+
+    async def _answer_complete(self, verified: VerifiedEnvelope) -> str:
+        return await self._answer(verified, attachments_checked=True)
+
+    async def _answer_incomplete(self, verified: VerifiedEnvelope, error: ExchangeError) -> str:
+        # An answer is signed and final; it is never refused, so it is noted all the same,
+        # its attachment's failure on record (opening that attachment says it is missing).
+        async with self.ctx.store.transaction() as tx:
+            tx.audit(
+                audit_event(
+                    EventName.IGNORED,
+                    verified.envelope,
+                    verified.digest,
+                    reason=f"attachments: {error.message}",
+                    code=error.code,
+                )
+            )
+        self.ctx.log(verified.envelope).warning(
+            "answer.attachments_failed", code=error.code, reason=error.message
+        )
+        return await self._answer(verified, attachments_checked=True)
 
     async def _late(self, verified: VerifiedEnvelope) -> str:
         # The request had its final answer: this status, response or fault is kept and

@@ -10,7 +10,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from exchange.attachments import LOCATION, Gate, Outgoing, Receiver, Stored, Uploader
+from exchange.attachments import (
+    LOCATION,
+    AttachmentFile,
+    Gate,
+    Outgoing,
+    Receiver,
+    Stored,
+    Uploader,
+)
 from exchange.audit.config import AuditSettings
 from exchange.catalog import AttachmentPolicy, Catalog
 from exchange.envelope.model import Attachment, Envelope, Fault, Kind, ServiceRef
@@ -27,7 +35,7 @@ from exchange.ledger.event import AuditRecord, EventName
 from exchange.node.config import NodeConfig
 from exchange.node.context import NodeContext, record_event
 from exchange.node.crl_numbers import StoreCrlNumbers
-from exchange.node.handlers import Handler
+from exchange.node.handlers import Handler, Reply
 from exchange.node.inbound import Inbound
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
@@ -398,15 +406,30 @@ class Node:
 
         return register
 
-    async def respond(self, request_id: str, payload: dict[str, Any]) -> str:
+    async def respond(
+        self,
+        request_id: str,
+        payload: dict[str, Any],
+        *,
+        attachments: Sequence[Outgoing | Path | str] = (),
+    ) -> str:
         """Answer a received request (from any process of this party, days later).
+
+        ``attachments`` (paths or ``Outgoing``) travel beside the response as a request's do.
 
         Raises:
             UnknownMessage (unknown-message): no such request received.
             StateConflict (state-conflict): already answered, rejected or cancelled.
             InvalidContent (invalid-content): the payload breaks the response schema.
+            AttachmentRefused (attachment-refused): outside the service's catalog entry.
         """
-        return await self._respond_record(await self._received_request(request_id), payload)
+        record = await self._received_request(request_id)
+        return await self._respond_record(record, Reply(payload, attachments))
+
+    def attachment_files(self, envelope: Envelope) -> tuple[AttachmentFile, ...]:
+        """Readable handles on an envelope's attachments in this party's store (a response's,
+        once noticed; ``open()`` says attachment-missing if one never arrived)."""
+        return tuple(AttachmentFile(a, self.ctx.attachments) for a in envelope.attachments)
 
     async def reject(self, request_id: str, code: str, text: str) -> str:
         """Refuse a received request with a signed fault."""
@@ -520,16 +543,28 @@ class Node:
     # --- internals ------------------------------------------------------------------------
 
     async def _respond_record(
-        self, record: InboxRecord, payload: dict[str, Any], request: Envelope | None = None
+        self,
+        record: InboxRecord,
+        answer: dict[str, Any] | Reply,
+        request: Envelope | None = None,
     ) -> str:
-        return await self._answer(
+        reply = answer if isinstance(answer, Reply) else Reply(answer)
+        listed: tuple[Attachment, ...] = ()
+        if reply.attachments:
+            entry = self.ctx.catalog.service(record.service)
+            listed = await self._store_attachments(entry.code, entry.attachments, reply.attachments)
+        sent = await self._answer(
             record,
             Kind.RESPONSE,
             EventName.RESPONDED,
-            payload=payload,
+            payload=reply.payload,
             close=InboxState.ANSWERED,
             request=request,
+            attachments=listed,
         )
+        if listed:
+            self.uploader.start(sent, record.sender, listed)
+        return sent
 
     async def _refuse_record(
         self,
@@ -599,6 +634,7 @@ class Node:
         close: InboxState | None = None,
         request: Envelope | None = None,
         also: Callable[[Transaction], None] | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> str:
         """Send an answer to a received request; ``request`` is its envelope if at hand."""
         if record.wire == PRUNED:  # only finished requests are pruned
@@ -614,6 +650,7 @@ class Node:
             case_id=record.case_id,
             payload=payload,
             fault=fault,
+            attachments=attachments,
         )
         answer = self.ctx.catalog.typed(answer)  # typed, keys in the XSD's order
         self.ctx.catalog.check_payload(answer, xml=wire_format is WireFormat.XML)

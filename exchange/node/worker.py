@@ -36,7 +36,15 @@ from exchange.exceptions import (
 )
 from exchange.ledger.event import EventName
 from exchange.node.context import NodeContext, audit_event, record_event
-from exchange.node.handlers import BROKER, Handler, IncomingRequest, Later, Reject, Waiting
+from exchange.node.handlers import (
+    BROKER,
+    Handler,
+    IncomingRequest,
+    Later,
+    Reject,
+    Reply,
+    Waiting,
+)
 from exchange.node.parking import Parked, read_parked, write_parked
 from exchange.node.store.base import InboxRecord, InboxState, Transaction
 from exchange.signing.stored import decode_stored
@@ -45,7 +53,7 @@ from exchange.workdays.calendar import WorkCalendar, kazan_calendar
 _FRESH_LIMIT = 10_000  # a backlog beyond this is read back from the store instead
 
 # Both take the request's envelope too, so answering it needs no second decode.
-Answer = Callable[[InboxRecord, dict[str, Any], Envelope], Awaitable[object]]
+Answer = Callable[[InboxRecord, dict[str, Any] | Reply, Envelope], Awaitable[object]]
 Refuse = Callable[[InboxRecord, str, str, InboxState, Envelope], Awaitable[object]]
 Settled = Callable[[str], Awaitable[bool]]  # has a request this node sent its final answer?
 TellOverdue = Callable[[InboxRecord, Parked, datetime], Awaitable[object]]

@@ -24,7 +24,7 @@ from exchange.attachments.chunks import CONTENT_TYPE
 from exchange.catalog import Catalog
 from exchange.config import Settings
 from exchange.exceptions import AttachmentRefused
-from exchange.node import IncomingRequest, Node
+from exchange.node import IncomingRequest, Node, Reply
 from exchange.node.store.base import InboxState
 from exchange.signing import WireFormat
 from tests.bus.attachment_handlers import read_hashes
@@ -321,3 +321,27 @@ async def _envelope(node: Node, request_id: str) -> Any:
     envelope = node.stored_envelope(record.wire)
     assert envelope is not None
     return envelope
+
+
+async def test_a_response_carries_a_permit_pdf(make_node: MakeNode) -> None:
+    """A handler's Reply with a PDF: the requester is told once the PDF arrived intact."""
+    provider = await make_node("improvement", SMALL)
+    sender = await make_node("single-center", SMALL)
+    permit = b"%PDF-1.7 signed permit " + os.urandom(9000)
+
+    @provider.handler(SERVICE)
+    async def grant(request: IncomingRequest) -> Reply:
+        return Reply(
+            {"decision": "granted", "permit_number": "TF-7"},
+            [Outgoing(stream(permit), name="permit.pdf")],
+        )
+
+    request_id = await sender.request(SERVICE, TREES)
+    answer = await sender.wait_answer(request_id, timeout=20)
+
+    assert answer.kind == "response"
+    assert answer.envelope is not None
+    [file] = sender.attachment_files(answer.envelope)
+    assert (file.name, file.media_type, file.size) == ("permit.pdf", "application/pdf", len(permit))
+    with file.open() as handle:
+        assert handle.read() == permit
