@@ -13,6 +13,7 @@ from typing import Any
 from exchange.attachments import (
     LOCATION,
     AttachmentFile,
+    AttachmentStore,
     Gate,
     Outgoing,
     Receiver,
@@ -467,6 +468,11 @@ class Node:
     def catalog(self) -> Catalog:
         """The catalog this node checks requests against."""
         return self.ctx.catalog
+
+    @property
+    def attachments(self) -> AttachmentStore:
+        """This party's attachment store (connectors stage uploads in its ``tmp/``)."""
+        return self.ctx.attachments
 
     @property
     def config(self) -> NodeConfig:
