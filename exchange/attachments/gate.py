@@ -141,7 +141,7 @@ class Gate:
         self._first_seen.pop(request_id, None)
         for sha256 in held.waiting:
             if not any(sha256 in other.waiting for other in self._held.values()):
-                self.receiver.forget(sha256)
+                self.receiver.refuse(sha256)
         refuse = held.refuse or self.refuse
         assert refuse is not None
         await refuse(held.verified, error)

@@ -37,6 +37,7 @@ from exchange.transport.delivery import Delivery
 Quarantine = Callable[[bytes, ExchangeError], Awaitable[None]]
 Completed = Callable[[Stored], Awaitable[None]]
 Mismatched = Callable[[str, AttachmentMismatch], Awaitable[None]]
+_REMEMBERED = 10_000  # refused and unannounced hashes kept in memory, at most
 
 
 @dataclass
@@ -78,7 +79,11 @@ class Receiver:
         self._expected: dict[str, Expected] = {}
         self._announced: dict[str, asyncio.Event] = {}
         self._partials: dict[str, Partial] = {}
-        self._refused: set[str] = set()  # mismatched: later chunks of them are dropped
+        # Refused (mismatched, or their request given up on): later chunks are dropped.
+        self._refused: set[str] = set()
+        # Announced by no envelope within the grace: later chunks are quarantined at once,
+        # without holding the queue up for the grace again.
+        self._strangers: set[str] = set()
         self._folder = store.root / "expected"
         self._folder.mkdir(exist_ok=True)
         self._load()
@@ -95,6 +100,7 @@ class Receiver:
             expected.senders.add(sender)
             self._save(expected)
         self._refused.discard(sha256)
+        self._strangers.discard(sha256)
         self._announced.setdefault(sha256, asyncio.Event()).set()
 
     def forget(self, sha256: str) -> None:
@@ -107,6 +113,13 @@ class Receiver:
             partial.discard()
         elif self.store.get(sha256) is None:
             Partial.discard_files(self.store, sha256)
+
+    def refuse(self, sha256: str) -> None:
+        """Forget ``sha256`` and drop its chunks still coming (its request was refused)."""
+        self.forget(sha256)
+        if len(self._refused) > _REMEMBERED:
+            self._refused.clear()
+        self._refused.add(sha256)
 
     def expecting(self, sha256: str) -> bool:
         """True while chunks of ``sha256`` are accepted."""
@@ -194,13 +207,16 @@ class Receiver:
             await self._finish(partial)
 
     async def _announced_within_grace(self, sha256: str) -> Expected | None:
-        if sha256 not in self._expected:
+        if sha256 not in self._expected and sha256 not in self._strangers:
             event = self._announced.setdefault(sha256, asyncio.Event())
             try:
                 await asyncio.wait_for(event.wait(), self.grace)
             except TimeoutError:
                 if not event.is_set():
                     self._announced.pop(sha256, None)
+                    if len(self._strangers) > _REMEMBERED:
+                        self._strangers.clear()
+                    self._strangers.add(sha256)
         return self._expected.get(sha256)
 
     async def _finish(self, partial: Partial) -> None:
@@ -219,17 +235,17 @@ class Receiver:
         await self._refuse(sha256, AttachmentMismatch(f"attachment {sha256}: {why}", sha256=sha256))
 
     async def _refuse(self, sha256: str, error: AttachmentMismatch) -> None:
-        self.forget(sha256)
-        self._refused.add(sha256)
+        self.refuse(sha256)
         if self._log is not None:
             self._log().warning("attachment.mismatch", sha256=sha256, reason=error.message)
         await self._mismatched(sha256, error)
 
-    def close(self) -> None:
-        """Make partials durable (a restart resumes them)."""
-        for partial in self._partials.values():
-            partial.close()
-        self._partials.clear()
+    async def close(self) -> None:
+        """Make partials durable (a restart resumes them), once no chunk is being written."""
+        async with self._lock:
+            for partial in self._partials.values():
+                partial.close()
+            self._partials.clear()
 
     @property
     def folder(self) -> Path:

@@ -173,7 +173,7 @@ class Node:
         self.inbound.verifier.close()
         await self.outbound.drain()
         await self.ctx.bus.stop()
-        self.receiver.close()
+        await self.receiver.close()
         if self._crl_numbers is not None:
             await self._crl_numbers.flush()
         await self.ctx.store.close()
