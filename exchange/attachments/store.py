@@ -5,6 +5,8 @@ file under ``tmp/`` (or a partial under ``partial/``), is fsynced, and is rename
 so no reader ever sees a half-written object under its final name. A transfer under way is a
 partial: ``partial/<sha256>.part`` (the bytes so far) and ``partial/<sha256>.offset`` (how many
 of them are durable, written atomically); after a restart it resumes from that offset.
+``refs/<sha256>`` lists the messages (one id a line) that carry an object: retention removes
+an object once none of them keeps its content.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class AttachmentStore:
         self._objects = root / "objects"
         self._tmp = root / "tmp"
         self._partial = root / "partial"
-        for folder in (self._objects, self._tmp, self._partial):
+        self._refs = root / "refs"
+        for folder in (self._objects, self._tmp, self._partial, self._refs):
             folder.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
@@ -92,7 +95,22 @@ class AttachmentStore:
     def remove(self, sha256: str) -> None:
         """Remove an object and any partial of it (retention, a refused transfer)."""
         self.path(sha256).unlink(missing_ok=True)
+        (self._refs / _check_sha(sha256)).unlink(missing_ok=True)
         Partial.discard_files(self, sha256)
+
+    def add_ref(self, sha256: str, message_id: str) -> None:
+        """Note that message ``message_id`` carries object ``sha256`` (durably)."""
+        with (self._refs / _check_sha(sha256)).open("a", encoding="utf-8") as out:
+            out.write(message_id + "\n")
+            _flush_sync(out)
+
+    def refs(self, sha256: str) -> tuple[list[str], float]:
+        """The messages noted as carrying ``sha256``, and when the last was noted (epoch s)."""
+        path = self._refs / _check_sha(sha256)
+        try:
+            return path.read_text(encoding="utf-8").split(), path.stat().st_mtime
+        except FileNotFoundError:
+            return [], self.path(sha256).stat().st_mtime
 
     def objects(self) -> list[str]:
         """The SHA-256 of every complete object."""

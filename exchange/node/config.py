@@ -57,6 +57,9 @@ class NodeConfig:
     # How long a request waits for its attachments before ``attachment-missing``; None: a
     # tenth of its service's regulated deadline (in calendar days), at most until it expires.
     attachment_wait: timedelta | None = None
+    # Retention leaves an attachment alone this long after its newest reference was noted
+    # (that message may not be committed yet).
+    attachment_settle: float = 60.0
 
     def __post_init__(self) -> None:
         check_workers(self.verify_workers)

@@ -151,6 +151,7 @@ class Inbound:
     async def accept(self, verified: VerifiedEnvelope) -> str:
         """Store a checked request (attachments complete), receipt it, hand it on."""
         envelope = verified.envelope
+        self._note_attachments(envelope)
         receipt = self.outbound.seal(
             self.outbound.envelope(
                 Kind.RECEIPT,
@@ -305,6 +306,7 @@ class Inbound:
                 )
         advance = _ADVANCES.get(envelope.kind)
         event = EventName.received(envelope.kind.value)
+        self._note_attachments(envelope)
         try:
             try:
                 await self._note(verified, event, advance)
@@ -396,6 +398,11 @@ class Inbound:
                 )
             )
         self.ctx.log().warning("inbound.quarantined", code=error.code, digest=raw_digest)
+
+    def _note_attachments(self, envelope: Envelope) -> None:
+        # Before the message is stored: retention then never sees it without its reference.
+        for attachment in envelope.attachments:
+            self.ctx.attachments.add_ref(attachment.sha256, envelope.message_id)
 
     def _record(
         self, verified: VerifiedEnvelope, state: InboxState, receipt_wire: bytes | None = None

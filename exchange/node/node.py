@@ -315,6 +315,8 @@ class Node:
         self.ctx.catalog.check_request(envelope)
         self.ctx.catalog.check_payload(envelope, xml=wire_format is WireFormat.XML)
         self.ctx.catalog.check_attachments(envelope)
+        for attachment in listed:  # before the request exists: retention never races it
+            self.ctx.attachments.add_ref(attachment.sha256, envelope.message_id)
         await self.outbound.send(envelope, wire_format, EventName.CREATED, **detail)
         self.ctx.log(envelope).info("request.sent", recipient=entry.provider)
         if listed:

@@ -117,6 +117,9 @@ class Outbound:
             DuplicateMessage, StateConflict: ``also`` conflicted; nothing was stored.
         """
         record = self.seal(envelope, wire_format)
+        if envelope.kind is not Kind.REQUEST:  # a request's are noted by the node, earlier
+            for attachment in envelope.attachments:
+                self.ctx.attachments.add_ref(attachment.sha256, envelope.message_id)
         async with self.ctx.store.transaction() as tx:
             tx.add_outbox(record)
             tx.audit(

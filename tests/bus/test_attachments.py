@@ -24,7 +24,7 @@ from exchange.attachments.chunks import CONTENT_TYPE
 from exchange.catalog import Catalog
 from exchange.config import Settings
 from exchange.exceptions import AttachmentRefused
-from exchange.node import IncomingRequest, Node, Reply
+from exchange.node import LATER, IncomingRequest, Later, Node, Reply
 from exchange.node.store.base import InboxState
 from exchange.signing import WireFormat
 from tests.bus.attachment_handlers import read_hashes
@@ -345,3 +345,32 @@ async def test_a_response_carries_a_permit_pdf(make_node: MakeNode) -> None:
     assert (file.name, file.media_type, file.size) == ("permit.pdf", "application/pdf", len(permit))
     with file.open() as handle:
         assert handle.read() == permit
+
+
+async def test_retention_removes_attachments_of_pruned_messages_only(make_node: MakeNode) -> None:
+    """Metadata-only: a finished request's attachment goes with its content; an open one's stays."""
+    pruning = replace(SMALL, metadata_only=True, prune_interval=0.1, attachment_settle=0.0)
+    provider = await make_node("improvement", pruning)
+    sender = await make_node("single-center", SMALL)
+    open_ids: list[str] = []
+
+    @provider.handler(SERVICE)
+    async def decide(request: IncomingRequest) -> dict[str, Any] | Later:
+        if request.attachments[0].name == "keep.png":
+            open_ids.append(request.message_id)
+            return LATER  # still open: its content and attachment are kept
+        return {"decision": "granted"}
+
+    done, kept = os.urandom(3000), os.urandom(3000)
+    finished = await sender.request(
+        SERVICE, TREES, attachments=[Outgoing(stream(done), name="done.png")]
+    )
+    await sender.request(SERVICE, TREES, attachments=[Outgoing(stream(kept), name="keep.png")])
+    await sender.wait_answer(finished, timeout=20)
+    await eventually(lambda: _only(provider, sha(kept)), what="the finished one's attachment gone")
+    assert open_ids
+    assert sorted(sender.attachments.objects()) == sorted([sha(done), sha(kept)])
+
+
+async def _only(node: Node, sha256: str) -> bool:
+    return node.attachments.objects() == [sha256]
