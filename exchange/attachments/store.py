@@ -46,7 +46,8 @@ def _check_sha(sha256: str) -> str:
     return sha256
 
 
-def _fsync_dir(path: Path) -> None:
+def sync_dir(path: Path) -> None:
+    """fsync a directory, so a rename into it survives a crash."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -150,7 +151,7 @@ class AttachmentStore:
         target = self.path(sha256)
         target.parent.mkdir(exist_ok=True)
         os.replace(source, target)  # atomic: the object appears whole or not at all
-        _fsync_dir(target.parent)
+        sync_dir(target.parent)
 
     def partial(self, sha256: str, size: int) -> Partial:
         """The partial object ``sha256`` of ``size`` bytes, resumed from its durable offset."""

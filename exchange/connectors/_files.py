@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from exchange._hazmat.xml import parse, serialize
+from exchange.attachments.store import sync_dir
 from exchange.catalog import Catalog
 from exchange.codec.json import loads_strict
 from exchange.codec.xml import payload_element, payload_from_element
@@ -179,7 +180,7 @@ def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> bool:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _sync_dir(path.parent)
+    sync_dir(path.parent)
     return True
 
 
@@ -190,12 +191,4 @@ def copy_atomic(source: Path, path: Path) -> None:
     with tmp.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _sync_dir(path.parent)
-
-
-def _sync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    sync_dir(path.parent)

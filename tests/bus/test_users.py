@@ -13,7 +13,7 @@ import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
 from exchange.config import Settings
-from exchange.node import IncomingRequest, Node, build_node
+from exchange.node import IncomingRequest, Node, NodeConfig, build_node
 from exchange.signing import WireFormat
 from exchange.transport.names import BusNames
 from exchange.transport.users import apply_grants, delete_users, grants, new_password, url_for
@@ -39,6 +39,25 @@ async def users(settings: Settings) -> AsyncIterator[tuple[Settings, dict[str, s
         await delete_topology(names, BUS_PARTIES)
 
 
+async def own_user_nodes(
+    admin: Settings, urls: dict[str, str], parties: tuple[str, ...], config: NodeConfig
+) -> list[Node]:
+    """Nodes of ``parties``, each logged in as its own broker user (started later).
+
+    The admin (guest) declares the topology once first, as `exchange topology apply` does.
+    """
+    setup = build_node("land-property", admin, config=FAST)
+    await setup.start()
+    await setup.stop()
+    nodes = []
+    for party in parties:
+        own = admin.model_copy(
+            update={"amqp_url": urls[f"{admin.bus_prefix}{party}"], "declare_topology": False}
+        )
+        nodes.append(build_node(party, own, config=replace(config, declare_topology=False)))
+    return nodes
+
+
 def test_grants_confine_each_party_to_its_own_queues() -> None:
     """Each party reads its inbox, dead letters, audit acknowledgments and attachment chunks
     only, writes the bus
@@ -59,18 +78,8 @@ def test_grants_confine_each_party_to_its_own_queues() -> None:
 async def test_nodes_run_as_their_own_users(users: tuple[Settings, dict[str, str]]) -> None:
     """With per-party users and no declaring, a request is answered; other inboxes stay shut."""
     admin, urls = users
-    # The admin (guest) declares the topology once, as `exchange topology apply` does.
-    setup = build_node("land-property", admin, config=FAST)
-    await setup.start()
-    await setup.stop()
-    nodes: list[Node] = []
+    nodes = await own_user_nodes(admin, urls, ("improvement", "single-center"), FAST)
     try:
-        for party in ("improvement", "single-center"):
-            own = admin.model_copy(
-                update={"amqp_url": urls[f"{admin.bus_prefix}{party}"], "declare_topology": False}
-            )
-            node = build_node(party, own, config=replace(FAST, declare_topology=False))
-            nodes.append(node)
         provider, sender = nodes
 
         @provider.handler("tree-felling-permit")
@@ -120,17 +129,9 @@ async def test_chunks_are_taken_only_from_the_senders_broker_user(
     """With per-party users, a chunk of an announced attachment published by another party's
     broker user is quarantined (broker-user-mismatch); the sender's own chunks complete it."""
     admin, urls = users
-    setup = build_node("land-property", admin, config=FAST)
-    await setup.start()
-    await setup.stop()
-    nodes: list[Node] = []
+    parties = ("improvement", "single-center", "land-property")
+    nodes = await own_user_nodes(admin, urls, parties, replace(FAST, attachment_chunk=1024))
     try:
-        for party in ("improvement", "single-center", "land-property"):
-            own = admin.model_copy(
-                update={"amqp_url": urls[f"{admin.bus_prefix}{party}"], "declare_topology": False}
-            )
-            config = replace(FAST, declare_topology=False, attachment_chunk=1024)
-            nodes.append(build_node(party, own, config=config))
         provider, sender, intruder = nodes
 
         @provider.handler("tree-felling-permit")
