@@ -315,6 +315,37 @@ class Expired(PolicyError):
     code = "expired"
 
 
+class AttachmentRefused(PolicyError):
+    """An attachment's media type, size or count is outside what the service's catalog entry
+    allows (refused at the sender before upload, and again at the receiver)."""
+
+    code = "attachment-refused"
+
+
+class AttachmentMismatch(PolicyError):
+    """An attachment's bytes do not match the size or SHA-256 the signed envelope lists."""
+
+    code = "attachment-mismatch"
+
+
+class AttachmentMissing(PolicyError):
+    """An attachment the request lists did not arrive complete within its bound."""
+
+    code = "attachment-missing"
+
+
+class ChunkUnexpected(PolicyError):
+    """An attachment chunk no verified envelope of its sender announced: quarantined."""
+
+    code = "chunk-unexpected"
+
+
+class ChunkInvalid(PolicyError):
+    """An attachment chunk that is not one (bad framing, bad fields): quarantined."""
+
+    code = "chunk-invalid"
+
+
 class CatalogError(ExchangeError):
     """The catalog file is unreadable or inconsistent."""
 

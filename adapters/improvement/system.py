@@ -15,9 +15,10 @@ import structlog
 
 from adapters._casebook import Casebook
 from adapters._city import PLOTS
+from adapters._files import attached, pdf
 from adapters.improvement import rules
 from adapters.improvement.config import CONFIG
-from exchange.node import IncomingRequest, Node
+from exchange.node import IncomingRequest, Node, Reply
 
 log = structlog.get_logger("adapters.improvement")
 
@@ -30,8 +31,9 @@ def register(node: Node) -> None:
     casebook = Casebook(node, CONFIG)
 
     @node.handler("tree-felling-permit")
-    async def tree_felling(request: IncomingRequest) -> dict[str, Any]:
-        """Ask Land and Property about the plot, then grant or refuse the permit."""
+    async def tree_felling(request: IncomingRequest) -> dict[str, Any] | Reply:
+        """Ask Land and Property about the plot, then grant or refuse the permit (a granted
+        permit travels as a PDF beside the signed response)."""
 
         async def decide() -> dict[str, Any]:
             application = request.payload
@@ -56,7 +58,17 @@ def register(node: Node) -> None:
 
         decision = await casebook.decide(request, decide)
         log.info("improvement.decided", case_id=request.envelope.case_id, **_brief(decision))
-        return decision
+        if decision["decision"] != "granted":
+            return decision
+        permit = pdf(
+            f"Tree felling permit {decision.get('permit_number', '')}",
+            [
+                f"Case {request.envelope.case_id}",
+                f"Address: {request.payload.get('address', '')}",
+                "Issued by the Committee of External Improvement of Kazan",
+            ],
+        )
+        return Reply(decision, [attached("permit.pdf", permit)])
 
     @node.handler("stormwater-conditions")
     async def stormwater(request: IncomingRequest) -> dict[str, Any]:

@@ -17,7 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from adapters._city import APPLICANTS, PLOTS, UNREGISTERED, Applicant, Plot
+from adapters._files import attached, pdf, photo
 from adapters.single_center.config import CITIZEN_SERVICES
+from exchange.attachments import Outgoing
 from exchange.signing import WireFormat
 
 SPECIES = ("birch", "lime", "poplar", "maple", "ash", "pine", "elm", "willow", "rowan")
@@ -47,6 +49,13 @@ class Application:
     service: str
     payload: dict[str, Any]
     wire_format: WireFormat
+    documents: tuple[tuple[str, bytes], ...] = ()
+    """Files the citizen brought (name, bytes): a tree-felling application's site plan and
+    photo of the trees; they travel as the request's attachments."""
+
+    def attachments(self) -> list[Outgoing]:
+        """The documents as the SDK takes them (a fresh stream of each, for each filing)."""
+        return [attached(name, data) for name, data in self.documents]
 
     @property
     def asks_another_department(self) -> bool:
@@ -72,15 +81,29 @@ def applications(
         service = CITIZEN_SERVICES[index % len(CITIZEN_SERVICES)]
         ordinary = index < len(CITIZEN_SERVICES)
         payload = _BUILDERS[service](rng, today, ordinary)
+        case_id = f"KZN-{today.year}-{first_case + index:06d}"
         stream.append(
             Application(
-                case_id=f"KZN-{today.year}-{first_case + index:06d}",
+                case_id=case_id,
                 service=service,
                 payload=payload,
                 wire_format=WireFormat.XML if index % 2 else WireFormat.JSON,
+                documents=_documents(service, case_id, payload),
             )
         )
     return stream
+
+
+def _documents(
+    service: str, case_id: str, payload: dict[str, Any]
+) -> tuple[tuple[str, bytes], ...]:
+    if service != "tree-felling-permit":
+        return ()
+    plan = pdf(
+        f"Site plan, case {case_id}",
+        [f"Address: {payload['address']}", "Trees to fell are marked on the plan.", "Scale 1:500"],
+    )
+    return (("site-plan.pdf", plan), ("trees.png", photo(case_id)))
 
 
 def _plot(rng: random.Random, ordinary: bool, *, allow_park: bool = True) -> Plot:

@@ -147,6 +147,19 @@ class Catalog:
             raise AccessDenied(f"{envelope.sender} may not call {service.code}")
         return service
 
+    def check_attachments(self, envelope: Envelope) -> None:
+        """The envelope's attachments are of a type, size and number its service allows.
+
+        Raises:
+            UnknownService (unknown-service), AttachmentRefused (attachment-refused).
+        """
+        if not envelope.attachments:
+            return
+        service = self.service(envelope.service.code, envelope.service.version)
+        service.attachments.check(
+            service.code, ((a.name, a.media_type, a.size) for a in envelope.attachments)
+        )
+
     def check_payload(
         self, envelope: Envelope, *, xml: bool, document: Element | None = None
     ) -> None:

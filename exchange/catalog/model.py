@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from exchange.envelope.model import PartyId, ServiceCode, ServiceVersion
-from exchange.exceptions import NotAParty, UnknownParty
+from exchange.exceptions import AttachmentRefused, NotAParty, UnknownParty
 
 ADAPTER_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 """A dotted Python module name: what a party's ``adapter`` may be."""
@@ -68,6 +69,51 @@ class Deadline(_Frozen):
     working_days: bool = False
 
 
+MEDIA_TYPE_PATTERN = r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$"
+
+
+class AttachmentPolicy(_Frozen):
+    """What documents a service's requests and responses may carry beside the envelope.
+
+    The default allows none: a service takes attachments only where its entry says so.
+    """
+
+    media_types: frozenset[
+        Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")]
+    ] = frozenset()
+    max_size: Annotated[int, Field(ge=0)] = 0
+    """Bytes per attachment, at most."""
+    max_count: Annotated[int, Field(ge=0, le=1000)] = 0
+    """Attachments per envelope, at most."""
+
+    def check(self, service: str, items: Iterable[tuple[str, str, int | None]]) -> None:
+        """Each (name, media type, size or None if not known yet) is allowed, and not too many.
+
+        Raises:
+            AttachmentRefused (attachment-refused): the message names the item and the limit.
+        """
+        items = list(items)
+        if len(items) > self.max_count:
+            raise AttachmentRefused(
+                f"{service} takes at most {self.max_count} attachments, not {len(items)}",
+                service=service,
+            )
+        for name, media_type, size in items:
+            if media_type not in self.media_types:
+                allowed = ", ".join(sorted(self.media_types)) or "none"
+                raise AttachmentRefused(
+                    f"{name}: {service} does not take {media_type} attachments "
+                    f"(allowed: {allowed})",
+                    service=service,
+                )
+            if size is not None and size > self.max_size:
+                raise AttachmentRefused(
+                    f"{name}: {size} bytes is more than the {self.max_size} bytes {service} "
+                    "allows per attachment",
+                    service=service,
+                )
+
+
 class Service(_Frozen):
     """One service contract: provider, callers, deadline, and its schemas."""
 
@@ -82,6 +128,7 @@ class Service(_Frozen):
     # later ones back while an older one is open).
     ordered: bool = False
     archive: ArchiveMode = ArchiveMode.FULL
+    attachments: AttachmentPolicy = AttachmentPolicy()
 
     @property
     def key(self) -> tuple[str, str]:

@@ -35,6 +35,7 @@ from exchange.transport.names import BusNames
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from exchange.attachments import Outgoing
     from exchange.deadlines import SlaReport
     from exchange.signing import WireFormat
 
@@ -57,6 +58,9 @@ class Application(Protocol):
     @property
     def wire_format(self) -> WireFormat:
         """The envelope format it is filed in."""
+
+    def attachments(self) -> list[Outgoing]:
+        """The documents the citizen brought, as the SDK takes them."""
 
     @property
     def asks_another_department(self) -> bool:
@@ -189,6 +193,7 @@ async def _file(
             application.payload,
             case_id=application.case_id,
             wire_format=application.wire_format,
+            attachments=application.attachments(),
         )
         progress.advance(filed)
         outcome = Outcome(application, request_id, "timeout")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
+from exchange.attachments.store import AttachmentStore
 from exchange.audit.ack import open_ack
 from exchange.audit.central import CentralStore, open_central
 from exchange.audit.collector import Collector
@@ -35,7 +36,7 @@ from exchange.config import Settings
 from exchange.evidence.bundle import check_bundle, export_bundle
 from exchange.exceptions import StoreError
 from exchange.ledger.event import EventName
-from exchange.node.factory import open_store
+from exchange.node.factory import attachment_store, open_store
 from exchange.node.store.base import Store
 from exchange.observe import Observer, observe_collector
 from exchange.pki.authority import CertificateAuthority
@@ -218,10 +219,19 @@ async def _central_heads(party: str, collector: str) -> tuple[Head, Head] | None
 def export(
     ident: Annotated[str, typer.Argument(help="A message id or a case id.")],
     out: Annotated[Path, typer.Option(help="Where to write the bundle (JSON).")],
+    with_files: Annotated[
+        bool,
+        typer.Option(
+            "--with-files",
+            help="Copy the attachments into <out>.files/ by SHA-256 (else only their hashes).",
+        ),
+    ] = False,
 ) -> None:
-    """Write the evidence bundle of a message or case: envelopes, records, chain proof."""
+    """Write the evidence bundle of a message or case: envelopes, attachment hashes (and with
+    --with-files the files), records, chain proof."""
+    files = _files_dir(out) if with_files else None
     with user_errors():
-        bundle = asyncio.run(_export(ident))
+        bundle = asyncio.run(_export(ident, files))
         out.write_text(json.dumps(bundle, indent=1, ensure_ascii=False), encoding="utf-8")
     pruned = [p["message_id"] for p in bundle["pruned"]]
     console().print(
@@ -231,18 +241,33 @@ def export(
     )
 
 
-async def _export(ident: str) -> dict[str, Any]:
+def _files_dir(bundle: Path) -> Path:
+    """Where a bundle's attachment files go: ``<bundle>.files`` beside it."""
+    return bundle.with_name(bundle.name + ".files")
+
+
+async def _export(ident: str, files: Path | None = None) -> dict[str, Any]:
     settings = load_settings()
     central = open_central(load_audit_settings())
     await central.open()
     stores: dict[str, Store] = {}
+    attachments: dict[str, AttachmentStore] = {}
     try:
         for party in await central.parties():
             if settings.store_dsn or (settings.store_dir / f"{party}.db").exists():
                 store = open_store(party, settings, SYSTEM_CLOCK)
                 await store.open()
                 stores[party] = store
-        return await export_bundle(central, ident, stores, SYSTEM_CLOCK.now())
+            if (settings.store_dir / f"{party}.attachments").is_dir():
+                attachments[party] = attachment_store(party, settings)
+        return await export_bundle(
+            central,
+            ident,
+            stores,
+            SYSTEM_CLOCK.now(),
+            attachment_stores=attachments,
+            files=files,
+        )
     finally:
         for store in stores.values():
             await store.close()
@@ -254,10 +279,20 @@ def check_bundle_command(
     bundle: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A bundle file.")],
     certs: CertsDirOption = None,
     as_json: JsonOpt = False,
+    files: Annotated[
+        Path | None,
+        typer.Option(
+            help="The attachment files folder to check (default: <bundle>.files if it exists)."
+        ),
+    ] = None,
 ) -> None:
-    """Verify an evidence bundle offline with only the trust store."""
+    """Verify an evidence bundle offline with only the trust store (and its attachment files:
+    each one's size and SHA-256 against its signed envelope)."""
+    folder = files or (_files_dir(bundle) if _files_dir(bundle).is_dir() else None)
     with user_errors():
-        report = check_bundle(bundle.read_bytes(), TrustStore.from_dir(certs_dir(certs)))
+        report = check_bundle(
+            bundle.read_bytes(), TrustStore.from_dir(certs_dir(certs)), files=folder
+        )
     result = {
         "ok": True,
         "query": report.query,
@@ -266,6 +301,8 @@ def check_bundle_command(
         "parties": report.parties,
         "not_yet_checkpointed": report.unanchored,
         "content_pruned": report.pruned,
+        "attachments": report.attachments,
+        "attachment_files_checked": report.attachment_files,
     }
     if as_json:
         print_json(result)
@@ -273,6 +310,11 @@ def check_bundle_command(
     console().print(
         f"bundle ok: {report.envelopes} envelope(s) verified, {report.records} record(s) of "
         f"{', '.join(report.parties)} chained"
+        + (
+            f"; {report.attachments} attachment(s) bound, {report.attachment_files} file(s) checked"
+            if report.attachments
+            else ""
+        )
         + (f"; not yet checkpointed: {', '.join(report.unanchored)}" if report.unanchored else "")
         + (f"; content pruned: {', '.join(report.pruned)}" if report.pruned else "")
     )

@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exchange._hazmat.xml import parse, serialize
+from exchange.attachments.store import sync_dir
 from exchange.catalog import Catalog
 from exchange.codec.json import loads_strict
 from exchange.codec.xml import payload_element, payload_from_element
@@ -28,7 +30,7 @@ SUFFIXES = {".json": WireFormat.JSON, ".xml": WireFormat.XML}
 # uuid5 namespace of request ids derived from dropped files (a fixed, arbitrary UUID).
 _NAMESPACE = uuid.UUID("6f1d8a52-3c1e-5b8e-9a43-0c5e2b7d4f10")
 _SERVICE_NS = "urn:kazan:exchange:service:"
-_JSON_FIELDS = {"service", "version", "case_id", "payload"}
+_JSON_FIELDS = {"service", "version", "case_id", "payload", "attachments"}
 CASE_SEPARATOR = "__"
 
 
@@ -41,6 +43,8 @@ class DroppedRequest:
     case_id: str | None
     payload: dict[str, Any]
     wire_format: WireFormat
+    attachments: tuple[str, ...] = ()
+    """Names of files beside the request file that travel with it (JSON request files)."""
 
 
 def request_id_for(party: str, name: str, raw: bytes) -> str:
@@ -85,8 +89,29 @@ def _read_json(raw: bytes) -> DroppedRequest:
     for field in ("version", "case_id"):
         if document.get(field) is not None and not isinstance(document[field], str):
             raise Malformed(f"request file: {field}: must be a string")
+    attachments = document.get("attachments", [])
+    if not isinstance(attachments, list) or not all(_plain_name(a) for a in attachments):
+        raise Malformed(
+            "request file: attachments: a list of file names beside the request file "
+            "(no folders, not hidden)"
+        )
     return DroppedRequest(
-        service, document.get("version"), document.get("case_id"), payload, WireFormat.JSON
+        service,
+        document.get("version"),
+        document.get("case_id"),
+        payload,
+        WireFormat.JSON,
+        tuple(attachments),
+    )
+
+
+def _plain_name(name: object) -> bool:
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and Path(name).name == name
+        and not name.startswith(".")
+        and not is_request_file(Path(name))
     )
 
 
@@ -155,13 +180,15 @@ def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> bool:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _sync_dir(path.parent)
+    sync_dir(path.parent)
     return True
 
 
-def _sync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+def copy_atomic(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` through ``path.tmp``: readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.copyfile(source, tmp)
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    sync_dir(path.parent)

@@ -28,7 +28,11 @@ Folders under ``root`` (created when missing):
 Request files:
 
 - JSON: ``{"service": "tree-felling-permit", "version": "1", "case_id": "KZN-1",
-  "payload": {...}}``; ``version`` (default: the newest) and ``case_id`` are optional.
+  "payload": {...}, "attachments": ["site-plan.pdf"]}``; ``version`` (default: the newest),
+  ``case_id`` and ``attachments`` are optional. Attachments are files dropped in
+  ``outbox/`` beside the request file (before it); they are sent with it and archived as
+  ``sent/<request-id>__<name>``. Received attachments of an answer are written to
+  ``inbox/<request-id>.<name>`` before its answer file appears.
 - XML: the service's request document, ``<s:request xmlns:s=
   "urn:kazan:exchange:service:<code>:<version>">...</s:request>``; the service and version
   come from the namespace. The case id comes from the file name: ``<case-id>__<rest>.xml``
@@ -62,6 +66,7 @@ from pydantic import ValidationError
 from exchange._validation import first_error
 from exchange.connectors._files import (
     answer_file,
+    copy_atomic,
     is_request_file,
     read_request,
     request_id_for,
@@ -69,6 +74,7 @@ from exchange.connectors._files import (
 )
 from exchange.envelope.model import Kind
 from exchange.exceptions import (
+    AttachmentMissing,
     BrokerUnavailable,
     ExchangeError,
     InvalidContent,
@@ -199,6 +205,14 @@ class FolderBridge:
         # Sent before (a crash before archiving, or the same file dropped again): its
         # answers may have come and gone, so the final one is looked up once it is sent.
         known = await self.node.sent_request(request_id) is not None
+        attachments = [self.outbox / name for name in dropped.attachments]
+        absent = [p.name for p in attachments if not p.is_file()]
+        if absent and not known:
+            self._reject(
+                path,
+                AttachmentMissing(f"{', '.join(absent)}: not in outbox/ beside the request"),
+            )
+            return True
         # The marker comes first: an answer may arrive before ``request`` returns.
         marker = self.pending / f"{request_id}.json"
         write_atomic(marker, _marker(path.name, dropped.wire_format))
@@ -210,6 +224,7 @@ class FolderBridge:
                 case_id=dropped.case_id,
                 wire_format=dropped.wire_format,
                 message_id=request_id,
+                attachments=attachments,
             )
         except Unroutable:
             pass  # durable and final: the undelivered notice reports it in inbox/
@@ -227,6 +242,9 @@ class FolderBridge:
         if known:
             await self._deliver_final(request_id)  # the marker was written again
         await self._pause()
+        for attachment in attachments:  # before the request file: a re-run finds it known
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(attachment, self.sent / f"{request_id}__{attachment.name}")
         os.replace(path, self.sent / f"{request_id}__{path.name}")
         self._log(request_id).info("folder.sent", file=path.name, service=dropped.service)
         return True
@@ -259,12 +277,26 @@ class FolderBridge:
             return request_id, WireFormat.JSON  # a damaged marker: answer in JSON all the same
 
     def _deliver(self, notice: Notice, source: str, wire_format: WireFormat) -> None:
+        if notice.envelope is not None and notice.envelope.attachments:
+            self._write_attachments(notice.request_id, notice)
         name, data = answer_file(notice, wire_format, source)
         written = write_atomic(self.inbox / name, data, replace=notice.kind == Kind.STATUS.value)
         if notice.final:
             (self.pending / f"{notice.request_id}.json").unlink(missing_ok=True)
         if written:
             self._log(notice.request_id).info("folder.answer-written", file=name)
+
+    def _write_attachments(self, request_id: str, notice: Notice) -> None:
+        """Copy an answer's attachments to ``inbox/<request-id>.<name>``, each appearing whole."""
+        assert notice.envelope is not None
+        for file in self.node.attachment_files(notice.envelope):
+            target = self.inbox / f"{request_id}.{file.name}"
+            if target.exists():
+                continue
+            try:
+                copy_atomic(file.path, target)
+            except FileNotFoundError:
+                self._log(request_id).warning("folder.attachment-missing", name=file.name)
 
     async def catch_up(self) -> int:
         """Write final answers that reached the store while no file was written (a crash).

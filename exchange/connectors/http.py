@@ -6,24 +6,34 @@ faults and ``undelivered`` come back as callbacks (see ``_callbacks``), and
 provide POSTed to their ``requests_url`` (the node's handler returns ``LATER``) and answer
 whenever they are ready with ``POST /requests/{id}/respond``, ``/reject`` or ``/status``.
 The contract is ``exchange/data/schemas/http-bridge.openapi.json``, served at ``GET /openapi.json``.
+
+Attachments: ``POST /requests`` also takes ``multipart/form-data``, a ``request`` part (the
+JSON body) followed by ``attachment`` file parts, streamed to disk (never held in memory);
+``GET /requests/{id}/attachments/{sha256}`` streams an attachment of a request (or of an
+answer to it) the party holds; ``GET /requests/{id}`` lists them with their URLs.
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from yarl import URL
 
 from exchange._validation import first_error
+from exchange.attachments import Outgoing
 from exchange.config import packaged
 from exchange.connectors._callbacks import CallbackConfig, Dispatcher
 from exchange.envelope.content import answer_content
+from exchange.envelope.model import Envelope
 from exchange.exceptions import (
+    AttachmentRefused,
     BrokerUnavailable,
     ContentPruned,
     EnvelopeError,
@@ -133,6 +143,7 @@ class HttpBridge:
         app.router.add_post("/requests/{message_id}/respond", self.respond)
         app.router.add_post("/requests/{message_id}/reject", self.reject)
         app.router.add_post("/requests/{message_id}/status", self.status)
+        app.router.add_get("/requests/{message_id}/attachments/{sha256}", self.attachment)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -174,8 +185,62 @@ class HttpBridge:
         return web.Response(body=self.openapi_path.read_bytes(), content_type="application/json")
 
     async def send(self, request: web.Request) -> web.Response:
-        """``POST /requests``: validate, sign, store and publish; 202 with the message id."""
-        body = SendBody.model_validate(await _json(request))
+        """``POST /requests``: validate, sign, store and publish; 202 with the message id.
+
+        A ``multipart/form-data`` body carries the JSON as its ``request`` part and then
+        ``attachment`` file parts (file name and content type as the parts give them).
+        """
+        staged: list[Path] = []
+        try:
+            if request.content_type == "multipart/form-data":
+                body, attachments = await self._multipart(request, staged)
+            else:
+                body, attachments = SendBody.model_validate(await _json(request)), []
+            message_id = await self._send(body, attachments)
+        finally:
+            for path in staged:
+                path.unlink(missing_ok=True)
+        self.callbacks.wake()  # an undelivered may already be recorded
+        location = f"/requests/{message_id}"
+        return web.json_response(
+            {"message_id": message_id}, status=202, headers={"Location": location}
+        )
+
+    async def _multipart(
+        self, request: web.Request, staged: list[Path]
+    ) -> tuple[SendBody, list[Outgoing]]:
+        reader = await request.multipart()
+        first = await reader.next()
+        if not isinstance(first, BodyPartReader) or first.name != "request":
+            raise Malformed("multipart: the first part must be 'request', the JSON body")
+        body = SendBody.model_validate(await _part_json(first))
+        policy = self.node.catalog.service(body.service, body.version).attachments
+        attachments: list[Outgoing] = []
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name != "attachment":
+                raise Malformed("multipart: after 'request' only 'attachment' file parts")
+            if not part.filename:
+                raise Malformed("multipart: an attachment part needs a filename")
+            if len(attachments) >= policy.max_count:
+                raise AttachmentRefused(
+                    f"{body.service} takes at most {policy.max_count} attachments"
+                )
+            path = self.node.attachments.root / "tmp" / f"upload-{secrets.token_hex(8)}"
+            staged.append(path)
+            await _stage(part, path, policy.max_size, part.filename)
+            media_type = part.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            attachments.append(
+                Outgoing(
+                    path,
+                    name=part.filename,
+                    media_type=None
+                    if media_type in ("", "application/octet-stream")
+                    else media_type,
+                )
+            )
+        return body, attachments
+
+    async def _send(self, body: SendBody, attachments: list[Outgoing]) -> str:
         wire_format = WireFormat(body.format) if body.format else None
         async with self.callbacks.gate.shared():
             message_id = await self.node.request(
@@ -184,14 +249,41 @@ class HttpBridge:
                 case_id=body.case_id,
                 version=body.version,
                 wire_format=wire_format,
+                attachments=attachments,
             )
             if body.callback_url is not None:
                 await self.callbacks.remember(message_id, body.callback_url)
-        self.callbacks.wake()  # an undelivered may already be recorded
-        location = f"/requests/{message_id}"
-        return web.json_response(
-            {"message_id": message_id}, status=202, headers={"Location": location}
-        )
+        return message_id
+
+    async def attachment(self, request: web.Request) -> web.StreamResponse:
+        """``GET /requests/{id}/attachments/{sha256}``: stream an attachment the party holds
+        of a request (sent or received) or of an answer to it."""
+        message_id, sha256 = request.match_info["message_id"], request.match_info["sha256"]
+        for envelope in await self._envelopes_of(message_id):
+            for file in self.node.attachment_files(envelope):
+                if file.sha256 == sha256 and file.path.exists():
+                    disposition = f"attachment; filename*=UTF-8''{quote(file.name, safe='')}"
+                    return web.FileResponse(
+                        file.path,
+                        headers={
+                            "Content-Type": file.media_type,
+                            "Content-Disposition": disposition,
+                        },
+                    )
+        raise UnknownMessage(f"{self.node.party} holds no attachment {sha256} of {message_id}")
+
+    async def _envelopes_of(self, message_id: str) -> list[Envelope]:
+        """The request ``message_id`` and the answers to it, as stored (pruned ones left out)."""
+        records: list[OutboxRecord | InboxRecord] = []
+        sent = await self.node.sent_request(message_id)
+        if sent is not None:
+            records = [sent, *await self.node.answers(message_id)]
+        else:
+            received = await self.node.received(message_id)
+            if received is not None and received.kind == "request":
+                records = [received]
+        envelopes = (self.node.stored_envelope(record.wire) for record in records)
+        return [envelope for envelope in envelopes if envelope is not None]
 
     async def refile(self, request: web.Request) -> web.Response:
         """``POST /requests/{id}/refile``: send a finished request again as a new one.
@@ -256,7 +348,7 @@ class HttpBridge:
             if envelope is None:
                 answers.append(answer | {"content_pruned": True})
                 continue
-            answers.append(answer | answer_content(envelope))
+            answers.append(answer | answer_content(envelope) | _listed(sent.message_id, envelope))
         return {
             "message_id": sent.message_id,
             "direction": "sent",
@@ -268,6 +360,7 @@ class HttpBridge:
             "expires_at": sent.expires_at.isoformat(),
             "callback_url": await self.callbacks.callback_url(sent.message_id),
             "answers": answers,
+            **_listed(sent.message_id, self.node.stored_envelope(sent.wire)),
         }
 
     async def _received_state(self, received: InboxRecord) -> dict[str, Any]:
@@ -291,6 +384,7 @@ class HttpBridge:
             "created_at": received.received_at.isoformat(),
             "expires_at": received.expires_at.isoformat(),
             "payload": payload,
+            **_listed(received.message_id, envelope),
             "content_pruned": received.wire == PRUNED,
             "answers": answers,
             "waiting_on": await self.node.waiting_on(received.message_id)
@@ -333,6 +427,44 @@ async def _json(request: web.Request) -> Any:
         return await request.json()
     except ValueError:
         raise Malformed("the body must be a JSON object") from None
+
+
+async def _part_json(part: BodyPartReader) -> Any:
+    try:
+        return await part.json()
+    except ValueError:
+        raise Malformed("the 'request' part must be a JSON object") from None
+
+
+async def _stage(part: BodyPartReader, path: Path, max_size: int, name: str) -> None:
+    """Write an uploaded file part to ``path`` block by block, refusing it past ``max_size``."""
+    size = 0
+    with path.open("wb") as out:
+        while block := await part.read_chunk(1024 * 1024):
+            size += len(block)
+            if size > max_size:
+                raise AttachmentRefused(
+                    f"{name}: more than the {max_size} bytes the service allows per attachment"
+                )
+            out.write(block)
+
+
+def _listed(message_id: str, envelope: Envelope | None) -> dict[str, Any]:
+    """``{"attachments": [...]}`` with each entry's download URL (nothing if there are none)."""
+    if envelope is None or not envelope.attachments:
+        return {}
+    return {
+        "attachments": [
+            {
+                "name": item.name,
+                "media_type": item.media_type,
+                "size": item.size,
+                "sha256": item.sha256,
+                "url": f"/requests/{message_id}/attachments/{item.sha256}",
+            }
+            for item in envelope.attachments
+        ]
+    }
 
 
 def _status_of(error: ExchangeError) -> int:

@@ -2,7 +2,7 @@
 
 from exchange.node.config import NodeConfig
 from exchange.node.factory import build_node
-from exchange.node.handlers import BROKER, LATER, IncomingRequest, Later, Reject, Waiting
+from exchange.node.handlers import BROKER, LATER, IncomingRequest, Later, Reject, Reply, Waiting
 from exchange.node.node import Node
 from exchange.node.notices import Notice
 
@@ -15,6 +15,7 @@ __all__ = [
     "NodeConfig",
     "Notice",
     "Reject",
+    "Reply",
     "Waiting",
     "build_node",
 ]

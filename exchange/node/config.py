@@ -49,6 +49,18 @@ class NodeConfig:
     metadata_only: bool = False  # prune a finished message's content at the next look
     declare_topology: bool = True  # False: the admin applied it; the node may not configure
     prune_interval: float = 5.0  # how often the pruner looks (when either is set)
+    attachment_chunk: int = 1024 * 1024  # bytes of attachment per chunk message
+    attachment_window: int = 8  # chunks published and unconfirmed at most (flow control)
+    attachment_prefetch: int = 4  # chunks delivered and unacked at most (memory stays flat)
+    # A chunk that comes before its envelope is verified waits this long for it, then it is
+    # quarantined as unexpected.
+    attachment_grace: float = 5.0
+    # How long a request waits for its attachments before ``attachment-missing``; None: a
+    # tenth of its service's regulated deadline (in calendar days), at most until it expires.
+    attachment_wait: timedelta | None = None
+    # Retention leaves an attachment alone this long after its newest reference was noted
+    # (that message may not be committed yet).
+    attachment_settle: float = 60.0
 
     def __post_init__(self) -> None:
         check_workers(self.verify_workers)

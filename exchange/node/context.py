@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 
 from exchange._clock import Clock
+from exchange.attachments.store import AttachmentStore
 from exchange.catalog import Catalog
 from exchange.envelope.model import Envelope
 from exchange.ledger.event import AuditEvent, EventName
@@ -31,6 +32,7 @@ class NodeContext:
     bus: Transport
     names: BusNames
     clock: Clock
+    attachments: AttachmentStore
     config: NodeConfig = field(default_factory=NodeConfig)
     _logger: Any = field(default=None, init=False, repr=False)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from exchange._clock import SYSTEM_CLOCK, Clock
+from exchange.attachments.store import AttachmentStore
 from exchange.audit.config import AuditSettings
 from exchange.catalog import Catalog
 from exchange.config import Settings
@@ -30,6 +31,11 @@ def open_store(party: str, settings: Settings, clock: Clock) -> Store:
 
     settings.store_dir.mkdir(parents=True, exist_ok=True)
     return SQLiteStore(settings.store_dir / f"{party}.db", party, clock)
+
+
+def attachment_store(party: str, settings: Settings) -> AttachmentStore:
+    """The party's attachment store: a directory beside its store (``<party>.attachments``)."""
+    return AttachmentStore(settings.store_dir / f"{party}.attachments")
 
 
 def node_config(settings: Settings) -> NodeConfig:
@@ -88,6 +94,7 @@ def build_node(
         bus=Bus(settings.amqp_url),
         names=BusNames(settings.bus_prefix),
         clock=clock,
+        attachments=attachment_store(party, settings),
         config=config or node_config(settings),
     )
     node = Node(context, audit or AuditSettings())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from exchange.attachments.sender import Outgoing
+from exchange.attachments.store import AttachmentFile
 from exchange.envelope.model import Envelope
 
 
@@ -19,6 +22,9 @@ class IncomingRequest:
 
     envelope: Envelope
     attempt: int
+    attachments: tuple[AttachmentFile, ...] = ()
+    """The request's attachments, complete and checked against the signed envelope: read
+    them with ``open()`` (a file handle, never the bytes in memory)."""
 
     @property
     def message_id(self) -> str:
@@ -29,6 +35,16 @@ class IncomingRequest:
     def payload(self) -> dict[str, Any]:
         """The request's payload."""
         return dict(self.envelope.payload or {})
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's response with attachments (the signed permit as a PDF): the payload, and
+    paths or ``Outgoing`` streams, checked against the service's catalog entry and sent
+    beside the signed response as a request's attachments are."""
+
+    payload: dict[str, Any]
+    attachments: Sequence[Outgoing | Path | str] = ()
 
 
 class Reject(Exception):
@@ -64,4 +80,4 @@ class Waiting(Exception):
         self.on = on
 
 
-Handler = Callable[[IncomingRequest], Awaitable[dict[str, Any] | Later | Waiting]]
+Handler = Callable[[IncomingRequest], Awaitable[dict[str, Any] | Reply | Later | Waiting]]

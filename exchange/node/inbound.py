@@ -1,7 +1,8 @@
 """Inbound: every delivery from the party's inbox, in the order of DESIGN.md's Decisions.
 
 size -> parse -> signature and certificate -> recipient -> dedupe -> expiry -> access ->
-payload schema -> inbox row, receipt and audit in one transaction -> publish receipt -> ack.
+payload schema -> attachments (the catalog's limits; held by the gate until all arrived
+intact) -> inbox row, receipt and audit in one transaction -> publish receipt -> ack.
 Only a sender whose signature verified ever gets a fault; the rest goes to quarantine.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 
+from exchange.attachments.gate import Gate
 from exchange.envelope.model import Envelope, Fault, Kind
 from exchange.exceptions import (
     DuplicateMessage,
@@ -73,6 +75,7 @@ class Inbound:
         outbound: Outbound,
         notify: Callable[[Notice], Awaitable[None]],
         request_stored: Callable[[Envelope], None],
+        gate: Gate,
     ) -> None:
         self.ctx = context
         self.outbound = outbound
@@ -82,6 +85,9 @@ class Inbound:
         self.verifier = Verifier(
             context, context.config.verify_workers, context.config.verify_inline_bytes
         )
+        self.gate = gate
+        gate.accept = self.accept
+        gate.refuse = self._refuse
 
     async def on_delivery(self, message: Delivery) -> None:
         """The AMQP consumer: handle, then ack; requeue if the outcome could not be stored."""
@@ -135,8 +141,20 @@ class Inbound:
                 xml=verified.format is WireFormat.XML,
                 document=verified.payload_document,  # the signed payload, not a re-encoding
             )
+            self.ctx.catalog.check_attachments(envelope)
+            missing = self.gate.missing(envelope)
         except PolicyError as exc:
             return await self._refuse(verified, exc)
+        if missing:
+            if await self.ctx.store.get_inbox(envelope.message_id) is not None:
+                return await self._duplicate(verified)  # decided before: answer it again
+            return self.gate.hold(verified, missing)
+        return await self.accept(verified)
+
+    async def accept(self, verified: VerifiedEnvelope) -> str:
+        """Store a checked request (attachments complete), receipt it, hand it on."""
+        envelope = verified.envelope
+        self._note_attachments(envelope)
         receipt = self.outbound.seal(
             self.outbound.envelope(
                 Kind.RECEIPT,
@@ -257,7 +275,7 @@ class Inbound:
             return await self._ignore(verified, "cancel after the request's final answer")
         return "cancelled"
 
-    async def _answer(self, verified: VerifiedEnvelope) -> str:
+    async def _answer(self, verified: VerifiedEnvelope, attachments_checked: bool = False) -> str:
         # Answers to one request are handled one at a time, in the order they were delivered
         # (deliveries run side by side): a status must not overtake its response.
         key = verified.envelope.correlation_id or ""
@@ -265,7 +283,7 @@ class Inbound:
         self._answer_locks[key] = (lock, users + 1)
         try:
             async with lock:
-                return await self._answer_in_order(verified)
+                return await self._answer_in_order(verified, attachments_checked)
         finally:
             lock, users = self._answer_locks[key]
             if users == 1:
@@ -273,13 +291,25 @@ class Inbound:
             else:
                 self._answer_locks[key] = (lock, users - 1)
 
-    async def _answer_in_order(self, verified: VerifiedEnvelope) -> str:
+    async def _answer_in_order(
+        self, verified: VerifiedEnvelope, attachments_checked: bool = False
+    ) -> str:
         envelope = verified.envelope
         request = await self.outbound.sent_request(envelope.correlation_id or "")
         if request is None or request != (envelope.sender, envelope.request_digest):
             return await self._ignore(verified, "answer not bound to a request of ours")
+        if envelope.attachments and not attachments_checked:
+            try:
+                missing = self.gate.missing(envelope)
+            except PolicyError as exc:
+                return await self._answer_incomplete(verified, exc)
+            if missing:  # noted once they arrived (or once they are given up on)
+                return self.gate.hold(
+                    verified, missing, accept=self._answer_complete, refuse=self._answer_incomplete
+                )
         advance = _ADVANCES.get(envelope.kind)
         event = EventName.received(envelope.kind.value)
+        self._note_attachments(envelope)
         try:
             try:
                 await self._note(verified, event, advance)
@@ -293,6 +323,27 @@ class Inbound:
         typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
         await self._notify(Notice(envelope.kind.value, envelope.correlation_id or "", typed))
         return envelope.kind.value
+
+    async def _answer_complete(self, verified: VerifiedEnvelope) -> str:
+        return await self._answer(verified, attachments_checked=True)
+
+    async def _answer_incomplete(self, verified: VerifiedEnvelope, error: ExchangeError) -> str:
+        # An answer is signed and final; it is never refused, so it is noted all the same,
+        # its attachment's failure on record (opening that attachment says it is missing).
+        async with self.ctx.store.transaction() as tx:
+            tx.audit(
+                audit_event(
+                    EventName.IGNORED,
+                    verified.envelope,
+                    verified.digest,
+                    reason=f"attachments: {error.message}",
+                    code=error.code,
+                )
+            )
+        self.ctx.log(verified.envelope).warning(
+            "answer.attachments_failed", code=error.code, reason=error.message
+        )
+        return await self._answer(verified, attachments_checked=True)
 
     async def _late(self, verified: VerifiedEnvelope) -> str:
         # The request had its final answer: this status, response or fault is kept and
@@ -330,6 +381,11 @@ class Inbound:
             )
         self.ctx.log(verified.envelope).warning("inbound.ignored", reason=reason)
         return "ignored"
+
+    def _note_attachments(self, envelope: Envelope) -> None:
+        # Before the message is stored: retention then never sees it without its reference.
+        for attachment in envelope.attachments:
+            self.ctx.attachments.add_ref(attachment.sha256, envelope.message_id)
 
     def _record(
         self, verified: VerifiedEnvelope, state: InboxState, receipt_wire: bytes | None = None

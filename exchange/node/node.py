@@ -7,15 +7,28 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
+from exchange.attachments import (
+    LOCATION,
+    AttachmentFile,
+    AttachmentStore,
+    Gate,
+    Outgoing,
+    Receiver,
+    Stored,
+    Uploader,
+)
 from exchange.audit.config import AuditSettings
-from exchange.catalog import Catalog
-from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
+from exchange.catalog import AttachmentPolicy, Catalog
+from exchange.envelope.model import Attachment, Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import (
     AccessDenied,
+    AttachmentMismatch,
     ContentPruned,
     DuplicateMessage,
+    ExchangeError,
     StateConflict,
     UnknownMessage,
 )
@@ -24,12 +37,13 @@ from exchange.node.admin import AdminCommands
 from exchange.node.config import NodeConfig
 from exchange.node.context import NodeContext, record_event
 from exchange.node.crl_numbers import StoreCrlNumbers
-from exchange.node.handlers import Handler
+from exchange.node.handlers import Handler, Reply
 from exchange.node.inbound import Inbound
 from exchange.node.notices import Notice
 from exchange.node.outbound import Outbound
 from exchange.node.overdue import OverdueWatch
 from exchange.node.parking import Parked, waiting_on, write_parked
+from exchange.node.quarantine import quarantine
 from exchange.node.relay import Relay
 from exchange.node.retention import Pruner
 from exchange.node.shipper import Shipper
@@ -45,6 +59,7 @@ from exchange.node.store.base import (
 from exchange.node.worker import Worker
 from exchange.signing import WireFormat, sniff_format
 from exchange.signing.stored import decode_stored
+from exchange.transport.users import broker_user, url_user
 
 Listener = Callable[[Notice], Awaitable[None] | None]
 DEFAULT_AUDIT = AuditSettings.model_construct()  # the defaults; the environment is not read
@@ -72,6 +87,17 @@ class Node:
         self._listeners: list[Listener] = []
         self._waiters: dict[str, list[asyncio.Future[Notice]]] = {}
         self.outbound = Outbound(context, self._undelivered)
+        own_user = broker_user(context.names, context.party)
+        per_party_users = url_user(context.bus.url) == own_user
+        self.uploader = Uploader(
+            context.attachments,
+            context.bus,
+            context.names,
+            user_id=own_user if per_party_users else None,
+            chunk_size=context.config.attachment_chunk,
+            window=context.config.attachment_window,
+            log=context.log,
+        )
         self.worker = Worker(
             context,
             self.handlers,
@@ -80,8 +106,21 @@ class Node:
             self._settled,
             self._tell_overdue,
         )
-        self.inbound = Inbound(context, self.outbound, self._notify, self._received_request_now)
-        self.relay = Relay(context, self.outbound)
+        self.receiver = Receiver(
+            context.attachments,
+            quarantine=self._quarantine,
+            completed=self._attachment_arrived,
+            mismatched=self._attachment_mismatched,
+            sender_user=lambda party: broker_user(context.names, party),
+            require_user=per_party_users,
+            grace=context.config.attachment_grace,
+            log=context.log,
+        )
+        self.gate = Gate(context.attachments, self.receiver, context.clock, self._attachment_wait)
+        self.inbound = Inbound(
+            context, self.outbound, self._notify, self._received_request_now, self.gate
+        )
+        self.relay = Relay(context, self.outbound, self._request_republished)
         self.admin = AdminCommands(context, self.inbound.verifier.verify)
         self.overdue = OverdueWatch(
             context, self.worker.calendar, self.handlers.keys(), self._tell_late
@@ -114,6 +153,11 @@ class Node:
         if self.ctx.config.declare_topology:
             self.ctx.bus.declare_on_connect(self.ctx.names, parties)
         self.ctx.bus.subscribe(self.ctx.names.inbox(self.party), self.inbound.on_delivery)
+        self.ctx.bus.subscribe(
+            self.ctx.names.attachments(self.party),
+            self.receiver.on_delivery,
+            prefetch=self.ctx.config.attachment_prefetch,
+        )
         shipper = Shipper(self.ctx, self.audit)
         self.ctx.bus.subscribe(self.ctx.names.audit_acks(self.party), shipper.on_ack)
         self.ctx.bus.subscribe(self.ctx.names.admin(self.party), self.admin.on_delivery)
@@ -128,6 +172,7 @@ class Node:
             asyncio.create_task(shipper.run(), name=f"{self.party}-audit-shipper"),
             asyncio.create_task(Pruner(self.ctx).run(), name=f"{self.party}-pruner"),
             asyncio.create_task(self.overdue.run(), name=f"{self.party}-overdue"),
+            asyncio.create_task(self._expire_held(), name=f"{self.party}-attachments"),
         ]
         try:
             for companion in self._companions:
@@ -160,9 +205,11 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.worker.drain()
+        await self.uploader.stop()
         self.inbound.verifier.close()
         await self.outbound.drain()
         await self.ctx.bus.stop()
+        await self.receiver.close()
         if self._crl_numbers is not None:
             await self._crl_numbers.flush()
         await self.ctx.store.close()
@@ -190,6 +237,7 @@ class Node:
         expires_in: timedelta | None = None,
         test: bool = False,
         message_id: str | None = None,
+        attachments: Sequence[Outgoing | Path | str] = (),
     ) -> str:
         """Send a request to the service's provider; return its message_id once it is durable.
 
@@ -197,8 +245,17 @@ class Node:
         data (e.g. a file's hash) passes it, and if this party's outbox already holds a
         message with that id, the call returns it without building or sending anything.
 
+        ``attachments`` are paths or ``Outgoing`` (a path or an async byte stream with its
+        name and media type). Each is copied into this party's attachment store while
+        hashing, listed in the signed envelope (name, media type, size, SHA-256) and then
+        streamed to the provider in chunks in the background; the provider receipts the
+        request only once all arrived intact (until then the request is resent, and its
+        attachments with it).
+
         Raises:
             UnknownService, AccessDenied, InvalidContent: refused locally, nothing sent.
+            AttachmentRefused (attachment-refused): an attachment's type, size or number is
+                outside the service's catalog entry; nothing sent.
             Unroutable (unroutable): the broker has no inbox for the provider.
         """
         if message_id is not None and await self.ctx.store.get_outbox(message_id) is not None:
@@ -214,6 +271,7 @@ class Node:
                 expires_in=expires_in,
                 test=test,
                 message_id=message_id,
+                attachments=attachments,
             )
         except DuplicateMessage as duplicate:
             # Another process filed it between the look above and the insert (the insert is
@@ -270,11 +328,13 @@ class Node:
         expires_in: timedelta | None,
         test: bool,
         message_id: str | None = None,
+        attachments: Sequence[Outgoing | Path | str] = (),
         **detail: Any,
     ) -> str:
         entry = self.ctx.catalog.service(service, version)
         if recipient is not None and recipient != entry.provider:
             raise AccessDenied(f"{service} is provided by {entry.provider}, not {recipient}")
+        listed = await self._store_attachments(entry.code, entry.attachments, attachments)
         envelope = self.outbound.envelope(
             Kind.REQUEST,
             service=ServiceRef(code=entry.code, version=entry.version),
@@ -284,14 +344,46 @@ class Node:
             payload=payload,
             test=test,
             message_id=message_id,
+            attachments=listed,
         )
         envelope = self.ctx.catalog.typed(envelope)  # typed, keys in the XSD's order
         wire_format = wire_format or self.ctx.config.wire_format
         self.ctx.catalog.check_request(envelope)
         self.ctx.catalog.check_payload(envelope, xml=wire_format is WireFormat.XML)
+        self.ctx.catalog.check_attachments(envelope)
+        for attachment in listed:  # before the request exists: retention never races it
+            self.ctx.attachments.add_ref(attachment.sha256, envelope.message_id)
         await self.outbound.send(envelope, wire_format, EventName.CREATED, **detail)
         self.ctx.log(envelope).info("request.sent", recipient=entry.provider)
+        if listed:
+            self.uploader.start(envelope.message_id, entry.provider, listed)
         return envelope.message_id
+
+    async def _store_attachments(
+        self, service: str, policy: AttachmentPolicy, items: Sequence[Outgoing | Path | str]
+    ) -> tuple[Attachment, ...]:
+        """Check what the catalog allows, copy each into the store; their envelope entries.
+
+        Refused before anything is uploaded: count and types at once, size while copying.
+        """
+        outgoing = [Outgoing.of(item) for item in items]
+        labels = [item.label() for item in outgoing]
+        policy.check(service, ((name, media, None) for name, media in labels))
+        listed = []
+        for item, (name, media_type) in zip(outgoing, labels, strict=True):
+            if isinstance(item.source, Path):  # a clear refusal before a long copy
+                policy.check(service, [(name, media_type, item.source.stat().st_size)])
+            stored = await self.ctx.attachments.put(item.source, max_size=policy.max_size)
+            listed.append(
+                Attachment(
+                    name=name,
+                    media_type=media_type,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                    location=LOCATION + stored.sha256,
+                )
+            )
+        return tuple(listed)
 
     async def cancel(self, request_id: str) -> None:
         """Ask the provider to stop working on a request this party sent.
@@ -353,15 +445,30 @@ class Node:
 
         return register
 
-    async def respond(self, request_id: str, payload: dict[str, Any]) -> str:
+    async def respond(
+        self,
+        request_id: str,
+        payload: dict[str, Any],
+        *,
+        attachments: Sequence[Outgoing | Path | str] = (),
+    ) -> str:
         """Answer a received request (from any process of this party, days later).
+
+        ``attachments`` (paths or ``Outgoing``) travel beside the response as a request's do.
 
         Raises:
             UnknownMessage (unknown-message): no such request received.
             StateConflict (state-conflict): already answered, rejected or cancelled.
             InvalidContent (invalid-content): the payload breaks the response schema.
+            AttachmentRefused (attachment-refused): outside the service's catalog entry.
         """
-        return await self._respond_record(await self._received_request(request_id), payload)
+        record = await self._received_request(request_id)
+        return await self._respond_record(record, Reply(payload, attachments))
+
+    def attachment_files(self, envelope: Envelope) -> tuple[AttachmentFile, ...]:
+        """Readable handles on an envelope's attachments in this party's store (a response's,
+        once noticed; ``open()`` says attachment-missing if one never arrived)."""
+        return tuple(AttachmentFile(a, self.ctx.attachments) for a in envelope.attachments)
 
     async def reject(self, request_id: str, code: str, text: str) -> str:
         """Refuse a received request with a signed fault."""
@@ -399,6 +506,11 @@ class Node:
     def catalog(self) -> Catalog:
         """The catalog this node checks requests against."""
         return self.ctx.catalog
+
+    @property
+    def attachments(self) -> AttachmentStore:
+        """This party's attachment store (connectors stage uploads in its ``tmp/``)."""
+        return self.ctx.attachments
 
     @property
     def config(self) -> NodeConfig:
@@ -475,16 +587,28 @@ class Node:
     # --- internals ------------------------------------------------------------------------
 
     async def _respond_record(
-        self, record: InboxRecord, payload: dict[str, Any], request: Envelope | None = None
+        self,
+        record: InboxRecord,
+        answer: dict[str, Any] | Reply,
+        request: Envelope | None = None,
     ) -> str:
-        return await self._answer(
+        reply = answer if isinstance(answer, Reply) else Reply(answer)
+        listed: tuple[Attachment, ...] = ()
+        if reply.attachments:
+            entry = self.ctx.catalog.service(record.service)
+            listed = await self._store_attachments(entry.code, entry.attachments, reply.attachments)
+        sent = await self._answer(
             record,
             Kind.RESPONSE,
             EventName.RESPONDED,
-            payload=payload,
+            payload=reply.payload,
             close=InboxState.ANSWERED,
             request=request,
+            attachments=listed,
         )
+        if listed:
+            self.uploader.start(sent, record.sender, listed)
+        return sent
 
     async def _refuse_record(
         self,
@@ -554,6 +678,7 @@ class Node:
         close: InboxState | None = None,
         request: Envelope | None = None,
         also: Callable[[Transaction], None] | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> str:
         """Send an answer to a received request; ``request`` is its envelope if at hand."""
         if record.wire == PRUNED:  # only finished requests are pruned
@@ -569,6 +694,7 @@ class Node:
             case_id=record.case_id,
             payload=payload,
             fault=fault,
+            attachments=attachments,
         )
         answer = self.ctx.catalog.typed(answer)  # typed, keys in the XSD's order
         self.ctx.catalog.check_payload(answer, xml=wire_format is WireFormat.XML)
@@ -628,6 +754,8 @@ class Node:
 
     async def _notify(self, notice: Notice) -> None:
         self._wake_followers()
+        if notice.kind != "undelivered" and self.uploader.uploading(notice.request_id):
+            self.uploader.cancel(notice.request_id)  # receipted: the provider holds them all
         for listener in self._listeners:
             try:
                 result = listener(notice)
@@ -640,6 +768,40 @@ class Node:
             for future in self._waiters.pop(notice.request_id, []):
                 if not future.done():
                     future.set_result(notice)
+
+    # --- attachments -----------------------------------------------------------------------
+
+    def _attachment_wait(self, envelope: Envelope) -> timedelta:
+        """How long a request may wait for its attachments (see NodeConfig.attachment_wait)."""
+        if self.ctx.config.attachment_wait is not None:
+            return self.ctx.config.attachment_wait
+        entry = self.ctx.catalog.service(envelope.service.code, envelope.service.version)
+        return timedelta(days=entry.deadline.days) / 10
+
+    async def _quarantine(self, raw: bytes, error: ExchangeError) -> None:
+        await quarantine(self.ctx, raw, error)
+
+    async def _attachment_arrived(self, stored: Stored) -> None:
+        await self.gate.completed(stored)
+
+    async def _attachment_mismatched(self, sha256: str, error: AttachmentMismatch) -> None:
+        await self.gate.mismatched(sha256, error)
+
+    def _request_republished(self, record: OutboxRecord) -> None:
+        """The relay sent a request again (no receipt yet): its attachments go again too."""
+        if record.wire == PRUNED:
+            return
+        envelope = decode_stored(record.wire)
+        if envelope.attachments:
+            self.uploader.start(record.message_id, record.recipient, envelope.attachments)
+
+    async def _expire_held(self) -> None:
+        while True:
+            try:
+                await self.gate.expire()
+            except ExchangeError as exc:
+                self.ctx.log().error("attachments.expire_failed", error=exc.message)
+            await asyncio.sleep(max(self.ctx.config.poll_interval, 0.2))
 
     async def _undelivered(self, record: OutboxRecord) -> None:
         await self._notify(Notice("undelivered", record.message_id))

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from exchange._ids import new_message_id
-from exchange.envelope.model import Envelope, Fault, Kind, ServiceRef
+from exchange.envelope.model import Attachment, Envelope, Fault, Kind, ServiceRef
 from exchange.exceptions import (
     BrokerUnavailable,
     ExchangeError,
@@ -55,6 +55,7 @@ class Outbound:
         fault: Fault | None = None,
         test: bool = False,
         message_id: str | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> Envelope:
         """A new envelope from this party; ``answering`` is (request id, request digest).
 
@@ -74,6 +75,7 @@ class Outbound:
             payload=payload,
             fault=fault,
             test=test,
+            attachments=attachments,
         )
 
     def seal(self, envelope: Envelope, wire_format: WireFormat) -> OutboxRecord:
@@ -115,6 +117,9 @@ class Outbound:
             DuplicateMessage, StateConflict: ``also`` conflicted; nothing was stored.
         """
         record = self.seal(envelope, wire_format)
+        if envelope.kind is not Kind.REQUEST:  # a request's are noted by the node, earlier
+            for attachment in envelope.attachments:
+                self.ctx.attachments.add_ref(attachment.sha256, envelope.message_id)
         async with self.ctx.store.transaction() as tx:
             tx.add_outbox(record)
             tx.audit(

@@ -8,6 +8,7 @@ expires; then it is ``undelivered``, finally, and the departmental system is tol
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from exchange.exceptions import ExchangeError, Unroutable
 from exchange.node.context import NodeContext
@@ -21,9 +22,17 @@ _WINDOW = 64
 class Relay:
     """Keeps the outbox moving."""
 
-    def __init__(self, context: NodeContext, outbound: Outbound) -> None:
+    def __init__(
+        self,
+        context: NodeContext,
+        outbound: Outbound,
+        republished: Callable[[OutboxRecord], None] | None = None,
+    ) -> None:
+        """``republished`` is told of every request the relay published (its attachments
+        go again with it)."""
         self.ctx = context
         self.outbound = outbound
+        self._republished = republished
 
     async def run(self) -> None:
         """Loop until cancelled."""
@@ -57,9 +66,12 @@ class Relay:
                 return False
             async with window:
                 try:
-                    return await self.outbound.publish(record, resend=record.attempts > 0)
+                    published = await self.outbound.publish(record, resend=record.attempts > 0)
                 except Unroutable:
                     return False  # recorded as undelivered by publish()
+                if published and record.kind == "request" and self._republished is not None:
+                    self._republished(record)
+                return published
 
         # Confirms are awaited side by side, not one after another.
         return sum(await asyncio.gather(*(one(record) for record in due)))

@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from exchange.attachments.store import AttachmentFile
 from exchange.catalog.model import Deadline
 from exchange.envelope.model import Envelope, Kind
 from exchange.exceptions import (
@@ -35,7 +36,15 @@ from exchange.exceptions import (
 )
 from exchange.ledger.event import EventName
 from exchange.node.context import NodeContext, audit_event, record_event
-from exchange.node.handlers import BROKER, Handler, IncomingRequest, Later, Reject, Waiting
+from exchange.node.handlers import (
+    BROKER,
+    Handler,
+    IncomingRequest,
+    Later,
+    Reject,
+    Reply,
+    Waiting,
+)
 from exchange.node.parking import Parked, read_parked, write_parked
 from exchange.node.store.base import InboxRecord, InboxState, Transaction
 from exchange.signing.stored import decode_stored
@@ -44,7 +53,7 @@ from exchange.workdays.calendar import WorkCalendar, kazan_calendar
 _FRESH_LIMIT = 10_000  # a backlog beyond this is read back from the store instead
 
 # Both take the request's envelope too, so answering it needs no second decode.
-Answer = Callable[[InboxRecord, dict[str, Any], Envelope], Awaitable[object]]
+Answer = Callable[[InboxRecord, dict[str, Any] | Reply, Envelope], Awaitable[object]]
 Refuse = Callable[[InboxRecord, str, str, InboxState, Envelope], Awaitable[object]]
 Settled = Callable[[str], Awaitable[bool]]  # has a request this node sent its final answer?
 TellOverdue = Callable[[InboxRecord, Parked, datetime], Awaitable[object]]
@@ -224,7 +233,8 @@ class Worker:
         attempt = record.attempts + waits + record.takeovers + 1
         try:
             typed = self.ctx.catalog.typed(envelope)  # the same payload shape for XML and JSON
-            result = await handler(IncomingRequest(typed, attempt=attempt))
+            files = tuple(AttachmentFile(a, self.ctx.attachments) for a in typed.attachments)
+            result = await handler(IncomingRequest(typed, attempt=attempt, attachments=files))
         except Reject as reject:
             await self._answer_safely(
                 self._reject(record, reject.code, reject.text, InboxState.REJECTED, envelope)

@@ -44,8 +44,9 @@ class Transport(Protocol):
         """Declare the bus topology for ``parties`` on every (re)connect, before consuming."""
         ...
 
-    def subscribe(self, queue: str, callback: Callback) -> None:
-        """Consume ``queue`` with manual acks, now and after every reconnect."""
+    def subscribe(self, queue: str, callback: Callback, *, prefetch: int | None = None) -> None:
+        """Consume ``queue`` with manual acks, now and after every reconnect (``prefetch``:
+        a channel of its own with at most that many unacked deliveries)."""
         ...
 
     async def queue_depth(self, queue: str) -> int:

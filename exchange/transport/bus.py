@@ -48,6 +48,10 @@ class _Subscription:
     queue: str
     callback: Callback
     tag: str | None = None
+    # A consumer with a prefetch of its own gets a channel of its own (large messages).
+    prefetch: int | None = None
+    channel: AbstractChannel | None = None
+    acks: Acks | None = None
 
 
 class Bus:
@@ -144,9 +148,13 @@ class Bus:
         """Declare the bus topology for ``parties`` on every new connection, before consuming."""
         self._topologies.append((names, list(parties)))
 
-    def subscribe(self, queue: str, callback: Callback) -> None:
-        """Consume ``queue`` with manual acks, now and after every reconnect."""
-        self._subscriptions.append(_Subscription(queue, callback))
+    def subscribe(self, queue: str, callback: Callback, *, prefetch: int | None = None) -> None:
+        """Consume ``queue`` with manual acks, now and after every reconnect.
+
+        ``prefetch`` gives the consumer a channel of its own with that many unacked
+        deliveries at most (for large messages, so a consumer's memory stays bounded).
+        """
+        self._subscriptions.append(_Subscription(queue, callback, prefetch=prefetch))
         if self._consume_channel is not None and not self._consume_channel.is_closed:
             # Keep a reference: the loop holds tasks only weakly.
             task = asyncio.get_running_loop().create_task(self._consume(self._subscriptions[-1]))
@@ -288,8 +296,17 @@ class Bus:
     async def _consume(self, subscription: _Subscription) -> None:
         assert self._consume_channel is not None
         assert self._acks is not None
-        await self._consume_channel.get_queue(subscription.queue, ensure=True)  # it must exist
-        callback, acks = subscription.callback, self._acks
+        assert self._connection is not None
+        channel, acks = self._consume_channel, self._acks
+        if subscription.prefetch is not None:
+            if subscription.channel is None or subscription.channel.is_closed:
+                subscription.channel = await self._connection.channel(publisher_confirms=False)
+                await subscription.channel.set_qos(prefetch_count=subscription.prefetch)
+                subscription.acks = Acks(await subscription.channel.get_underlay_channel())
+            assert subscription.acks is not None
+            channel, acks = subscription.channel, subscription.acks
+        await channel.get_queue(subscription.queue, ensure=True)  # it must exist
+        callback = subscription.callback
 
         async def deliver(message: DeliveredMessage) -> None:
             await callback(Delivery(message, acks))
@@ -309,9 +326,12 @@ class Bus:
                 raise ConnectionError("connection or channel closed")
             if self._publish_channel is None or self._publish_channel.is_closed:
                 raise ConnectionError("publish channel closed")
-            underlay = await self._consume_channel.get_underlay_channel()
-            consumers = underlay.consumers  # type: ignore[attr-defined]
             for subscription in self._subscriptions:
+                channel = subscription.channel or self._consume_channel
+                if channel.is_closed:
+                    raise ConnectionError("consume channel closed")
+                underlay = await channel.get_underlay_channel()
+                consumers = underlay.consumers  # type: ignore[attr-defined]
                 if subscription.tag not in consumers:
                     log.warning("bus.consumer_lost", queue=subscription.queue)
                     await self._consume(subscription)
@@ -321,6 +341,8 @@ class Bus:
         self._publish_channel = self._consume_channel = None
         self._publish_underlay = None
         self._acks = None
+        for subscription in self._subscriptions:
+            subscription.channel = subscription.acks = None
         if connection is not None and not connection.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 5)

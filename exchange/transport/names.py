@@ -54,6 +54,10 @@ class BusNames:
         """A party's inbox queue."""
         return f"{self.prefix}party.{party}.inbox"
 
+    def attachments(self, party: str) -> str:
+        """A party's queue of attachment chunks sent to it (bound by its own name)."""
+        return f"{self.prefix}party.{party}.attachments"
+
     def dead_letters(self, party: str) -> str:
         """A party's dead-letter queue (deliveries that failed before they were stored)."""
         return f"{self.prefix}party.{party}.dlq"

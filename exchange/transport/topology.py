@@ -31,8 +31,8 @@ def _quorum(dead_letter_exchange: str | None = None, routing_key: str = "") -> F
 
 async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Iterable[str]) -> None:
     """Declare exchanges (the bus, dead letters, the audit feed), each party's inbox, dead
-    letters, audit acknowledgments and admin commands, the quarantine, the audit queue and
-    the audit quarantine.
+    letters, audit acknowledgments, admin commands and attachment chunks, the quarantine,
+    the audit queue and the audit quarantine.
 
     Queues the bus serves by name (not by party id) are bound with their own name as key.
 
@@ -62,6 +62,10 @@ async def apply_topology(channel: AbstractChannel, names: BusNames, parties: Ite
         await acks.bind(bus, routing_key=names.audit_acks(party))
         admin = await channel.declare_queue(names.admin(party), durable=True, arguments=_quorum())
         await admin.bind(bus, routing_key=names.admin(party))
+        chunks = await channel.declare_queue(
+            names.attachments(party), durable=True, arguments=_quorum()
+        )
+        await chunks.bind(bus, routing_key=names.attachments(party))
 
 
 async def remove_topology(
@@ -75,6 +79,7 @@ async def remove_topology(
             names.dead_letters(party),
             names.audit_acks(party),
             names.admin(party),
+            names.attachments(party),
         ]
     for queue in queues:
         await channel.queue_delete(queue)

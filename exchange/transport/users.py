@@ -61,6 +61,7 @@ def grants(names: BusNames, parties: list[str]) -> list[Grant]:
                     names.dead_letters(party),
                     names.audit_acks(party),
                     names.admin(party),
+                    names.attachments(party),
                 )
             )
             + ")$",

@@ -14,6 +14,7 @@ import pytest
 import structlog
 
 from exchange._clock import FrozenClock
+from exchange.attachments import AttachmentStore
 from exchange.config import Settings
 from exchange.node.config import NodeConfig
 from exchange.node.context import NodeContext
@@ -60,7 +61,13 @@ def context(store: SQLiteStore, clock: FrozenClock, config: NodeConfig) -> NodeC
     log = structlog.get_logger("test")
     return cast(
         NodeContext,
-        SimpleNamespace(store=store, clock=clock, config=config, log=lambda **_: log),
+        SimpleNamespace(
+            store=store,
+            clock=clock,
+            config=config,
+            log=lambda **_: log,
+            attachments=AttachmentStore(store.path.parent / f"{PARTY}.attachments"),
+        ),
     )
 
 
