@@ -74,6 +74,7 @@ class Run:
 
 
 async def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; read if it fails
     process = subprocess.Popen(
         [
             sys.executable,
@@ -87,13 +88,16 @@ async def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
         ],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         start_new_session=True,
     )
     assert process.stdout is not None
     line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
     if line.strip() != b"ready improvement":
-        raise RuntimeError(f"a provider process did not start: {line!r}")
+        process.kill()
+        log.seek(0)
+        tail = log.read().decode(errors="replace").strip().splitlines()[-5:]
+        raise RuntimeError(f"a provider process did not start: {line!r}; " + " | ".join(tail))
     return process
 
 
@@ -200,5 +204,9 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", type=int, default=128)
+    parser.add_argument(
+        "--processes", default="1,2,4", help="provider process counts, comma-separated"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.rounds, args.window, (1, 2, 4)))
+    counts = tuple(int(n) for n in args.processes.split(","))
+    asyncio.run(main(args.requests, args.rounds, args.window, counts))

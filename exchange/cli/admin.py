@@ -13,6 +13,7 @@ from exchange._logging import configure_logging
 from exchange.admin import AdminClient
 from exchange.catalog import Role, read_catalog_data
 from exchange.cli._output import console, load_settings, print_json, user_errors
+from exchange.config import Settings
 from exchange.pki.authority import CertificateAuthority
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
@@ -41,13 +42,7 @@ def replay(
     configure_logging("WARNING")
     settings = load_settings()
     with user_errors():
-        catalog = read_catalog_data(settings.catalog)
-        me = next((p.id for p in catalog.parties if p.role is Role.CONSOLE), None)
-        if me is None:
-            raise typer.BadParameter("the catalog lists no party with role console")
-        credentials = CertificateAuthority(settings.certs_dir, SYSTEM_CLOCK).credentials(me)
-        bus = Bus(settings.amqp_url)
-        client = AdminClient(bus, BusNames(settings.bus_prefix), credentials)
+        bus, client = admin_client(settings)
         command_id = asyncio.run(_send(bus, client, party, message_id, actor or getpass.getuser()))
     if as_json:
         print_json({"command_id": command_id, "party": party, "message_id": message_id})
@@ -56,6 +51,21 @@ def replay(
         f"sent replay command {command_id} to {party}; its outcome is in {party}'s audit log "
         f"(`exchange trace {message_id}`)"
     )
+
+
+def admin_client(settings: Settings) -> tuple[Bus, AdminClient]:
+    """A bus (not started) and an admin client signing with the catalog's console identity.
+
+    Raises:
+        CatalogError, ExchangeError: no console in the catalog, or its credentials unreadable.
+    """
+    catalog = read_catalog_data(settings.catalog)
+    me = next((p.id for p in catalog.parties if p.role is Role.CONSOLE), None)
+    if me is None:
+        raise typer.BadParameter("the catalog lists no party with role console")
+    credentials = CertificateAuthority(settings.certs_dir, SYSTEM_CLOCK).credentials(me)
+    bus = Bus(settings.amqp_url)
+    return bus, AdminClient(bus, BusNames(settings.bus_prefix), credentials)
 
 
 async def _send(bus: Bus, client: AdminClient, party: str, message_id: str, actor: str) -> str:

@@ -13,15 +13,18 @@ from pydantic import ValidationError
 
 from exchange._clock import SYSTEM_CLOCK
 from exchange._logging import configure_logging
+from exchange.admin import AdminClient
 from exchange.audit.central import open_central
 from exchange.audit.feed import CentralFeed
 from exchange.catalog import Catalog
 from exchange.cli._output import console, fail, load_audit_settings, load_settings, user_errors
 from exchange.cli._serving import announce_ready, stop_on_signal
+from exchange.cli.admin import admin_client
 from exchange.config import describe_settings_error
 from exchange.console import ConsoleSettings, Role, UsersFile, create_app
 from exchange.exceptions import UsersFileInvalid
 from exchange.pki.trust import TrustStore
+from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
 
 app = typer.Typer(help="The support console: a web UI over the central audit log.")
@@ -58,17 +61,26 @@ def serve(
         catalog = Catalog.load(settings.catalog, settings.schemas_dir)
         trust = TrustStore.from_dir(settings.certs_dir)
         feed = CentralFeed(settings.amqp_url, BusNames(settings.bus_prefix), trust)
-        asyncio.run(_serve(options, catalog, settings.certs_dir, feed))
+        bus, replayer = admin_client(settings)
+        asyncio.run(_serve(options, catalog, settings.certs_dir, feed, bus, replayer))
 
 
 async def _serve(
-    options: ConsoleSettings, catalog: Catalog, certs_dir: Path, feed: CentralFeed
+    options: ConsoleSettings,
+    catalog: Catalog,
+    certs_dir: Path,
+    feed: CentralFeed,
+    bus: Bus,
+    replayer: AdminClient,
 ) -> None:
     central = open_central(load_audit_settings())
     await central.open()
     runner: web.AppRunner | None = None
     try:
-        application = create_app(central, catalog, certs_dir, SYSTEM_CLOCK, options, feed=feed)
+        await bus.start()  # admin commands (replay) travel on it, signed as the console
+        application = create_app(
+            central, catalog, certs_dir, SYSTEM_CLOCK, options, feed=feed, replayer=replayer
+        )
         runner = web.AppRunner(application)
         await runner.setup()
         await web.TCPSite(runner, options.host, options.port).start()
@@ -78,6 +90,7 @@ async def _serve(
     finally:
         if runner is not None:
             await runner.cleanup()
+        await bus.stop()
         await central.close()
 
 

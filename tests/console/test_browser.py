@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import pytest_asyncio
@@ -24,6 +25,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from adapters.single_center.applications import Application, applications
 from exchange._clock import SYSTEM_CLOCK, FrozenClock
+from exchange.admin import AdminClient
 from exchange.audit.central import RecordQuery, SQLiteCentralStore
 from exchange.audit.collector import Collector
 from exchange.audit.feed import CentralFeed
@@ -32,6 +34,7 @@ from exchange.catalog import Catalog, Role
 from exchange.config import Settings
 from exchange.console import ConsoleSettings, UsersFile, create_app
 from exchange.console.auth import Role as ConsoleRole
+from exchange.ledger.event import EventName
 from exchange.node import Node, build_node
 from exchange.node.adapters import load_adapters
 from exchange.testing import ThrowawayPKI
@@ -60,6 +63,7 @@ class Run:
     case: str  # answered, across three departments
     parked_case: str  # open at improvement, overdue by the console's clock
     front: Node
+    improvement: Node
     browser: Browser
 
 
@@ -95,6 +99,7 @@ async def run(
         Bus(AMQP_URL), names, central, trust, SYSTEM_CLOCK, city_pki.credentials(me)
     )
     nodes: dict[str, Node] = {}
+    admin_bus = Bus(AMQP_URL)  # the console's signed admin commands travel on it
     runner: web.AppRunner | None = None
     playwright = await async_playwright().start()
     try:
@@ -139,7 +144,12 @@ async def run(
         options = ConsoleSettings(users=users.path)
         clock = FrozenClock(SYSTEM_CLOCK.now() + timedelta(days=30))
         feed = CentralFeed(AMQP_URL, names, trust)
-        app = create_app(central, city_catalog, city_pki.path, clock, options, feed=feed)
+        await admin_bus.start()
+        console_id = city_catalog.identity(Role.CONSOLE).id
+        replayer = AdminClient(admin_bus, names, city_pki.credentials(console_id))
+        app = create_app(
+            central, city_catalog, city_pki.path, clock, options, feed=feed, replayer=replayer
+        )
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -148,12 +158,14 @@ async def run(
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
         )
-        yield Run(f"http://127.0.0.1:{port}", crossing.case_id, later.case_id, front, browser)
+        url = f"http://127.0.0.1:{port}"
+        yield Run(url, crossing.case_id, later.case_id, front, nodes["improvement"], browser)
         await browser.close()
     finally:
         await playwright.stop()
         if runner is not None:
             await runner.cleanup()
+        await admin_bus.stop()
         for node in reversed(list(nodes.values())):
             await node.stop()
         await collector.stop()
@@ -206,7 +218,10 @@ async def test_support_searches_a_case_and_sees_its_timeline(run: Run) -> None:
     await page.screenshot(path=str(SHOTS / "case.png"), full_page=True)
     await page.locator("#timeline-body a[href^='/envelope/']").first.click()
     await expect(page.locator("h1")).to_have_text("Envelope")
-    await expect(page.locator("main")).to_contain_text("Digest only")
+    # The collector archived it (the service archives in full): shown as signed, checked again.
+    await expect(page.locator("main")).to_contain_text("bytes as signed")
+    await expect(page.locator("main")).to_contain_text("verified")
+    assert "not verified" not in await page.locator("main").inner_text()
     await context.close()
 
 
@@ -279,6 +294,36 @@ async def test_replay_refused_to_support_and_anonymous(run: Run) -> None:
     assert response.status == 403
     assert "role-forbidden" in await response.text()
     await anonymous.close()
+
+
+async def test_admin_replay_is_carried_out_by_the_partys_node(run: Run) -> None:
+    """An admin confirms a replay; the console signs the command and improvement's node judges
+    it under its own rules: the request got its final answer, so it is refused (already-final),
+    and the command (with the admin's name) and the refusal are in improvement's audit log."""
+    received = [
+        r.event.message_id
+        for r in await run.improvement.events(limit=100_000)
+        if r.event.event is EventName.RECEIVED and r.event.case_id == run.case
+    ]
+    request_id = received[0]
+    context, page = await _log_in(run, "rinat")
+    query = urlencode({"party": "improvement", "message_id": request_id})
+    await page.goto(f"{run.url}/dead-letters/replay?{query}")
+    await page.get_by_role("button", name="Yes, replay it").click()
+    await expect(page.locator(".flash")).to_contain_text(f"replay of {request_id} sent")
+
+    async def judged() -> bool:
+        events = [r.event for r in await run.improvement.events(limit=100_000)]
+        asked = [e for e in events if e.event is EventName.ADMIN_COMMAND]
+        refused = [e for e in events if e.event is EventName.REPLAY_REFUSED]
+        return any(
+            e.message_id == request_id and e.detail["actor"] == "rinat" for e in asked
+        ) and any(
+            e.message_id == request_id and e.detail["code"] == "already-final" for e in refused
+        )
+
+    await until(judged, 30.0, "improvement to judge the replay command")
+    await context.close()
 
 
 async def test_post_without_csrf_token_is_refused(run: Run) -> None:

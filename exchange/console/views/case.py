@@ -8,18 +8,22 @@ import asyncio
 import contextlib
 import json
 from html import escape
+from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
 
+from exchange._clock import Clock
 from exchange.console.auth import Role
 from exchange.console.context import CONSOLE, session_of
 from exchange.console.queries import Hold
 from exchange.console.render import Html, badge, duration, fill, link, page, table, when
 from exchange.evidence.bundle import export_bundle
-from exchange.exceptions import BundleInvalid
+from exchange.exceptions import BundleInvalid, ExchangeError
 from exchange.ledger.chain import record_hash
 from exchange.ledger.event import AuditRecord
+from exchange.pki.trust import TrustStore
+from exchange.signing import unseal
 
 routes = web.RouteTableDef()
 KEEPALIVE_SECONDS = 15.0
@@ -117,8 +121,7 @@ async def envelope(request: web.Request) -> web.Response:
     session.require(Role.SUPPORT)
     console = request.app[CONSOLE]
     digest = request.match_info["digest"]
-    fetch = getattr(console.central, "envelope", None)  # CentralLog.envelope, the archive's
-    wire = await fetch(digest) if fetch is not None else None
+    wire = await console.central.envelope(digest)
     if wire is None:
         body = Html(
             f"<p>Digest only: <code>{digest}</code>. The collector keeps no wire bytes of this "
@@ -129,9 +132,21 @@ async def envelope(request: web.Request) -> web.Response:
     text = wire.decode("utf-8", errors="replace")
     body = Html(
         f"<p>Digest <code>{digest}</code>, {len(wire)} bytes as signed.</p>"
+        f"<p>{await _verification(console.certs_dir, console.clock, wire)}</p>"
         f'<pre class="wire">{escape(text)}</pre>'
     )
     return page(session, "Envelope", body)
+
+
+async def _verification(certs_dir: Path, clock: Clock, wire: bytes) -> str:
+    """The envelope checked again now (signature, profile, certificate and CRL), as HTML."""
+    try:
+        trust = TrustStore.from_dir(certs_dir)
+        verified = await asyncio.to_thread(unseal, wire, trust, clock=clock)
+    except ExchangeError as exc:
+        return f"{badge('not verified', 'bad')} {escape(exc.code)}: {escape(exc.message)}"
+    signer = verified.signer.party
+    return f"{badge('verified', 'ok')} signed by {escape(signer)}, checked now"
 
 
 @routes.get("/live/{case_id}")
