@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 from aiohttp import web
 from pydantic import ValidationError
@@ -20,12 +21,14 @@ from exchange.catalog import Catalog
 from exchange.cli._output import console, fail, load_audit_settings, load_settings, user_errors
 from exchange.cli._serving import announce_ready, stop_on_signal
 from exchange.cli.admin import admin_client
-from exchange.config import describe_settings_error
+from exchange.config import Settings, describe_settings_error
 from exchange.console import ConsoleSettings, Role, UsersFile, create_app
-from exchange.exceptions import UsersFileInvalid
+from exchange.exceptions import ExchangeError, UsersFileInvalid
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
+
+log = structlog.get_logger("exchange.console")
 
 app = typer.Typer(help="The support console: a web UI over the central audit log.")
 user_app = typer.Typer(help="The console's users (support reads, admin also replays).")
@@ -61,8 +64,17 @@ def serve(
         catalog = Catalog.load(settings.catalog, settings.schemas_dir)
         trust = TrustStore.from_dir(settings.certs_dir)
         feed = CentralFeed(settings.amqp_url, BusNames(settings.bus_prefix), trust)
-        bus, replayer = admin_client(settings)
-        asyncio.run(_serve(options, catalog, settings.certs_dir, feed, bus, replayer))
+        asyncio.run(_serve(options, catalog, settings.certs_dir, feed, _replayer(settings)))
+
+
+def _replayer(settings: Settings) -> tuple[Bus, AdminClient] | None:
+    """The console's admin client, or None (a read-only console) without its identity."""
+    try:
+        return admin_client(settings)
+    except (ExchangeError, typer.BadParameter) as exc:
+        message = exc.message if isinstance(exc, ExchangeError) else str(exc)
+        log.warning("console.replay_unavailable", reason=message)
+        return None
 
 
 async def _serve(
@@ -70,14 +82,16 @@ async def _serve(
     catalog: Catalog,
     certs_dir: Path,
     feed: CentralFeed,
-    bus: Bus,
-    replayer: AdminClient,
+    admin: tuple[Bus, AdminClient] | None,
 ) -> None:
     central = open_central(load_audit_settings())
     await central.open()
     runner: web.AppRunner | None = None
     try:
-        await bus.start()  # admin commands (replay) travel on it, signed as the console
+        replayer = None
+        if admin is not None:
+            await admin[0].start()  # admin commands (replay) travel on it, signed as the console
+            replayer = admin[1]
         application = create_app(
             central, catalog, certs_dir, SYSTEM_CLOCK, options, feed=feed, replayer=replayer
         )
@@ -90,7 +104,8 @@ async def _serve(
     finally:
         if runner is not None:
             await runner.cleanup()
-        await bus.stop()
+        if admin is not None:
+            await admin[0].stop()
         await central.close()
 
 

@@ -37,9 +37,12 @@ def city_catalog() -> Catalog:
 
 @pytest.fixture(scope="session")
 def city_pki(tmp_path_factory: pytest.TempPathFactory, city_catalog: Catalog) -> ThrowawayPKI:
-    """A PKI of every department of the catalog, on the real clock."""
+    """A PKI of every party of the catalog (collector and console too), on the real clock."""
     parties = tuple(party.id for party in city_catalog.parties)
-    return ThrowawayPKI.create(tmp_path_factory.mktemp("city-pki"), parties, SYSTEM_CLOCK)
+    infrastructure = tuple(p.id for p in city_catalog.data.parties if not p.is_department)
+    return ThrowawayPKI.create(
+        tmp_path_factory.mktemp("city-pki"), parties, SYSTEM_CLOCK, infrastructure
+    )
 
 
 @pytest.fixture

@@ -218,10 +218,12 @@ async def test_support_searches_a_case_and_sees_its_timeline(run: Run) -> None:
     await page.screenshot(path=str(SHOTS / "case.png"), full_page=True)
     await page.locator("#timeline-body a[href^='/envelope/']").first.click()
     await expect(page.locator("h1")).to_have_text("Envelope")
-    # The collector archived it (the service archives in full): shown as signed, checked again.
+    # The collector archived it (the service archives in full): shown as signed and checked
+    # again at the console's clock, 30 days on, when the run's CRL has lapsed: the verdict
+    # says so (the certificates page raises the same alert) instead of passing it.
     await expect(page.locator("main")).to_contain_text("bytes as signed")
-    await expect(page.locator("main")).to_contain_text("verified")
-    assert "not verified" not in await page.locator("main").inner_text()
+    await expect(page.locator("pre.wire")).not_to_be_empty()
+    await expect(page.locator("main")).to_contain_text("not verified revocation-unknown")
     await context.close()
 
 
