@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     # Threads a node verifies deliveries in, off its event loop (EXCHANGE_VERIFY_WORKERS).
     verify_workers: int = Field(default=2, ge=1, le=64)
     # A delivery up to this size is verified on the event loop (0: every one in a worker): its
-    # cost is bounded by the input limits, and the hop to a thread costs as much.
+    # cost is bounded by the input limits, to little more than the hop to a thread and back.
     verify_inline_bytes: int = Field(default=16 * 1024, ge=0, le=1024 * 1024)
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     bus_prefix: str = "kzn."

@@ -3,8 +3,8 @@
 Parsing, canonicalisation and signature checks are CPU work: on the loop, one hostile
 envelope would stall every other delivery, receipt and handler of the node. In the pool,
 the loop keeps serving while a worker verifies. A small delivery is verified on the loop:
-the input limits bound its cost to about what the thread hop costs, and the hop, paid on
-every delivery, was a fifth of the node's throughput.
+the input limits bound its cost to little more than the hop to a thread and back, which every
+delivery would otherwise pay.
 
 Requests need no order among themselves. Answers and cancels do (a status must not
 overtake its response, a cancel its request): those wait until every delivery that arrived
