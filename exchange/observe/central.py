@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
 from exchange.audit.collector import Collector
 from exchange.exceptions import ExchangeError
-from exchange.observe.gauges import IdentityGauges, QueueGauges
+from exchange.observe.gauges import IdentityGauges, QueueGauges, refresh_errors
 
 
 class CollectorMetrics:
@@ -30,12 +30,7 @@ class CollectorMetrics:
             ("kind",),
             registry=self.registry,
         )
-        self.refresh_errors = Counter(
-            "exchange_metrics_refresh_errors",
-            "Scrapes in which a source of gauges (store, broker) could not be read.",
-            ("party", "source"),
-            registry=self.registry,
-        )
+        self.refresh_errors = refresh_errors(self.registry)
         self.queues = QueueGauges(self.registry, party)
         self.identity = IdentityGauges(self.registry, party)
 

@@ -7,11 +7,21 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from cryptography import x509
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from exchange.exceptions import ExchangeError
 from exchange.pki.trust import TrustStore
 from exchange.transport.base import Transport
+
+
+def refresh_errors(registry: CollectorRegistry) -> Counter:
+    """Scrapes in which a source of gauges (store, broker) could not be read."""
+    return Counter(
+        "exchange_metrics_refresh_errors",
+        "Scrapes in which a source of gauges (store, broker) could not be read.",
+        ("party", "source"),
+        registry=registry,
+    )
 
 
 class QueueGauges:

@@ -21,7 +21,7 @@ from exchange.ledger.event import AuditRecord, EventName
 from exchange.node.node import Node
 from exchange.node.shipper import SHIPPED
 from exchange.node.store.base import OPEN_INBOX, InboxState, OutboxState
-from exchange.observe.gauges import IdentityGauges, QueueGauges
+from exchange.observe.gauges import IdentityGauges, QueueGauges, refresh_errors
 
 # Seconds from a request to its receipt (a broker round trip and a verification) ...
 RECEIPT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -107,12 +107,7 @@ class NodeMetrics:
             ("party",),
             registry=self.registry,
         )
-        self.refresh_errors = Counter(
-            "exchange_metrics_refresh_errors",
-            "Scrapes in which a source of gauges (store, broker) could not be read.",
-            ("party", "source"),
-            registry=self.registry,
-        )
+        self.refresh_errors = refresh_errors(self.registry)
         self.queues = QueueGauges(self.registry, self.party)
         self.identity = IdentityGauges(self.registry, self.party)
         self._created: dict[str, tuple[datetime, str]] = {}  # open requests: created at, service
