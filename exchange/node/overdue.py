@@ -13,11 +13,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from exchange.exceptions import ExchangeError, StateConflict, UnknownService
 from exchange.node.context import NodeContext
 from exchange.node.store.base import InboxRecord, InboxState, Transaction
 from exchange.workdays.calendar import WorkCalendar
+
+if TYPE_CHECKING:
+    from exchange.catalog import Catalog
+
+
+def request_due_at(
+    catalog: Catalog, calendar: WorkCalendar, record: InboxRecord
+) -> datetime | None:
+    """When a received request falls due under its service's deadline (None: no deadline)."""
+    try:
+        deadline = catalog.service(record.service).deadline
+    except UnknownService:
+        return None
+    return None if deadline is None else calendar.due_at(record.received_at, deadline)
+
 
 HANDED_OVER = "departmental-system"
 """What an overdue request waits on when no handler of this node will run for it again."""
@@ -85,8 +101,4 @@ class OverdueWatch:
 
     def due_at(self, record: InboxRecord) -> datetime | None:
         """When a received request falls due under its service's deadline (None: no deadline)."""
-        try:
-            deadline = self.ctx.catalog.service(record.service).deadline
-        except UnknownService:
-            return None
-        return None if deadline is None else self.calendar.due_at(record.received_at, deadline)
+        return request_due_at(self.ctx.catalog, self.calendar, record)

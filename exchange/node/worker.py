@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from exchange.attachments.store import AttachmentFile
-from exchange.catalog.model import Deadline
 from exchange.envelope.model import Envelope, Kind
 from exchange.exceptions import (
     BrokerUnavailable,
@@ -45,6 +44,7 @@ from exchange.node.handlers import (
     Reply,
     Waiting,
 )
+from exchange.node.overdue import request_due_at
 from exchange.node.parking import Parked, read_parked, write_parked
 from exchange.node.store.base import InboxRecord, InboxState, Transaction
 from exchange.signing.stored import decode_stored
@@ -309,7 +309,7 @@ class Worker:
 
     async def _still_waiting(self, record: InboxRecord, parked: Parked) -> None:
         """Looked at again and still waiting: tell the requester once if overdue, park again."""
-        due_at = self._due_at(record)
+        due_at = request_due_at(self.ctx.catalog, self.calendar, record)
         if due_at is not None and not parked.overdue_told and self.ctx.clock.now() >= due_at:
             try:
                 await self._tell_overdue(record, parked, due_at)
@@ -364,20 +364,10 @@ class Worker:
         """When a parked request is looked at again: the recheck, or its deadline if sooner."""
         now = self.ctx.clock.now()
         at = now + timedelta(seconds=self.ctx.config.wait_recheck)
-        due_at = self._due_at(record)
+        due_at = request_due_at(self.ctx.catalog, self.calendar, record)
         if due_at is not None and not parked.overdue_told:
             at = min(at, max(due_at, now))
         return at
-
-    def _due_at(self, record: InboxRecord) -> datetime | None:
-        deadline = self._deadline(record.service)
-        return None if deadline is None else self.calendar.due_at(record.received_at, deadline)
-
-    def _deadline(self, service: str) -> Deadline | None:
-        try:
-            return self.ctx.catalog.service(service).deadline
-        except UnknownService:
-            return None
 
     @staticmethod
     def _hold(tx: Transaction, record: InboxRecord, *, release: bool = True) -> None:
