@@ -29,13 +29,17 @@ $(ASYNCAPI_STAMP):
 	touch $@
 
 # xmlsec1 and openssl are the independent peers of the interop tests; npm fetches the AsyncAPI
-# schemas; chromium is the browser the console's Playwright tests drive (Debian's).
+# schemas; chromium is the browser the console's Playwright tests drive (Debian's). Only what is
+# missing is installed: a machine whose Node.js comes from NodeSource has npm already, and
+# Debian's npm package conflicts with it.
+SYSTEM_TOOLS := xmlsec1 openssl npm chromium
 system-deps:
-	@if ! command -v xmlsec1 >/dev/null || ! command -v openssl >/dev/null || ! command -v npm >/dev/null || ! command -v chromium >/dev/null; then \
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 openssl npm chromium; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else \
-	    echo "Install xmlsec1, openssl, npm and chromium (e.g. sudo apt-get install xmlsec1 openssl npm chromium), then rerun."; exit 1; \
+	    echo "Install$$missing (e.g. sudo apt-get install$$missing), then rerun."; exit 1; \
 	  fi; \
 	fi
 
