@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     wait_recheck: float = Field(default=60.0, gt=0)
     # Seconds a worker's claim of a request lasts unless renewed (renewed every third of
     # it while the handler runs); a dead process's requests wait this long for a takeover.
+    # The same term for the lease of the one process of a party that ships its audit chain.
     claim_lease: float = 30.0
     # HTTP port of /metrics, /health and /ready of a long-running node or the collector
     # (`exchange node run`, `bridge http`, `audit collect`); unset or 0: none is served.

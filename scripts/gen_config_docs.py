@@ -47,7 +47,8 @@ MEANING: dict[str, str] = {
     "comma-separated; past the last, `processing-failed` (waiting uses none)",
     "EXCHANGE_WAIT_RECHECK": "seconds between looks at a parked request (> 0)",
     "EXCHANGE_CLAIM_LEASE": "seconds a process holds a claimed request while its handler "
-    "runs (renewed meanwhile); a dead process's claims are taken over after it (1 to 86400)",
+    "runs (renewed meanwhile), and the audit-shipping lease one process of a party holds; "
+    "a dead process's claims and lease are taken over after it (1 to 86400)",
     "EXCHANGE_VERIFY_WORKERS": "threads (1 to 64) a node verifies deliveries in, off its "
     "event loop",
     "EXCHANGE_VERIFY_INLINE_BYTES": "deliveries up to this size (bytes) are verified on the "

@@ -158,7 +158,12 @@ class Node:
             self.receiver.on_delivery,
             prefetch=self.ctx.config.attachment_prefetch,
         )
-        shipper = Shipper(self.ctx, self.audit)
+        shipper = Shipper(
+            self.ctx,
+            self.audit,
+            owner=self.worker.owner,
+            lease=timedelta(seconds=self.ctx.config.claim_lease),
+        )
         self.ctx.bus.subscribe(self.ctx.names.audit_acks(self.party), shipper.on_ack)
         self.ctx.bus.subscribe(self.ctx.names.admin(self.party), self.admin.on_delivery)
         try:

@@ -6,6 +6,10 @@ services the catalog archives in full: the collector's envelope archive), publis
 one batch to the durable audit queue with a
 publisher confirm, and only then moves the cursor (kept in the store). A broker or
 collector outage only delays shipping: the records stay in the store until confirmed.
+
+Several processes of a party share one chain, so one of them ships it at a time: the one
+holding the store's ``audit-shipper`` lease (taken over when its holder dies). Each shipping
+the whole chain would send every batch and checkpoint once per process.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from exchange.audit.ack import open_ack
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 SHIPPED = "audit.shipped_seq"
 SHIPPED_CHECKPOINT = "audit.shipped_checkpoint_seq"
 CHECKPOINTED = "audit.checkpoint_seq"
+LEASE = "audit-shipper"
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 _SHUTDOWN_SECONDS = 3.0
 # Envelope bytes per batch: with base64 a batch stays well under the collector's limit.
@@ -46,9 +52,16 @@ MAX_ARCHIVE_BYTES = 16 * 1024 * 1024
 class Shipper:
     """Ships one party's audit records and checkpoints to the collector's queue."""
 
-    def __init__(self, context: NodeContext, settings: AuditSettings) -> None:
+    def __init__(
+        self, context: NodeContext, settings: AuditSettings, *, owner: str, lease: timedelta
+    ) -> None:
+        """``owner`` names this process in the store's ``audit-shipper`` lease, which lasts
+        ``lease`` unless renewed: how long shipping waits when its holder dies."""
         self.ctx = context
         self.settings = settings
+        self.owner = owner
+        self._lease = lease
+        self._held_until: datetime | None = None
         self._failures = 0
         # Under per-party broker users (`exchange topology users`) the broker vouches for who
         # published a batch: the collector compares that user with the batch's party.
@@ -56,10 +69,14 @@ class Shipper:
         self._user_id = own if url_user(context.bus.url) == own else None
 
     async def run(self) -> None:
-        """Ship until cancelled; on cancellation, checkpoint the head and ship what it can."""
+        """Ship while this process holds the lease, until cancelled; on cancellation,
+        checkpoint the head, ship what it can and give the lease up."""
         try:
             while True:
                 try:
+                    if not await self.holds_lease():
+                        await asyncio.sleep(self._lease.total_seconds() / 4)
+                        continue
                     shipped = await self.ship_once()
                 except StoreError as exc:
                     self.ctx.log().warning("audit.ship_store_error", error=exc.message)
@@ -78,8 +95,26 @@ class Shipper:
                 await asyncio.wait_for(self.shutdown(), _SHUTDOWN_SECONDS)
             raise
 
+    async def holds_lease(self) -> bool:
+        """Whether this process ships: take or renew the lease (renewed once half is used).
+
+        Raises:
+            StoreError: the store cannot be read or written.
+        """
+        now = self.ctx.clock.now()
+        if self._held_until is not None and now < self._held_until - self._lease / 2:
+            return True
+        until = now + self._lease
+        held = await self.ctx.store.take_lease(LEASE, self.owner, now, until)
+        self._held_until = until if held else None
+        return held
+
     async def ship_once(self) -> int:
         """Ship one batch; return the records shipped, 0 if nothing new, -1 if it must wait.
+
+        The caller holds the lease (``holds_lease``): the cursor is not guarded against
+        another process shipping at the same time (a batch sent twice is harmless, since the
+        collector keeps the first copy of each record, but wasted).
 
         Raises:
             StoreError: the store cannot be read or written.
@@ -177,12 +212,18 @@ class Shipper:
         await message.ack()
 
     async def shutdown(self) -> None:
-        """Sign a checkpoint at the head of the chain, then try to ship what is left."""
+        """As the lease's holder: sign a checkpoint at the head of the chain, try to ship
+        what is left, and give the lease up for another process to take at once."""
+        if not await self.holds_lease():
+            return  # the holder checkpoints and ships; this process's records are in its chain
         head = await self.ctx.store.audit_head()
         if head is not None:
             await self._checkpoint(*head)
         while await self.ship_once() > 0:
             pass
+        now = self.ctx.clock.now()
+        await self.ctx.store.take_lease(LEASE, self.owner, now, now)
+        self._held_until = None
 
     async def _checkpoint(self, seq: int, head_hash: str) -> None:
         store = self.ctx.store

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from exchange.signing import WireFormat, digest, seal
 from exchange.testing import ThrowawayPKI, make_envelope
 from exchange.transport.names import BusNames
 from tests.bus.conftest import DATA
+
+LEASE = timedelta(seconds=30)
 
 
 @dataclass
@@ -82,9 +85,10 @@ async def ctx(tmp_path: Path, pki: ThrowawayPKI, clock: FrozenClock) -> AsyncIte
     await store.close()
 
 
-def shipper(ctx: Context) -> Shipper:
+def shipper(ctx: Context, owner: str = "p1") -> Shipper:
     """A shipper of 10 records per batch, a checkpoint every 10 records."""
-    return Shipper(ctx, AuditSettings(batch_size=10, checkpoint_every=10))  # type: ignore[arg-type]
+    settings = AuditSettings(batch_size=10, checkpoint_every=10)
+    return Shipper(ctx, settings, owner=owner, lease=LEASE)  # type: ignore[arg-type]
 
 
 async def test_nothing_moves_while_the_broker_is_down(ctx: Context) -> None:
@@ -186,3 +190,37 @@ async def test_batches_carry_the_envelopes_their_records_name(
         }
     finally:
         await store.close()
+
+
+async def test_one_process_of_a_party_ships_at_a_time(ctx: Context, trust: TrustStore) -> None:
+    """Two processes' shippers on one store: the lease's holder ships every record once; the
+    other ships nothing until the holder gives the lease up at shutdown (or it expires)."""
+    ctx.bus.down = False
+    first, second = shipper(ctx, "p1"), shipper(ctx, "p2")
+    assert await first.holds_lease()
+    assert not await second.holds_lease()
+    await second.shutdown()  # not the holder: no checkpoint, nothing shipped
+    assert ctx.bus.published == []
+    while await first.ship_once() > 0:
+        pass
+    async with ctx.store.transaction() as tx:
+        tx.audit(AuditEvent(EventName.STATUS_SENT, message_id="after"))
+    await first.shutdown()  # checkpoints the head, ships it, gives the lease up
+    assert await second.holds_lease()
+    assert not await first.holds_lease()
+    batches = [open_batch(body, trust).batch for _, _, body in ctx.bus.published]
+    assert [r.seq for b in batches for r in b.records] == list(range(1, 27))
+    ctx.clock.advance(LEASE * 0.75)
+    assert await second.holds_lease()  # renewed: more than half its term was used
+    ctx.clock.advance(LEASE * 0.5)
+    assert not await first.holds_lease()  # past the first term, but renewed: still held
+
+
+async def test_a_dead_holders_lease_is_taken_over(ctx: Context) -> None:
+    """A holder that stops renewing (its process died) loses the lease once it expires."""
+    dead, alive = shipper(ctx, "dead"), shipper(ctx, "alive")
+    assert await dead.holds_lease()
+    ctx.clock.advance(LEASE / 2)
+    assert not await alive.holds_lease()
+    ctx.clock.advance(LEASE / 2)
+    assert await alive.holds_lease()

@@ -98,6 +98,18 @@ class RenewClaims:
     until: datetime
 
 
+@dataclass(slots=True)
+class TakeLease:
+    """Hold the lease ``name`` for ``owner`` until ``until`` if it is free, expired at ``now``
+    or ``owner``'s (SQLite's writer runs it; ``held`` gets the outcome)."""
+
+    name: str
+    owner: str
+    now: datetime
+    until: datetime
+    held: bool = False
+
+
 # Every operation but an insert: what each store's apply step runs one by one.
 StateChange = (
     SetOutboxState
@@ -108,6 +120,7 @@ StateChange = (
     | HoldClaim
     | ClaimDue
     | RenewClaims
+    | TakeLease
 )
 Operation = OutboxRecord | InboxRecord | StateChange
 

@@ -32,6 +32,7 @@ from exchange.node.store._buffer import (
     RenewClaims,
     SetOutboxState,
     StateChange,
+    TakeLease,
     TransactionBuffer,
 )
 from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord, OutboxState
@@ -76,6 +77,9 @@ CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE 
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.audit_append_only();
 CREATE TABLE IF NOT EXISTS {s}.checkpoints (seq bigint PRIMARY KEY, body bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.audit_acks (seq bigint PRIMARY KEY, body bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.leases (
+    name text PRIMARY KEY, owner text NOT NULL, expires_at timestamptz NOT NULL
+);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
 -- Version 2: a worker's claim of a request (owner, lease expiry) and its takeover count.
 ALTER TABLE {s}.inbox ADD COLUMN IF NOT EXISTS claim_owner text,
@@ -175,6 +179,13 @@ class Statements:
             "claim_expires_at = CASE WHEN $3 THEN NULL ELSE claim_expires_at END "
             "WHERE message_id = $1 AND claim_owner = $2"
         )
+        # Inserted, or taken over from its owner or an expired holder: a row; else none.
+        self.take_lease = (
+            f"INSERT INTO {s}.leases (name, owner, expires_at) VALUES ($1, $2, $3) "  # noqa: S608
+            "ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, "
+            f"expires_at = EXCLUDED.expires_at WHERE {s}.leases.owner = EXCLUDED.owner "
+            f"OR {s}.leases.expires_at <= $4 RETURNING owner"
+        )
 
 
 async def apply(
@@ -250,7 +261,7 @@ async def _set_state(
                 message_id=op.message_id,
             )
         return None
-    if isinstance(op, ClaimDue | RenewClaims):
+    if isinstance(op, ClaimDue | RenewClaims | TakeLease):
         raise TypeError("claims are Store methods, not transaction operations")
     if isinstance(op, PutCheckpoint):
         put = sql.put_ack if op.acknowledgment else sql.put_checkpoint

@@ -35,6 +35,7 @@ from exchange.node.store._buffer import (
     RenewClaims,
     SetOutboxState,
     StateChange,
+    TakeLease,
     TransactionBuffer,
 )
 from exchange.node.store.base import PRUNED, InboxRecord, InboxState, OutboxRecord, OutboxState
@@ -73,6 +74,9 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_acks (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL
+);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 COMMIT;
 """
@@ -103,6 +107,12 @@ SELECT_OUTBOX = _select("outbox", _rows.OUTBOX_COLUMNS)
 SELECT_INBOX = _select("inbox", _rows.INBOX_COLUMNS)
 SELECT_AUDIT = _select("audit", codec.AUDIT_COLUMNS)
 _CLAIMABLE = f"SELECT {', '.join(_rows.INBOX_COLUMNS)}, claim_owner, takeovers FROM inbox i"  # noqa: S608
+# Inserted, or taken over from its owner or an expired holder: one row changed; else none.
+_TAKE_LEASE = (
+    "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO "
+    "UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
+    "WHERE leases.owner = excluded.owner OR leases.expires_at <= ?"
+)
 SCHEMA_VERSION = "2"
 # Version 2: a worker's claim of a request (owner, lease expiry) and its takeover count.
 _CLAIM_COLUMNS = (
@@ -326,6 +336,10 @@ def _apply_op(
     """
     if isinstance(op, HoldClaim | ClaimDue | RenewClaims):
         _claim_op(conn, op)
+        return None
+    if isinstance(op, TakeLease):
+        taken = conn.execute(_TAKE_LEASE, (op.name, op.owner, to_text(op.until), to_text(op.now)))
+        op.held = taken.rowcount == 1
         return None
     if isinstance(op, PutMeta):
         verb = "INSERT OR IGNORE" if op.only_new else "INSERT OR REPLACE"

@@ -224,6 +224,14 @@ class Store(Protocol):
     async def release_claim(self, owner: str, message_id: str) -> None:
         """End ``owner``'s claim of a request without changing it (its run ended unfinished)."""
 
+    async def take_lease(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Hold the lease ``name`` for ``owner`` until ``until``, in one atomic step, if it is
+        free, expired at ``now`` or ``owner``'s already; return whether ``owner`` holds it.
+
+        A party's processes share a task that must run in one of them at a time (the audit
+        shipper) this way; an ``until`` not after ``now`` gives a held lease up.
+        """
+
     async def inbox_for(self, correlation_id: str) -> Sequence[InboxRecord]:
         """Messages received that refer to the request ``correlation_id`` (receipts, answers)."""
 

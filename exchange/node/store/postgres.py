@@ -232,6 +232,10 @@ class PostgresStore:
         """Extend every claim ``owner`` holds to ``until``."""
         await self._fetch(self._sql.renew, owner, until)
 
+    async def take_lease(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Hold the lease ``name`` for ``owner`` until ``until`` in one statement (an upsert)."""
+        return bool(await self._fetch(self._sql.take_lease, name, owner, until, now))
+
     async def release_claim(self, owner: str, message_id: str) -> None:
         """End ``owner``'s claim of a request (a claim taken over meanwhile is left alone)."""
         await self._fetch(self._sql.hold, message_id, owner, True)

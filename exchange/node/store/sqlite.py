@@ -27,7 +27,7 @@ from exchange.exceptions import LeaseLost, StoreError, StoreUnavailable
 from exchange.ledger import codec
 from exchange.ledger.event import AuditRecord
 from exchange.node.store import _rows
-from exchange.node.store._buffer import ClaimDue, RenewClaims, TransactionBuffer
+from exchange.node.store._buffer import ClaimDue, RenewClaims, TakeLease, TransactionBuffer
 from exchange.node.store._sqlite_sql import (
     AUDIT_HEAD,
     SELECT_AUDIT,
@@ -159,6 +159,12 @@ class SQLiteStore:
     async def renew_claims(self, owner: str, until: datetime) -> None:
         """Extend every claim ``owner`` holds to ``until``."""
         await self._submit(lambda buffer: buffer.operations.append(RenewClaims(owner, until)))
+
+    async def take_lease(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Hold the lease ``name`` for ``owner`` until ``until``: a write of the single writer."""
+        op = TakeLease(name, owner, now, until)
+        await self._submit(lambda buffer: buffer.operations.append(op))
+        return op.held
 
     async def release_claim(self, owner: str, message_id: str) -> None:
         """End ``owner``'s claim of a request (a claim taken over meanwhile is left alone)."""

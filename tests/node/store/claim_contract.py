@@ -30,6 +30,16 @@ class ClaimContract:
         yield store
         await store.close()
 
+    @pytest.fixture
+    async def two_stores(self, make_store: StoreFactory) -> AsyncIterator[tuple[Store, Store]]:
+        """Two open stores on one database, as two processes of a party have."""
+        one, two = make_store(), make_store()
+        await one.open()
+        await two.open()
+        yield one, two
+        await one.close()
+        await two.close()
+
     async def _received(self, store: Store, *records: InboxRecord) -> None:
         async with store.transaction() as tx:
             for record in records:
@@ -48,26 +58,20 @@ class ClaimContract:
         assert await store.claim_inbox("p3", clock.now(), LEASE) == []
 
     async def test_concurrent_claims_split_the_work(
-        self, make_store: StoreFactory, clock: FrozenClock
+        self, two_stores: tuple[Store, Store], clock: FrozenClock
     ) -> None:
         """Two stores (as two processes) claiming at once never get the same request."""
-        one, two = make_store(), make_store()
-        await one.open()
-        await two.open()
-        try:
-            await self._received(one, *(inbox(clock.now()) for _ in range(60)))
-            got: list[list[InboxRecord]] = [[], []]
+        one, two = two_stores
+        await self._received(one, *(inbox(clock.now()) for _ in range(60)))
+        got: list[list[InboxRecord]] = [[], []]
 
-            async def claim(index: int, store: Store) -> None:
-                for _ in range(10):
-                    got[index] += await store.claim_inbox(f"p{index}", clock.now(), LEASE, 4)
+        async def claim(index: int, store: Store) -> None:
+            for _ in range(10):
+                got[index] += await store.claim_inbox(f"p{index}", clock.now(), LEASE, 4)
 
-            await asyncio.gather(claim(0, one), claim(1, two))
-            ids = [r.message_id for r in got[0] + got[1]]
-            assert len(ids) == len(set(ids)) == 60
-        finally:
-            await one.close()
-            await two.close()
+        await asyncio.gather(claim(0, one), claim(1, two))
+        ids = [r.message_id for r in got[0] + got[1]]
+        assert len(ids) == len(set(ids)) == 60
 
     async def test_expired_lease_is_taken_over(
         self, claims_store: Store, clock: FrozenClock
@@ -206,3 +210,35 @@ class ClaimContract:
         finally:
             for store in stores:
                 await store.close()
+
+    async def test_lease_is_held_by_one_owner_until_it_expires(
+        self, claims_store: Store, clock: FrozenClock
+    ) -> None:
+        """A lease goes to the first owner, is renewed by it, refused to others while it
+        lasts, taken over once it has expired, and given up with an ``until`` of now."""
+        store, now = claims_store, clock.now()
+        assert await store.take_lease("shipper", "p1", now, now + LEASE)
+        assert not await store.take_lease("shipper", "p2", now, now + LEASE)
+        assert await store.take_lease("other", "p2", now, now + LEASE)  # leases are by name
+        later = now + LEASE / 2
+        assert await store.take_lease("shipper", "p1", later, later + LEASE)  # renewed
+        assert not await store.take_lease("shipper", "p2", now + LEASE, now + 2 * LEASE)
+        expired = later + LEASE
+        assert await store.take_lease("shipper", "p2", expired, expired + LEASE)  # taken over
+        assert not await store.take_lease("shipper", "p1", expired, expired + LEASE)
+        assert await store.take_lease("shipper", "p2", expired, expired)  # given up
+        assert await store.take_lease("shipper", "p1", expired, expired + LEASE)
+
+    async def test_concurrent_lease_takers_get_one_holder(
+        self, two_stores: tuple[Store, Store], clock: FrozenClock
+    ) -> None:
+        """Two stores (as two processes) asking for a free lease at once: exactly one holds it."""
+        one, two = two_stores
+        now = clock.now()
+        for round_ in range(20):
+            name = f"lease-{round_}"
+            held = await asyncio.gather(
+                one.take_lease(name, "p1", now, now + LEASE),
+                two.take_lease(name, "p2", now, now + LEASE),
+            )
+            assert sorted(held) == [False, True], name
