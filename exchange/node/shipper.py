@@ -161,34 +161,27 @@ class Shipper:
         Pruned content (and metadata-only parties) has no bytes left to archive.
         """
         mode = self.ctx.catalog.data.archive_mode
+        stored = await self.ctx.store.wires(
+            {
+                r.event.message_id
+                for r in records
+                if r.event.message_id
+                and r.event.digest
+                and mode(r.event.service) is ArchiveMode.FULL
+            }
+        )
         found: dict[str, bytes] = {}
-        looked: set[str] = set()
         size = 0
         for index, record in enumerate(records):
-            event = record.event
-            if event.digest is None or event.message_id is None or event.digest in looked:
-                continue
-            looked.add(event.digest)
-            if mode(event.service) is not ArchiveMode.FULL:
-                continue
-            wire = await self._wire(event.message_id, event.digest)
-            if wire is None:
+            digest = record.event.digest
+            wire = stored.get(digest) if digest is not None else None
+            if digest is None or wire is None or digest in found:
                 continue
             if size + len(wire) > MAX_ARCHIVE_BYTES and index > 0:
                 return records[:index], found
-            found[event.digest] = wire
+            found[digest] = wire
             size += len(wire)
         return records, found
-
-    async def _wire(self, message_id: str, digest: str) -> bytes | None:
-        """The stored wire of the message ``message_id`` if it has ``digest`` (sent or received)."""
-        sent = await self.ctx.store.get_outbox(message_id)
-        if sent is not None and sent.digest == digest:
-            return sent.wire or None
-        received = await self.ctx.store.get_inbox(message_id)
-        if received is not None and received.digest == digest:
-            return received.wire or None
-        return None
 
     async def on_ack(self, message: Delivery) -> None:
         """Keep the collector's signed head acknowledgment in the store, then ack.

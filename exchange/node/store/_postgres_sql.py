@@ -172,6 +172,11 @@ class Statements:
         )
         self.prune_outbox = prune.format(t=f"{s}.outbox", since="created_at")
         self.prune_inbox = prune.format(t=f"{s}.inbox", since="received_at")
+        self.wires = (
+            f"SELECT digest, wire FROM {s}.outbox WHERE message_id = ANY($1::text[]) "  # noqa: S608
+            f"AND length(wire) > 0 UNION ALL SELECT digest, wire FROM {s}.inbox "
+            "WHERE message_id = ANY($1::text[]) AND length(wire) > 0"
+        )
         self.claim = _CLAIM.format(s=s, columns=", ".join(f"t.{c}" for c in _rows.INBOX_COLUMNS))
         self.renew = f"UPDATE {s}.inbox SET claim_expires_at = $2 WHERE claim_owner = $1"  # noqa: S608
         self.hold = (

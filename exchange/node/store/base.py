@@ -191,6 +191,10 @@ class Store(Protocol):
     async def get_inbox(self, message_id: str) -> InboxRecord | None:
         """One received message, or None."""
 
+    async def wires(self, message_ids: Collection[str]) -> dict[str, bytes]:
+        """The stored wire bytes of the messages ``message_ids`` (sent or received), keyed
+        by their digests, in one read; pruned content is left out."""
+
     async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
         """PENDING and SENT messages whose next_attempt_at is unset or has come, oldest first.
 

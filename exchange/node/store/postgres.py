@@ -188,6 +188,13 @@ class PostgresStore:
         rows = await self._fetch(f"{self._sql.inbox} WHERE message_id = $1", message_id)
         return _rows.inbox_record(rows[0], codec.as_is) if rows else None
 
+    async def wires(self, message_ids: Collection[str]) -> dict[str, bytes]:
+        """Stored wire bytes by digest, of sent and received messages, in one read."""
+        if not message_ids:
+            return {}
+        rows = await self._fetch(self._sql.wires, list(message_ids))
+        return {digest: bytes(wire) for digest, wire in rows}
+
     async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
         """PENDING and SENT messages whose next_attempt_at has come, oldest first."""
         rows = await self._fetch(

@@ -123,6 +123,20 @@ class SQLiteStore:
         rows = await self._fetch(f"{SELECT_INBOX} WHERE message_id = ?", (message_id,))
         return _rows.inbox_record(rows[0], datetime.fromisoformat) if rows else None
 
+    async def wires(self, message_ids: Collection[str]) -> dict[str, bytes]:
+        """Stored wire bytes by digest, of sent and received messages, in one read."""
+        ids = tuple(message_ids)
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        rows = await self._fetch(
+            f"SELECT digest, wire FROM outbox WHERE message_id IN ({marks}) AND length(wire) > 0 "  # noqa: S608
+            f"UNION ALL SELECT digest, wire FROM inbox WHERE message_id IN ({marks}) "
+            "AND length(wire) > 0",
+            ids + ids,
+        )
+        return {digest: bytes(wire) for digest, wire in rows}
+
     async def due_outbox(self, now: datetime, limit: int = 100) -> Sequence[OutboxRecord]:
         """PENDING and SENT messages whose next_attempt_at has come, oldest first."""
         rows = await self._fetch(

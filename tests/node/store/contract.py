@@ -556,6 +556,21 @@ class StoreContract:
         assert await store.prune_messages(cutoff + HOUR) == 0
         assert len(await store.audit()) == 3  # a prune that empties nothing audits nothing
 
+    async def test_wires_by_digest_in_one_read(self, store: Store, clock: FrozenClock) -> None:
+        """Sent and received messages' wire bytes come keyed by digest; pruned content and
+        unknown ids are left out."""
+        sent = replace(outbox(clock.now()), digest="a" * 64)
+        received = replace(inbox(clock.now()), digest="b" * 64)
+        pruned = replace(inbox(clock.now(), state=InboxState.ANSWERED), digest="c" * 64)
+        async with store.transaction() as tx:
+            tx.add_outbox(sent)
+            tx.add_inbox(received)
+            tx.add_inbox(pruned)
+        assert await store.prune_messages(clock.now() + HOUR) == 1
+        ids = {sent.message_id, received.message_id, pruned.message_id, "unknown"}
+        assert await store.wires(ids) == {sent.digest: sent.wire, received.digest: received.wire}
+        assert await store.wires(set()) == {}
+
     async def test_pruned_request_still_dedupes(self, store: Store, clock: FrozenClock) -> None:
         """A request whose content was pruned is still refused as a duplicate."""
         request = inbox(clock.now(), state=InboxState.ANSWERED)
