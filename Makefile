@@ -57,10 +57,12 @@ test: setup lint
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not chaos"
 
+# Issue 17's targets, each a ratio measured side by side in one run (printed beside it).
 bench: setup
 	$(PY) benchmarks/bench_signing.py
 	$(PY) benchmarks/bench_bus.py
 	$(PY) benchmarks/bench_audit.py
+	$(PY) benchmarks/bench_rss.py
 
 # docs/configuration.md from the settings classes (tests/test_docs.py fails when it is stale).
 docs: setup

@@ -1,7 +1,8 @@
 """Audit log: appends/s on both party stores, collector ingest/s, trace and verify at 1M records.
 
-Prints the numbers beside their targets (>= 20,000 appends/s on SQLite, trace lookup
-< 20 ms and verify of 1,000,000 records < 30 s); no assertion (timings are noisy here).
+Prints the numbers; the one target is a ratio in the same run (issue 17: PostgreSQL party
+appends >= 25% of SQLite's); absolute times are not targets on a machine whose speed
+changes from day to day. No assertion (timings are noisy here).
 Run with ``python benchmarks/bench_audit.py [--records N] [--no-postgres]``.
 """
 
@@ -34,6 +35,8 @@ from exchange.node.store import PostgresStore, SQLiteStore, Store
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PARTIES = ("single-center", "improvement", "land-property", "architecture", "urban-permits")
 T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+# Issue 17: PostgreSQL party appends at least this share of SQLite's, in the same run.
+PG_APPEND_TARGET = 0.25
 
 
 async def appends_per_second(
@@ -179,18 +182,23 @@ async def main(total: int, postgres: bool) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
+        sqlite_rates: dict[int, float] = {}
         for per_tx in (1, 2, 4):
             store = SQLiteStore(path / f"p{per_tx}.db", "improvement", clock)
-            rate = await appends_per_second(store, 80_000, 512, per_tx)
+            sqlite_rates[per_tx] = await appends_per_second(store, 80_000, 512, per_tx)
             label = f"party appends/s, SQLite, {per_tx} event(s)/transaction"
-            show(label, f"{rate:,.0f}", ">= 20,000")
+            show(label, f"{sqlite_rates[per_tx]:,.0f}")
         try:
             if postgres:
                 pg = PostgresStore(
                     DSN, "improvement", clock, schema=f"{prefix}_party", max_connections=20
                 )
-                rate = await appends_per_second(pg, 20_000, 64, 2)
+                rate = await appends_per_second(pg, 40_000, 512, 2)
                 show("party appends/s, PostgreSQL, 2 events/transaction", f"{rate:,.0f}")
+                ratio = rate / sqlite_rates[2]
+                verdict = "met" if ratio >= PG_APPEND_TARGET else "NOT met"
+                target = f"target >= {PG_APPEND_TARGET:.2f}: {verdict}"
+                show("  PostgreSQL/SQLite appends (same run)", f"{ratio:.2f}", target)
 
             for name, central in _centrals(path, prefix, postgres, "ingest"):
                 await central.open()
@@ -206,10 +214,9 @@ async def main(total: int, postgres: bool) -> None:
                 show(
                     f"trace lookup at {total:,} records, {name} (ms)",
                     f"{median:.2f} (p95 {p95:.2f})",
-                    "< 20 ms",
                 )
                 seconds, walked = await verify_seconds(central)
-                show(f"verify {walked:,} records, {name} (s)", f"{seconds:,.1f}", "< 30 s")
+                show(f"verify {walked:,} records, {name} (s)", f"{seconds:,.1f}")
                 await central.close()
         finally:
             if postgres:
