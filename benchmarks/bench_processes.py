@@ -5,8 +5,9 @@ PostgreSQL store (each count by turns, ``--rounds`` times, each run on a bus pre
 schema of its own); an in-process sender (SQLite) sends ``--requests`` requests, at most
 ``--window`` open at once, and waits for every answer. Printed per run and as medians of
 ratios to the 1-process run of the same round: throughput (answers/s) and the provider
-processes' CPU-seconds per request (user + system from /proc; PostgreSQL's and the broker's
-own CPU are not counted). Targets with 2 processes: CPU/request <= 1.1x, throughput >= 0.9x.
+processes' CPU-seconds per request (user + system from /proc, and user alone; PostgreSQL's and
+the broker's own CPU are not counted). Targets with 2 processes: CPU/request <= 1.1x,
+throughput >= 0.9x.
 Run with ``python benchmarks/bench_processes.py [--requests N] [--rounds R]``.
 """
 
@@ -58,19 +59,26 @@ def register(node: Node) -> None:
         return {"decision": "granted", "permit_number": request.message_id}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def _cpu(processes: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
+    times = [cpu_seconds(p.pid) for p in processes]
+    return sum(user for user, _ in times), sum(system for _, system in times)
 
 
 @dataclass
 class Run:
-    """One measured run: ``processes`` providers, ``rate`` answers/s, CPU-s per request."""
+    """One measured run: ``processes`` providers, ``rate`` answers/s, CPU-s per request
+    (user + system, and user alone: the kernel's share grows with contention for cores)."""
 
     processes: int
     rate: float
     cpu: float
+    user: float
 
 
 async def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -133,12 +141,13 @@ async def run_once(base: Settings, work: Path, processes: int, count: int, windo
         started += await asyncio.gather(*(_start(env) for _ in range(processes - 1)))
         await sender.start()
         await _send(sender, 20, window)  # warm: connections, caches, first statements
-        cpu0 = sum(cpu_seconds(p.pid) for p in started)
+        user0, system0 = _cpu(started)
         t0 = time.perf_counter()
         await _send(sender, count, window)
         elapsed = time.perf_counter() - t0
-        cpu = sum(cpu_seconds(p.pid) for p in started) - cpu0
-        return Run(processes, count / elapsed, cpu / count)
+        user, system = _cpu(started)
+        user, system = user - user0, system - system0
+        return Run(processes, count / elapsed, (user + system) / count, user / count)
     finally:
         await sender.stop()
         for process in started:
@@ -179,23 +188,24 @@ async def main(count: int, rounds: int, window: int, counts: tuple[int, ...]) ->
         f"PostgreSQL by turns, {rounds} rounds; CPU = provider processes' user+system "
         f"(cores: {os.cpu_count()}, shared with the broker, the database and other work)"
     )
-    ratios: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}
+    ratios: dict[int, list[tuple[float, float, float]]] = {n: [] for n in counts}
     for round_ in range(1, rounds + 1):
         runs = {n: await run_once(base, work, n, count, window) for n in counts}
+        base_run = runs[counts[0]]
         for n, run in runs.items():
-            base_run = runs[counts[0]]
-            ratios[n].append((run.rate / base_run.rate, run.cpu / base_run.cpu))
+            ratios[n].append(
+                (run.rate / base_run.rate, run.cpu / base_run.cpu, run.user / base_run.user)
+            )
             print(
                 f"round {round_} processes={n}: {run.rate:7.1f} answers/s, "
-                f"{run.cpu * 1000:6.2f} ms CPU/request"
+                f"{run.cpu * 1000:6.2f} ms CPU/request ({run.user * 1000:.2f} ms user)"
             )
     for n in counts[1:]:
-        rate = statistics.median(r for r, _ in ratios[n])
-        cpu = statistics.median(c for _, c in ratios[n])
+        rate, cpu, user = (statistics.median(r[i] for r in ratios[n]) for i in range(3))
         target = "  (target with 2: throughput >= 0.9x, CPU <= 1.1x)" if n == 2 else ""
         print(
             f"processes={n} vs {counts[0]} (median of {rounds}): throughput {rate:.2f}x, "
-            f"CPU/request {cpu:.2f}x{target}"
+            f"CPU/request {cpu:.2f}x (user alone {user:.2f}x){target}"
         )
 
 
