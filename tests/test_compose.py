@@ -48,11 +48,12 @@ def test_the_cluster_profile_runs_a_second_process_of_every_department() -> None
     assert "cluster_formation.classic_config.nodes.1 = rabbit@rabbitmq" in peer_config
 
 
-def test_compose_certifies_every_identity_but_the_console() -> None:
-    """Departments and the collector get certificates; the collector runs no node."""
+def test_compose_certifies_every_identity() -> None:
+    """Departments, the collector and the console get certificates; only departments run
+    nodes."""
     [issued] = re.findall(r"for party in ([a-z -]+); do", COMPOSE)
-    assert set(issued.split()) == {p.id for p in CATALOG.parties if p.role.value != "console"}
-    assert "collector" in set(issued.split()) - set(_node_services())
+    assert set(issued.split()) == {p.id for p in CATALOG.parties}
+    assert {"collector", "console"} <= set(issued.split()) - set(_node_services())
 
 
 def test_the_check_sees_a_missing_department() -> None:
@@ -92,6 +93,14 @@ def test_every_node_and_the_collector_has_a_healthcheck() -> None:
     """Each asks its own /ready with `exchange probe`, and serves it on EXCHANGE_METRICS_PORT."""
     assert set(_long_running()) >= DEPARTMENTS | {"audit-collector"}
     assert _without_healthcheck() == set()
+
+
+def test_the_console_asks_its_own_ready() -> None:
+    """The console's healthcheck asks /ready on the port it serves."""
+    console = yaml.safe_load(COMPOSE)["services"]["console"]
+    assert console["command"] == ["console", "serve"]
+    assert console["healthcheck"]["test"] == ["CMD", "exchange", "probe", "--port", "8470"]
+    assert "127.0.0.1:8470:8470" in console["ports"]
 
 
 def test_the_healthcheck_check_sees_a_service_without_one() -> None:

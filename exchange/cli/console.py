@@ -24,6 +24,7 @@ from exchange.cli.admin import admin_client
 from exchange.config import Settings, describe_settings_error
 from exchange.console import ConsoleSettings, Role, UsersFile, create_app
 from exchange.exceptions import ExchangeError, UsersFileInvalid
+from exchange.observe.health import broker_check
 from exchange.pki.trust import TrustStore
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
@@ -63,8 +64,10 @@ def serve(
             )
         catalog = Catalog.load(settings.catalog, settings.schemas_dir)
         trust = TrustStore.from_dir(settings.certs_dir)
-        feed = CentralFeed(settings.amqp_url, BusNames(settings.bus_prefix), trust)
-        asyncio.run(_serve(options, catalog, settings.certs_dir, feed, _replayer(settings)))
+        names = BusNames(settings.bus_prefix)
+        feed = CentralFeed(settings.amqp_url, names, trust)
+        admin = _replayer(settings)
+        asyncio.run(_serve(options, catalog, settings.certs_dir, names, feed, admin))
 
 
 def _replayer(settings: Settings) -> tuple[Bus, AdminClient] | None:
@@ -81,6 +84,7 @@ async def _serve(
     options: ConsoleSettings,
     catalog: Catalog,
     certs_dir: Path,
+    names: BusNames,
     feed: CentralFeed,
     admin: tuple[Bus, AdminClient] | None,
 ) -> None:
@@ -88,12 +92,20 @@ async def _serve(
     await central.open()
     runner: web.AppRunner | None = None
     try:
-        replayer = None
+        replayer, checks = None, {}
         if admin is not None:
             await admin[0].start()  # admin commands (replay) travel on it, signed as the console
-            replayer = admin[1]
+            replayer, checks = admin[1], {"broker": broker_check(admin[0])}
         application = create_app(
-            central, catalog, certs_dir, SYSTEM_CLOCK, options, feed=feed, replayer=replayer
+            central,
+            catalog,
+            certs_dir,
+            SYSTEM_CLOCK,
+            options,
+            feed=feed,
+            replayer=replayer,
+            names=names,
+            checks=checks,
         )
         runner = web.AppRunner(application)
         await runner.setup()

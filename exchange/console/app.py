@@ -7,7 +7,7 @@ way.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from aiohttp import web
 from exchange._clock import Clock
 from exchange.audit.central import CentralStore
 from exchange.catalog import Catalog
+from exchange.catalog.asyncapi import asyncapi_document
 from exchange.console import csrf
 from exchange.console.auth import Authenticator, LoginLimiter, Session, Sessions, UsersFile
 from exchange.console.config import ConsoleSettings
@@ -25,6 +26,7 @@ from exchange.console.queries import ConsoleQueries
 from exchange.console.render import Html, asset, page
 from exchange.console.replay import REPLAYER, Replayer
 from exchange.console.views import add_routes
+from exchange.console.views.probe import PUBLIC_PATHS
 from exchange.exceptions import (
     ConsoleError,
     CsrfInvalid,
@@ -33,6 +35,9 @@ from exchange.exceptions import (
     ReplayUnavailable,
     RoleForbidden,
 )
+from exchange.observe.health import Check, Readiness, trust_check
+from exchange.pki.trust import TrustStore
+from exchange.transport.names import BusNames
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _STATUS: dict[type[ConsoleError], int] = {
@@ -63,8 +68,14 @@ def create_app(
     *,
     feed: RecordFeed | None = None,
     replayer: Replayer | None = None,
+    names: BusNames | None = None,
+    checks: Mapping[str, Check] | None = None,
 ) -> web.Application:
-    """The console application; ``central`` must be open (the caller owns it)."""
+    """The console application; ``central`` must be open (the caller owns it).
+
+    ``names`` is the bus the AsyncAPI document describes; ``checks`` are readiness checks
+    beside the console's own (the central log answers, trust store and CRL current).
+    """
     sessions = Sessions(clock, timedelta(hours=settings.session_hours))
     limiter = LoginLimiter(
         clock, settings.login_attempts, timedelta(seconds=settings.login_window_seconds)
@@ -79,6 +90,8 @@ def create_app(
         auth=Authenticator(UsersFile(settings.users), sessions, limiter),
         sessions=sessions,
         hub=LiveHub(),
+        readiness=Readiness({**_own_checks(central, certs_dir, clock), **(checks or {})}),
+        asyncapi=asyncapi_document(catalog, names),
     )
     app = web.Application(middlewares=[_guard], client_max_size=64 * 1024)
     app[CONSOLE] = console
@@ -91,6 +104,16 @@ def create_app(
     app.on_shutdown.append(_end_streams)
     app.on_cleanup.append(_stop_live)
     return app
+
+
+def _own_checks(central: CentralStore, certs_dir: Path, clock: Clock) -> dict[str, Check]:
+    async def central_log() -> None:
+        await central.parties()  # a read: the console never writes the central log
+
+    async def trust() -> None:
+        await trust_check(TrustStore.from_dir(certs_dir), clock)()
+
+    return {"central-log": central_log, "trust": trust}
 
 
 def _start_live(feed: RecordFeed) -> Callable[[web.Application], Awaitable[None]]:
@@ -125,8 +148,15 @@ async def _static(request: web.Request) -> web.Response:
 
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A session for every request; CSRF on every POST; errors as pages; safe headers."""
+    """A session for every request; CSRF on every POST; errors as pages; safe headers.
+
+    Probes and the AsyncAPI document go without: a session per probe would pile up.
+    """
     console = request.app[CONSOLE]
+    if request.path in PUBLIC_PATHS:
+        public = await handler(request)
+        public.headers.update(_HEADERS)
+        return public
     known = console.sessions.get(request.cookies.get(SESSION_COOKIE))
     request[SESSION] = known or console.sessions.new()
     response: web.StreamResponse

@@ -208,6 +208,9 @@ class Session:
         return self.user
 
 
+_FIRST_SWEEP = 1024  # sessions held before the first sweep of expired ones
+
+
 class Sessions:
     """Sessions by id, in memory: a restart logs everyone out, which is the safe way round."""
 
@@ -215,6 +218,10 @@ class Sessions:
         self.clock = clock
         self.lifetime = lifetime or timedelta(hours=8)
         self._by_id: dict[str, Session] = {}
+        # Every visitor's first page makes a session (the login form's CSRF token): expired
+        # ones are swept whenever the count doubles, so visitors who never come back (or a
+        # crawler) cannot grow memory without bound.
+        self._sweep_at = _FIRST_SWEEP
 
     def get(self, session_id: str | None) -> Session | None:
         """The live session with this id, or None (unknown or expired)."""
@@ -236,7 +243,17 @@ class Sessions:
             self.clock.now() + self.lifetime,
         )
         self._by_id[session.id] = session
+        if len(self._by_id) >= self._sweep_at:
+            self._sweep()
         return session
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def _sweep(self) -> None:
+        now = self.clock.now()
+        self._by_id = {key: s for key, s in self._by_id.items() if s.expires > now}
+        self._sweep_at = max(_FIRST_SWEEP, 2 * len(self._by_id))
 
     def log_in(self, old: Session, user: User) -> Session:
         """A new session (new id and token: no fixation) for ``user``; ``old`` ends."""

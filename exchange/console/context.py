@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -15,6 +16,7 @@ from exchange.console.auth import Authenticator, Session, Sessions
 from exchange.console.config import ConsoleSettings
 from exchange.console.live import LiveHub
 from exchange.console.queries import ConsoleQueries
+from exchange.observe.health import Readiness
 
 log = structlog.get_logger("exchange.console")
 SESSION_COOKIE = "kzn_console"
@@ -23,7 +25,7 @@ SESSION_COOKIE = "kzn_console"
 @dataclass(slots=True)
 class Console:
     """The console's parts: the central log and its queries, users, sessions, the trust
-    store's directory, the live hub."""
+    store's directory, the live hub, its readiness checks and the bus's AsyncAPI document."""
 
     settings: ConsoleSettings
     central: CentralStore
@@ -34,6 +36,8 @@ class Console:
     auth: Authenticator
     sessions: Sessions
     hub: LiveHub
+    readiness: Readiness
+    asyncapi: dict[str, Any]
 
 
 CONSOLE = web.AppKey("console", Console)

@@ -106,6 +106,7 @@ _NAV = (
     ("/deadlines", "Deadlines"),
     ("/dead-letters", "Dead letters"),
     ("/certificates", "Certificates"),
+    ("/asyncapi.json", "Bus contract (AsyncAPI)"),
 )
 
 

@@ -152,6 +152,17 @@ class TestSessions:
         assert sessions.get("forged") is None
         assert sessions.get(None) is None
 
+    def test_expired_sessions_are_swept(self, clock: FrozenClock) -> None:
+        """Visitors who never come back leave no lasting trace: once the count passes the
+        sweep mark, expired sessions go, live ones stay."""
+        sessions = Sessions(clock, timedelta(hours=1))
+        gone = [sessions.new() for _ in range(1000)]
+        clock.advance(timedelta(hours=2))
+        live = [sessions.new() for _ in range(100)]
+        assert len(sessions) < 200
+        assert all(sessions.get(s.id) is s for s in live)
+        assert all(sessions.get(s.id) is None for s in gone)
+
     def test_roles(self, auth: Authenticator) -> None:
         """Anonymous may do nothing, support may read, only admin may act."""
         anonymous = auth.sessions.new()

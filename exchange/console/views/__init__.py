@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from exchange.console.views import auth, board, case, certs, dead, search
+from exchange.console.views import auth, board, case, certs, dead, probe, search
 
 __all__ = ["add_routes"]
 
@@ -12,4 +12,4 @@ __all__ = ["add_routes"]
 def add_routes(app: web.Application) -> None:
     """Every page and form of the console."""
     app.add_routes([*auth.routes, *search.routes, *case.routes, *board.routes])
-    app.add_routes([*dead.routes, *certs.routes])
+    app.add_routes([*dead.routes, *certs.routes, *probe.routes])
