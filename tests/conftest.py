@@ -8,6 +8,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+import structlog
 
 from exchange._clock import FrozenClock
 from exchange.catalog import read_catalog_data
@@ -20,6 +21,16 @@ from tests.postgres import drop_schemas
 PARTIES = tuple(
     p.id for p in read_catalog_data(packaged("catalog.toml")).parties if p.is_department
 )
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_it_was() -> Iterator[None]:
+    """A test that runs a CLI command configures structlog for the whole process (its level
+    filter among it): put the configuration back, so a later test's ``capture_logs`` sees
+    info records of loggers it first uses."""
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
 
 
 @pytest.fixture

@@ -31,7 +31,8 @@ CLOSING = (
     EventName.EXPIRED,
 )
 ANSWERED = (EventName.ANSWERED, EventName.DEAD)  # closed by a response or processing-failed
-DEAD_LETTERS = (EventName.DEAD_LETTERED, EventName.QUARANTINED)  # "dead" closes the same request
+# "dead" closes the same request as "dead-lettered"; a broker dead letter was never stored.
+DEAD_LETTERS = (EventName.DEAD_LETTERED, EventName.BROKER_DEAD_LETTER, EventName.QUARANTINED)
 BOARD_LIMIT = 5_000  # newest received requests the board looks at
 _CHUNK = 500
 

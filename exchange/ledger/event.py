@@ -42,6 +42,9 @@ class EventName(StrEnum):
     # a broker dead letter (never stored, never answered) put back in the inbox by an admin
     # command; a request dead in the store has its final answer and is never replayed
     REPLAYED = "replayed"
+    # a delivery the broker dead-lettered (past its delivery limit) before the store had it:
+    # waiting in the party's dead-letter queue for an admin's replay; noted once per death
+    BROKER_DEAD_LETTER = "broker-dead-letter"
     ANSWERED = "answered"  # closed by a response
     DEAD = "dead"  # closed after the handler failed past the retry limit
     EXPIRED = "expired"  # closed because it expired unanswered

@@ -49,6 +49,7 @@ class NodeConfig:
     metadata_only: bool = False  # prune a finished message's content at the next look
     declare_topology: bool = True  # False: the admin applied it; the node may not configure
     prune_interval: float = 5.0  # how often the pruner looks (when either is set)
+    dead_letter_census: float = 30.0  # how often the broker's dead letters are looked at
     attachment_chunk: int = 1024 * 1024  # bytes of attachment per chunk message
     attachment_window: int = 8  # chunks published and unconfirmed at most (flow control)
     attachment_prefetch: int = 4  # chunks delivered and unacked at most (memory stays flat)

@@ -37,6 +37,7 @@ from exchange.node.admin import AdminCommands
 from exchange.node.config import NodeConfig
 from exchange.node.context import NodeContext, record_event
 from exchange.node.crl_numbers import StoreCrlNumbers
+from exchange.node.dead_letters import DeadLetterCensus
 from exchange.node.handlers import Handler, Reply
 from exchange.node.inbound import Inbound
 from exchange.node.notices import Notice
@@ -122,6 +123,9 @@ class Node:
         )
         self.relay = Relay(context, self.outbound, self._request_republished)
         self.admin = AdminCommands(context, self.inbound.verifier.verify)
+        self.dead_letters = DeadLetterCensus(
+            context, self.inbound.verifier.verify, context.config.dead_letter_census
+        )
         self.overdue = OverdueWatch(
             context, self.worker.calendar, self.handlers.keys(), self._tell_late
         )
@@ -178,6 +182,7 @@ class Node:
             asyncio.create_task(Pruner(self.ctx).run(), name=f"{self.party}-pruner"),
             asyncio.create_task(self.overdue.run(), name=f"{self.party}-overdue"),
             asyncio.create_task(self._expire_held(), name=f"{self.party}-attachments"),
+            asyncio.create_task(self.dead_letters.run(), name=f"{self.party}-dead-letters"),
         ]
         try:
             for companion in self._companions:

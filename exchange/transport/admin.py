@@ -30,9 +30,10 @@ async def check_broker(url: str) -> None:
 
 
 async def dead_letters(
-    url: str, names: BusNames, party: str, *, take: bool
+    url: str, names: BusNames, party: str, *, take: bool, limit: int | None = None
 ) -> list[tuple[bytes, dict[str, Any]]]:
-    """Read a party's broker dead-letter queue; with ``take``, move each back to its inbox.
+    """Read a party's broker dead-letter queue (its first ``limit`` letters); with ``take``,
+    move each back to its inbox.
 
     Raises:
         BrokerUnavailable (broker-unavailable): the broker cannot be reached.
@@ -40,7 +41,9 @@ async def dead_letters(
     """
     found: list[tuple[bytes, dict[str, Any]]] = []
     async with _dead_letter_queue(url, names, party) as (queue, bus):
-        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+        while (limit is None or len(found) < limit) and (
+            message := await queue.get(no_ack=False, fail=False)
+        ) is not None:
             found.append((message.body, dict(message.headers or {})))
             if take:
                 await _back_to_inbox(bus, message, party)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -31,16 +31,17 @@ from exchange.admin.command import (
 from exchange.cli import app
 from exchange.codec import b64url
 from exchange.config import Settings
+from exchange.envelope.model import Envelope
 from exchange.ledger.event import AuditEvent, EventName
 from exchange.node import LATER, IncomingRequest, Later, Node
 from exchange.node.store.base import InboxState
 from exchange.pki.authority import CertificateAuthority
 from exchange.pki.credentials import Credentials
-from exchange.signing import WireFormat, seal
+from exchange.signing import WireFormat, digest, seal
 from exchange.testing import ThrowawayPKI, exchange_env, make_envelope
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
-from tests.bus.conftest import AMQP_URL, BUS_PARTIES, MakeNode
+from tests.bus.conftest import AMQP_URL, BUS_PARTIES, FAST, MakeNode
 from tests.bus.helpers import audit_events, eventually, store_as_sent, wait_event
 
 pytestmark = pytest.mark.rabbit
@@ -157,16 +158,25 @@ async def _topology(settings: Settings) -> None:
     await bus.stop()
 
 
+async def _sent_and_dead_lettered(
+    make_node: MakeNode, settings: Settings, case_id: str
+) -> tuple[Node, Envelope, bytes]:
+    """single-center's request to improvement, as sent, dead-lettered by the broker before
+    improvement's node ever ran."""
+    await _topology(settings)
+    sender = await make_node("single-center")
+    envelope = make_envelope(SYSTEM_CLOCK, case_id=case_id, payload=TREES)
+    wire = seal(envelope, sender.ctx.credentials, WireFormat.JSON)
+    await store_as_sent(sender, envelope, wire)
+    await _dead_letter(settings, wire)
+    return sender, envelope, wire
+
+
 async def test_replay_of_a_broker_dead_letter(
     make_node: MakeNode, settings: Settings, console_bus: Bus, consoles: Consoles
 ) -> None:
     """A request the broker dead-lettered before it was stored is replayed: handled, answered."""
-    await _topology(settings)
-    sender = await make_node("single-center")
-    envelope = make_envelope(SYSTEM_CLOCK, case_id="KZN-REPLAY-1", payload=TREES)
-    wire = seal(envelope, sender.ctx.credentials, WireFormat.JSON)
-    await store_as_sent(sender, envelope, wire)
-    await _dead_letter(settings, wire)
+    sender, envelope, _ = await _sent_and_dead_lettered(make_node, settings, "KZN-REPLAY-1")
     provider = await make_node(PARTY)
     handled: list[IncomingRequest] = []
 
@@ -201,6 +211,45 @@ async def test_replay_of_a_broker_dead_letter(
     assert refused.event is EventName.REPLAY_REFUSED
     assert refused.detail["code"] == "already-final"
     assert len(handled) == 1
+
+
+async def test_a_broker_dead_letter_is_noted_once_and_replayed(
+    make_node: MakeNode, settings: Settings, console_bus: Bus, consoles: Consoles
+) -> None:
+    """The node's census audits each broker dead letter once, with the broker's reason: what
+    verifies with its ids, what does not by its digest alone; an admin then replays it."""
+    sender, envelope, wire = await _sent_and_dead_lettered(make_node, settings, "KZN-CENSUS-1")
+    await _dead_letter(settings, b"not an envelope")
+    provider = await make_node(PARTY, replace(FAST, dead_letter_census=0.2))
+
+    @provider.handler("tree-felling-permit")
+    async def grant(request: IncomingRequest) -> dict[str, Any]:
+        return GRANTED
+
+    async def both() -> list[AuditEvent] | None:
+        noted = await audit_events(provider, EventName.BROKER_DEAD_LETTER)
+        return noted if len(noted) >= 2 else None
+
+    noted = await eventually(both, 15, "both dead letters noted")
+    verified = next(e for e in noted if e.detail["verified"])
+    unverified = next(e for e in noted if not e.detail["verified"])
+    assert (verified.message_id, verified.case_id) == (envelope.message_id, "KZN-CENSUS-1")
+    assert verified.detail["reason"] == "delivery_limit"
+    assert verified.detail["sender"] == "single-center"
+    assert verified.digest == digest(wire)
+    assert unverified.message_id is None
+    assert unverified.case_id is None
+    assert unverified.digest == digest(b"not an envelope")
+    assert unverified.detail["code"] == "malformed"
+    await asyncio.sleep(1.0)  # several more censuses: each letter is noted once
+    assert len(await audit_events(provider, EventName.BROKER_DEAD_LETTER)) == 2
+
+    command_id = await _client(console_bus, settings, consoles.good).replay(
+        PARTY, envelope.message_id, "alice"
+    )
+    _, outcome = await _outcome(provider, command_id)
+    assert outcome.event is EventName.REPLAYED
+    assert (await sender.wait_answer(envelope.message_id, timeout=15)).kind == "response"
 
 
 async def test_replay_after_processing_failed_is_refused(

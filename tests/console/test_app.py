@@ -8,9 +8,12 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from exchange.console import REPLAYER
+from exchange.console.context import CONSOLE
+from exchange.ledger.chain import GENESIS_HASH, link
+from exchange.ledger.event import AuditEvent, EventName
 from exchange.testing import ThrowawayPKI
 
-from .conftest import CASE, PASSWORD, ConsoleUnderTest, console_under_test
+from .conftest import CASE, PASSWORD, T0, ConsoleUnderTest, console_under_test
 
 REPLAY = {"party": "land-property", "message_id": "req-3-x", "confirm": "yes"}
 
@@ -169,6 +172,37 @@ async def test_admin_replays_after_confirming(console: ConsoleUnderTest) -> None
             "sent": "command-1",
         }
     ]
+
+
+async def test_broker_dead_letters_are_listed_and_replayable(console: ConsoleUnderTest) -> None:
+    """A broker dead letter a node noted shows with the broker's reason and a replay button
+    for admins; one that does not verify shows its refusal and no button."""
+    death = {"reason": "delivery_limit", "count": 20, "queue": "kzn.party.urban-permits.inbox"}
+    noted = AuditEvent(
+        EventName.BROKER_DEAD_LETTER,
+        "req-dlq-1",
+        None,
+        "KZN-2026-000900",
+        "urban-plan-extract",
+        "request",
+        digest="a" * 64,
+        detail={**death, "verified": True, "sender": "single-center"},
+    )
+    junk = AuditEvent(
+        EventName.BROKER_DEAD_LETTER,
+        digest="b" * 64,
+        detail={**death, "verified": False, "code": "malformed"},
+    )
+    first = link(1, T0, "urban-permits", noted, GENESIS_HASH)
+    await console.app[CONSOLE].central.load([first, link(2, T0, "urban-permits", junk, first.hash)])
+    admin = await console.browser()
+    await admin.log_in("rinat")
+    _, text, _ = await admin.get("/dead-letters")
+    section = text.split("<h2>urban-permits</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "broker: delivery_limit (20 deliveries)" in section
+    assert "does not verify (malformed)" in section
+    assert section.count("Replay…") == 1
+    assert "party=urban-permits&amp;message_id=req-dlq-1" in section
 
 
 async def test_replay_without_a_replayer(

@@ -18,9 +18,11 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+import aio_pika
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from pamqp.common import FieldTable
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from adapters.single_center.applications import Application, applications
@@ -37,12 +39,14 @@ from exchange.console.auth import Role as ConsoleRole
 from exchange.ledger.event import EventName
 from exchange.node import Node, build_node
 from exchange.node.adapters import load_adapters
-from exchange.testing import ThrowawayPKI
+from exchange.signing import WireFormat, seal
+from exchange.testing import ThrowawayPKI, make_envelope
 from exchange.transport.bus import Bus
 from exchange.transport.names import BusNames
 from tests.adapters.conftest import FAST, city_catalog, city_pki
 from tests.audit._live import until
 from tests.bus.conftest import AMQP_URL, delete_topology
+from tests.bus.helpers import store_as_sent
 from tests.catalog._city import REPO
 
 __all__ = ["city_catalog", "city_pki"]  # the adapters' session fixtures, used here too
@@ -325,6 +329,61 @@ async def test_admin_replay_is_carried_out_by_the_partys_node(run: Run) -> None:
         )
 
     await until(judged, 30.0, "improvement to judge the replay command")
+    await context.close()
+
+
+async def _broker_dead_letter(run: Run, wire: bytes) -> None:
+    """Put ``wire`` in improvement's dead-letter queue as the broker does past the delivery
+    limit (with its x-death header): the node is up, so it cannot be made to fail for real."""
+    names = run.improvement.ctx.names
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        dlx = await channel.get_exchange(names.dead_letter)
+        death: FieldTable = {
+            "reason": "delivery_limit",
+            "count": 20,
+            "queue": names.inbox("improvement"),
+            "time": SYSTEM_CLOCK.now().replace(microsecond=0),
+        }
+        message = aio_pika.Message(
+            wire, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers={"x-death": [death]}
+        )
+        await dlx.publish(message, routing_key="improvement", mandatory=True, timeout=10)
+
+
+async def test_admin_replays_a_broker_dead_letter(run: Run) -> None:
+    """A request the broker dead-lettered is noted by improvement's census, reaches the
+    console through the collector with the broker's reason, and an admin's replay puts it
+    back: improvement's node receives it (its handler then asks Land and Property)."""
+    application = next(
+        a for a in applications(5, today=SYSTEM_CLOCK.now().date(), first_case=900)
+        if a.service == "tree-felling-permit"
+    )  # fmt: skip
+    envelope = make_envelope(SYSTEM_CLOCK, case_id=application.case_id, payload=application.payload)
+    wire = seal(envelope, run.front.ctx.credentials, WireFormat.JSON)
+    await store_as_sent(run.front, envelope, wire)
+    await _broker_dead_letter(run, wire)
+    assert await run.improvement.dead_letters.census() == 1
+    context, page = await _log_in(run, "rinat")
+
+    async def listed() -> bool:
+        await page.goto(f"{run.url}/dead-letters")
+        return "broker: delivery_limit (20 deliveries)" in await page.content()
+
+    await until(listed, 30.0, "the console to list the broker dead letter")
+    await page.screenshot(path=SHOTS / "dead-letters.png", full_page=True)
+    query = urlencode({"party": "improvement", "message_id": envelope.message_id})
+    await page.click(f'a[href="/dead-letters/replay?{query}"]')
+    await page.get_by_role("button", name="Yes, replay it").click()
+    await expect(page.locator(".flash")).to_contain_text(f"replay of {envelope.message_id} sent")
+
+    async def replayed() -> bool:
+        events = [r.event for r in await run.improvement.events(limit=100_000)]
+        done = {e.event for e in events if e.message_id == envelope.message_id}
+        return {EventName.REPLAYED, EventName.RECEIVED} <= done
+
+    await until(replayed, 30.0, "improvement to replay and receive the dead letter")
     await context.close()
 
 

@@ -3,6 +3,8 @@ CSRF-checked, audited) through the application's ``Replayer``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import structlog
@@ -19,7 +21,9 @@ from exchange.ledger.event import AuditRecord, EventName
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("exchange.console")
-_REPLAYABLE = (EventName.DEAD_LETTERED,)
+# A broker dead letter is what replay is for; a request dead in the store has its final
+# answer, and its node refuses (already-final): offered all the same, the refusal says why.
+_REPLAYABLE = (EventName.DEAD_LETTERED, EventName.BROKER_DEAD_LETTER)
 
 
 @routes.get("/dead-letters")
@@ -57,6 +61,8 @@ def _row(record: AuditRecord, admin: bool) -> tuple[list[object], str]:
     reason = str(e.detail.get("reason") or e.detail.get("code") or e.detail.get("error") or "")
     if not reason and e.event is EventName.DEAD_LETTERED:
         reason = "processing-failed after the retry limit"
+    if e.event is EventName.BROKER_DEAD_LETTER:
+        reason = _broker_reason(e.detail)
     request_id = request_of(record)
     action: object = ""
     if admin and request_id and e.event in _REPLAYABLE:
@@ -66,6 +72,16 @@ def _row(record: AuditRecord, admin: bool) -> tuple[list[object], str]:
     shown = link(f"/case/{quote(request_id, safe='')}", request_id) if request_id else ""
     return [when(record.at), e.event.value, reason, shown, case, (e.digest or "")[:16],
             action], ""  # fmt: skip
+
+
+def _broker_reason(detail: Mapping[str, Any]) -> str:
+    """The broker's reason and count; for a letter that does not verify, why not."""
+    said = f"broker: {detail.get('reason', 'unknown')}"
+    if "count" in detail:
+        said += f" ({detail['count']} deliveries)"
+    if not detail.get("verified"):
+        said += f"; does not verify ({detail.get('code', 'unknown')}): not replayable by id"
+    return said
 
 
 @routes.get("/dead-letters/replay")
