@@ -117,19 +117,7 @@ async def trace(
     store: CentralStore, ident: str, now: datetime, filters: TraceFilter | None = None
 ) -> Timeline:
     """The timeline of a message id or a case id from the central store."""
-    found: dict[tuple[str, int], AuditRecord] = {}
-    _add(found, await store.by_case(ident))
-    _add(found, await store.related([ident]))
-    requests = {r.event.correlation_id for r in found.values() if r.event.correlation_id}
-    requests.discard(ident)
-    if requests:
-        _add(found, await store.related(sorted(requests)))
-    return build_timeline(ident, found.values(), now, filters)
-
-
-def _add(found: dict[tuple[str, int], AuditRecord], records: Iterable[AuditRecord]) -> None:
-    for record in records:
-        found[(record.party, record.seq)] = record
+    return build_timeline(ident, await store.traced(ident), now, filters)
 
 
 def build_timeline(

@@ -123,6 +123,11 @@ class CentralStore(Protocol):
     async def by_case(self, case_id: str) -> Sequence[AuditRecord]:
         """Every record of a case."""
 
+    async def traced(self, ident: str) -> Sequence[AuditRecord]:
+        """What a trace of ``ident`` shows, in one statement: the records of the case
+        ``ident``, those naming ``ident`` as message or correlation id, and those naming a
+        request that any of these answer (by message or correlation id)."""
+
     async def findings(self, party: str | None = None) -> Sequence[Finding]:
         """What was found on arrival (gaps, broken links, bad checkpoints), oldest first."""
 

@@ -358,6 +358,20 @@ class CentralContract:
         waits = {w.party: w.seconds for w in timeline.waits}
         assert waits == {"improvement": 50 * 60.0, "land-property": 10 * 60.0}
 
+    async def test_traced_follows_requests_past_the_case_id(self, central: CentralStore) -> None:
+        """A record that names a request of the case but carries no case id (an answer with
+        none, say) is in the case's trace; one naming another case's request is not."""
+        await _ingest_three_party_case(central)
+        stray = AuditEvent(EventName.LATE_ANSWER, "late-9", "req-2", None, None, "response")
+        other = AuditEvent(EventName.LATE_ANSWER, "late-10", "req-elsewhere", None, None, "fault")
+        first = link(1, T0 + timedelta(hours=2), "architecture", stray, GENESIS_HASH)
+        await central.load([first, link(2, first.at, "architecture", other, first.hash)])
+        traced = {r.event.message_id for r in await central.traced("CASE-1")}
+        assert "late-9" in traced
+        assert "late-10" not in traced
+        by_id = {r.event.message_id for r in await central.traced("late-9")}
+        assert by_id == {"late-9", "req-2", "rcpt-2", "resp-2", "stat-2"}
+
     # --- search (the console) -----------------------------------------------------------
 
     async def test_search_filters_and_pages_newest_first(self, central: CentralStore) -> None:
