@@ -2,10 +2,11 @@
 
 A verified request whose attachments are not all in the store is held (in memory; its
 announcements are on disk with the receiver) and its delivery acked: no receipt yet, so its
-sender resends it, and its chunks, until one comes. When the last attachment is installed
-the request goes on as any other (stored, receipted, handed to its handler). A mismatch
-refuses it with ``attachment-mismatch``; one not complete within its bound (derived from
-the service's deadline) with ``attachment-missing``.
+sender resends it, and its chunks, until one comes. When it was first held is the caller's
+to keep durably (the party's store): a restart forgets what was held, not since when. When
+the last attachment is installed the request goes on as any other (stored, receipted,
+handed to its handler). A mismatch refuses it with ``attachment-mismatch``; one not
+complete within its bound (derived from the service's deadline) with ``attachment-missing``.
 """
 
 from __future__ import annotations
@@ -81,21 +82,27 @@ class Gate:
         *,
         accept: Accept | None = None,
         refuse: Refuse | None = None,
+        since: datetime | None = None,
     ) -> str:
         """Hold an envelope until ``missing`` arrive; announce them to the receiver.
 
         A request goes on through the gate's ``accept`` and ``refuse``; an answer (which is
-        never refused, only noted) passes its own.
+        never refused, only noted) passes its own. Its bound runs from ``since`` (when it was
+        first held, before a restart too), by default from the first hold in this process.
         """
         envelope = verified.envelope
         for attachment in missing:
             self.receiver.expect(attachment.sha256, attachment.size, envelope.sender)
         if envelope.message_id not in self._held:
-            since = self._first_seen.setdefault(envelope.message_id, self.clock.now())
+            since = self._first_seen.setdefault(envelope.message_id, since or self.clock.now())
             until = min(since + self._bound(envelope), envelope.expires_at)
             waiting = {a.sha256 for a in missing}
             self._held[envelope.message_id] = _Held(verified, waiting, until, accept, refuse)
         return AWAITING
+
+    def first_seen(self, request_id: str) -> datetime | None:
+        """When this process first held ``request_id``, if it holds it."""
+        return self._first_seen.get(request_id)
 
     def holding(self, request_id: str) -> bool:
         """True while ``request_id`` waits for attachments."""

@@ -9,6 +9,7 @@ Only a sender whose signature verified ever gets a fault; the rest goes to quara
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
@@ -62,6 +63,8 @@ _ADVANCES[Kind.FAULT] = _ADVANCES[Kind.RESPONSE]
 # What comes late once the request has its final answer: another final answer, or a status
 # (a system told "answered" must not hear "in progress" after it).
 _LATE_AFTER_FINAL = frozenset({Kind.STATUS, Kind.RESPONSE, Kind.FAULT})
+FIRST_HELD = "attachments.first-held."
+"""Store meta key prefix: when a message was first held for its attachments (ISO time)."""
 CANCELLED = "cancelled"
 """The fault code confirming a cancel: the cancelled request's final answer."""
 
@@ -148,8 +151,23 @@ class Inbound:
         if missing:
             if await self.ctx.store.get_inbox(envelope.message_id) is not None:
                 return await self._duplicate(verified)  # decided before: answer it again
-            return self.gate.hold(verified, missing)
+            since = await self._first_held(envelope.message_id)
+            return self.gate.hold(verified, missing, since=since)
         return await self.accept(verified)
+
+    async def _first_held(self, message_id: str) -> datetime:
+        """When any process of the party first held ``message_id`` for its attachments:
+        kept in the store, so a restart does not restart its ``attachment-missing`` bound."""
+        since = self.gate.first_seen(message_id)
+        if since is not None:
+            return since
+        key = FIRST_HELD + message_id
+        now = self.ctx.clock.now()
+        with contextlib.suppress(StateConflict):  # held before: the first time stands
+            async with self.ctx.store.transaction() as tx:
+                tx.put_meta(key, now.isoformat(), only_new=True)
+        stored = await self.ctx.store.get_meta(key)
+        return datetime.fromisoformat(stored) if stored else now
 
     async def accept(self, verified: VerifiedEnvelope) -> str:
         """Store a checked request (attachments complete), receipt it, hand it on."""
@@ -305,7 +323,11 @@ class Inbound:
                 return await self._answer_incomplete(verified, exc)
             if missing:  # noted once they arrived (or once they are given up on)
                 return self.gate.hold(
-                    verified, missing, accept=self._answer_complete, refuse=self._answer_incomplete
+                    verified,
+                    missing,
+                    accept=self._answer_complete,
+                    refuse=self._answer_incomplete,
+                    since=await self._first_held(envelope.message_id),
                 )
         advance = _ADVANCES.get(envelope.kind)
         event = EventName.received(envelope.kind.value)

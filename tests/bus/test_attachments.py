@@ -291,6 +291,34 @@ async def test_attachments_not_complete_in_time_are_attachment_missing(
     assert handled == []
 
 
+async def test_a_restart_does_not_restart_the_attachment_missing_bound(
+    make_node: MakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider restarts while it holds a request for attachments that never come: the
+    request, resent, is held again and refused by the bound that ran from its first hold."""
+    wait = replace(SMALL, attachment_wait=timedelta(seconds=3))
+    first = await make_node("improvement", wait)
+    sender = await make_node("single-center", replace(SMALL, receipt_timeouts=(0.5,)))
+    monkeypatch.setattr(sender.uploader, "start", lambda *args: None)  # nothing is uploaded
+    request_id = await sender.request(
+        SERVICE, TREES, attachments=[Outgoing(stream(b"%PDF"), name="plan.pdf")]
+    )
+    await eventually(lambda: _holding(first, request_id), what="the request held")
+    held_since = first.gate.first_seen(request_id)
+    assert held_since is not None
+    await first.stop()
+    restarted_at = sender.ctx.clock.now()
+    second = await make_node("improvement", wait)
+    granting(second, [])
+    answer = await sender.wait_answer(request_id, timeout=20)
+    assert answer.envelope is not None
+    assert answer.envelope.fault is not None
+    assert answer.envelope.fault.code == "attachment-missing"
+    bound = (held_since + timedelta(seconds=3)).isoformat()
+    assert f"not complete by {bound}" in answer.envelope.fault.text
+    assert held_since < restarted_at
+
+
 async def test_chunks_resent_after_completion_are_dropped(make_node: MakeNode) -> None:
     """Chunks of an attachment already held (a resend) are neither stored again nor quarantined."""
     provider = await make_node("improvement", SMALL)
