@@ -20,7 +20,15 @@ from exchange.catalog.asyncapi import asyncapi_document
 from exchange.console import csrf
 from exchange.console.auth import Authenticator, LoginLimiter, Session, Sessions, UsersFile
 from exchange.console.config import ConsoleSettings
-from exchange.console.context import CONSOLE, SESSION, SESSION_COOKIE, Console, log, session_of
+from exchange.console.context import (
+    CONSOLE,
+    SESSION,
+    SESSION_COOKIE,
+    Console,
+    LazyTrust,
+    log,
+    session_of,
+)
 from exchange.console.live import LiveHub, RecordFeed
 from exchange.console.queries import ConsoleQueries
 from exchange.console.render import Html, asset, page
@@ -36,7 +44,6 @@ from exchange.exceptions import (
     RoleForbidden,
 )
 from exchange.observe.health import Check, Readiness, trust_check
-from exchange.pki.trust import TrustStore
 from exchange.transport.names import BusNames
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,6 +84,7 @@ def create_app(
     beside the console's own (the central log answers, trust store and CRL current).
     """
     sessions = Sessions(clock, timedelta(hours=settings.session_hours))
+    trust = LazyTrust(certs_dir)
     limiter = LoginLimiter(
         clock, settings.login_attempts, timedelta(seconds=settings.login_window_seconds)
     )
@@ -90,8 +98,9 @@ def create_app(
         auth=Authenticator(UsersFile(settings.users), sessions, limiter),
         sessions=sessions,
         hub=LiveHub(),
-        readiness=Readiness({**_own_checks(central, certs_dir, clock), **(checks or {})}),
+        readiness=Readiness({**_own_checks(central, trust, clock), **(checks or {})}),
         asyncapi=asyncapi_document(catalog, names),
+        trust=trust,
     )
     app = web.Application(middlewares=[_guard], client_max_size=64 * 1024)
     app[CONSOLE] = console
@@ -106,14 +115,14 @@ def create_app(
     return app
 
 
-def _own_checks(central: CentralStore, certs_dir: Path, clock: Clock) -> dict[str, Check]:
+def _own_checks(central: CentralStore, trust: LazyTrust, clock: Clock) -> dict[str, Check]:
     async def central_log() -> None:
         await central.parties()  # a read: the console never writes the central log
 
-    async def trust() -> None:
-        await trust_check(TrustStore.from_dir(certs_dir), clock)()
+    async def current() -> None:
+        await trust_check(trust.get(), clock)()
 
-    return {"central-log": central_log, "trust": trust}
+    return {"central-log": central_log, "trust": current}
 
 
 def _start_live(feed: RecordFeed) -> Callable[[web.Application], Awaitable[None]]:

@@ -17,9 +17,30 @@ from exchange.console.config import ConsoleSettings
 from exchange.console.live import LiveHub
 from exchange.console.queries import ConsoleQueries
 from exchange.observe.health import Readiness
+from exchange.pki.trust import TrustStore
 
 log = structlog.get_logger("exchange.console")
 SESSION_COOKIE = "kzn_console"
+
+
+class LazyTrust:
+    """The trust store of a certs directory, loaded on first use and kept (it re-reads its
+    CRL file whenever that changes): one per console, not one per page."""
+
+    def __init__(self, certs_dir: Path) -> None:
+        self.certs_dir = certs_dir
+        self._store: TrustStore | None = None
+
+    def get(self) -> TrustStore:
+        """The trust store.
+
+        Raises:
+            CertificateUnknown (certificate-unknown), PKIFileCorrupt (pki-file-corrupt): no
+                usable root CA in the directory (tried again at the next call).
+        """
+        if self._store is None:
+            self._store = TrustStore.from_dir(self.certs_dir)
+        return self._store
 
 
 @dataclass(slots=True)
@@ -38,6 +59,7 @@ class Console:
     hub: LiveHub
     readiness: Readiness
     asyncapi: dict[str, Any]
+    trust: LazyTrust
 
 
 CONSOLE = web.AppKey("console", Console)

@@ -8,21 +8,19 @@ import asyncio
 import contextlib
 import json
 from html import escape
-from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
 
 from exchange._clock import Clock
 from exchange.console.auth import Role
-from exchange.console.context import CONSOLE, session_of
+from exchange.console.context import CONSOLE, LazyTrust, session_of
 from exchange.console.queries import Hold
 from exchange.console.render import Html, badge, duration, fill, link, page, table, when
 from exchange.evidence.bundle import export_bundle
 from exchange.exceptions import BundleInvalid, ExchangeError
 from exchange.ledger.chain import record_hash
 from exchange.ledger.event import AuditRecord
-from exchange.pki.trust import TrustStore
 from exchange.signing import unseal
 
 routes = web.RouteTableDef()
@@ -132,17 +130,16 @@ async def envelope(request: web.Request) -> web.Response:
     text = wire.decode("utf-8", errors="replace")
     body = Html(
         f"<p>Digest <code>{digest}</code>, {len(wire)} bytes as signed.</p>"
-        f"<p>{await _verification(console.certs_dir, console.clock, wire)}</p>"
+        f"<p>{await _verification(console.trust, console.clock, wire)}</p>"
         f'<pre class="wire">{escape(text)}</pre>'
     )
     return page(session, "Envelope", body)
 
 
-async def _verification(certs_dir: Path, clock: Clock, wire: bytes) -> str:
+async def _verification(trust: LazyTrust, clock: Clock, wire: bytes) -> str:
     """The envelope checked again now (signature, profile, certificate and CRL), as HTML."""
     try:
-        trust = TrustStore.from_dir(certs_dir)
-        verified = await asyncio.to_thread(unseal, wire, trust, clock=clock)
+        verified = await asyncio.to_thread(unseal, wire, trust.get(), clock=clock)
     except ExchangeError as exc:
         return f"{badge('not verified', 'bad')} {escape(exc.code)}: {escape(exc.message)}"
     signer = verified.signer.party
