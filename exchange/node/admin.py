@@ -29,6 +29,7 @@ final answer (DESIGN.md: Final is final):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,8 @@ Verify = Callable[[bytes], Awaitable[VerifiedEnvelope]]
 COMMAND_KEY = "admin.command."
 """Store meta key prefix: a carried-out command's id, with its outcome."""
 
+_LOOK_AGAIN = (0.5, 1.0, None)  # pauses before looking for a dead letter again
+
 
 class AdminCommands:
     """Consumes the party's admin queue: verify, carry out once, audit."""
@@ -62,6 +65,9 @@ class AdminCommands:
         """``verify`` is the inbox's envelope verification (dead letters pass the same)."""
         self.ctx = context
         self.verify = verify
+        # Held while this process looks through its dead-letter queue (a replay, a census):
+        # letters one look holds unacked are invisible to the other.
+        self.dead_letters_lock = asyncio.Lock()
 
     async def on_delivery(self, message: Delivery) -> None:
         """Verify a command and carry it out, then ack; quarantine what does not verify."""
@@ -182,7 +188,15 @@ class AdminCommands:
             found.append(verified)
             return True
 
-        body = await take_dead_letter(self.ctx.bus.url, self.ctx.names, self.ctx.party, pick)
+        body = None
+        for pause in _LOOK_AGAIN:  # another process's census may hold the letter a moment
+            async with self.dead_letters_lock:
+                body = await take_dead_letter(
+                    self.ctx.bus.url, self.ctx.names, self.ctx.party, pick
+                )
+            if body is not None or pause is None:
+                break
+            await asyncio.sleep(pause)
         if body is None or not found:
             raise UnknownMessage(
                 f"{self.ctx.party} has no request {message_id}: not in its store, not among "

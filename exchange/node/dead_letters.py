@@ -31,11 +31,15 @@ CENSUS_LIMIT = 1000  # letters looked at per census (they are held unacked meanw
 class DeadLetterCensus:
     """Looks at the party's dead-letter queue now and then; audits each new letter once."""
 
-    def __init__(self, context: NodeContext, verify: Verify, interval: float) -> None:
-        """``verify`` is the inbox's envelope verification; ``interval`` is in seconds."""
+    def __init__(
+        self, context: NodeContext, verify: Verify, interval: float, lock: asyncio.Lock
+    ) -> None:
+        """``verify`` is the inbox's envelope verification; ``interval`` is in seconds;
+        ``lock`` is held while looking (a replay of this process waits for it)."""
         self.ctx = context
         self.verify = verify
         self.interval = interval
+        self.lock = lock
 
     async def run(self) -> None:
         """Take a census every ``interval`` seconds (the first after one) until cancelled."""
@@ -53,9 +57,10 @@ class DeadLetterCensus:
             BrokerUnavailable, StoreError subclasses: nothing more is noted this time.
         """
         ctx = self.ctx
-        letters = await dead_letters(
-            ctx.bus.url, ctx.names, ctx.party, take=False, limit=CENSUS_LIMIT
-        )
+        async with self.lock:
+            letters = await dead_letters(
+                ctx.bus.url, ctx.names, ctx.party, take=False, limit=CENSUS_LIMIT
+            )
         noted = 0
         for body, headers in letters:
             death = first_death(headers)

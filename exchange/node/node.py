@@ -124,7 +124,10 @@ class Node:
         self.relay = Relay(context, self.outbound, self._request_republished)
         self.admin = AdminCommands(context, self.inbound.verifier.verify)
         self.dead_letters = DeadLetterCensus(
-            context, self.inbound.verifier.verify, context.config.dead_letter_census
+            context,
+            self.inbound.verifier.verify,
+            context.config.dead_letter_census,
+            self.admin.dead_letters_lock,
         )
         self.overdue = OverdueWatch(
             context, self.worker.calendar, self.handlers.keys(), self._tell_late
