@@ -22,7 +22,9 @@ from exchange.node.context import NodeContext, audit_event, record_event
 from exchange.node.store.base import PRUNED, OutboxRecord, OutboxState, Transaction
 from exchange.signing import WireFormat, digest, seal, sniff_format
 
-_SENT_CACHE = 100_000
+# Requests recently sent, to bind their answers without a store read (a miss reads the store).
+# Small: at 100,000 entries it alone grew a sender's RSS by a third over a long run.
+_SENT_CACHE = 10_000
 CONTENT_TYPES = {WireFormat.XML: "application/xml", WireFormat.JSON: "application/json"}
 
 Extra = Callable[[Transaction], None]
