@@ -32,6 +32,7 @@ AWAITING = "awaiting-attachments"
 class _Held:
     verified: VerifiedEnvelope
     waiting: set[str]
+    since: datetime  # when it was first held (by any process, before a restart too)
     until: datetime
     accept: Accept | None = None  # None: the gate's own (a request's)
     refuse: Refuse | None = None
@@ -52,7 +53,6 @@ class Gate:
         self.clock = clock
         self._bound = bound
         self._held: dict[str, _Held] = {}
-        self._first_seen: dict[str, datetime] = {}  # request id -> when first held
         self.accept: Accept | None = None
         self.refuse: Refuse | None = None
 
@@ -80,29 +80,29 @@ class Gate:
         verified: VerifiedEnvelope,
         missing: list[Attachment],
         *,
+        since: datetime,
         accept: Accept | None = None,
         refuse: Refuse | None = None,
-        since: datetime | None = None,
     ) -> str:
         """Hold an envelope until ``missing`` arrive; announce them to the receiver.
 
-        A request goes on through the gate's ``accept`` and ``refuse``; an answer (which is
-        never refused, only noted) passes its own. Its bound runs from ``since`` (when it was
-        first held, before a restart too), by default from the first hold in this process.
+        Its bound runs from ``since``, when it was first held (before a restart too). A
+        request goes on through the gate's ``accept`` and ``refuse``; an answer (which is
+        never refused, only noted) passes its own.
         """
         envelope = verified.envelope
         for attachment in missing:
             self.receiver.expect(attachment.sha256, attachment.size, envelope.sender)
         if envelope.message_id not in self._held:
-            since = self._first_seen.setdefault(envelope.message_id, since or self.clock.now())
             until = min(since + self._bound(envelope), envelope.expires_at)
             waiting = {a.sha256 for a in missing}
-            self._held[envelope.message_id] = _Held(verified, waiting, until, accept, refuse)
+            self._held[envelope.message_id] = _Held(verified, waiting, since, until, accept, refuse)
         return AWAITING
 
     def first_seen(self, request_id: str) -> datetime | None:
-        """When this process first held ``request_id``, if it holds it."""
-        return self._first_seen.get(request_id)
+        """When ``request_id`` was first held, while this process holds it."""
+        held = self._held.get(request_id)
+        return None if held is None else held.since
 
     def holding(self, request_id: str) -> bool:
         """True while ``request_id`` waits for attachments."""
@@ -113,7 +113,6 @@ class Gate:
         for request_id, held in list(self._held.items()):
             held.waiting.discard(stored.sha256)
             if not held.waiting and self._held.pop(request_id, None) is not None:
-                self._first_seen.pop(request_id, None)
                 accept = held.accept or self.accept
                 assert accept is not None
                 await accept(held.verified)
@@ -145,7 +144,6 @@ class Gate:
     async def _refuse(self, request_id: str, held: _Held, error: ExchangeError) -> None:
         if self._held.pop(request_id, None) is None:
             return
-        self._first_seen.pop(request_id, None)
         for sha256 in held.waiting:
             if not any(sha256 in other.waiting for other in self._held.values()):
                 self.receiver.refuse(sha256)

@@ -151,8 +151,9 @@ class Inbound:
         if missing:
             if await self.ctx.store.get_inbox(envelope.message_id) is not None:
                 return await self._duplicate(verified)  # decided before: answer it again
-            since = await self._first_held(envelope.message_id)
-            return self.gate.hold(verified, missing, since=since)
+            return self.gate.hold(
+                verified, missing, since=await self._first_held(envelope.message_id)
+            )
         return await self.accept(verified)
 
     async def _first_held(self, message_id: str) -> datetime:
@@ -325,9 +326,9 @@ class Inbound:
                 return self.gate.hold(
                     verified,
                     missing,
+                    since=await self._first_held(envelope.message_id),
                     accept=self._answer_complete,
                     refuse=self._answer_incomplete,
-                    since=await self._first_held(envelope.message_id),
                 )
         advance = _ADVANCES.get(envelope.kind)
         event = EventName.received(envelope.kind.value)
