@@ -76,10 +76,20 @@ class ProbeServer:
         )
 
     async def _health(self, _: web.Request) -> web.Response:
-        return web.json_response({"status": "alive", "name": self.name})
+        return alive(self.name)
 
     async def _ready(self, _: web.Request) -> web.Response:
-        problems = await self.readiness.problems()
-        checks = {name: problems.get(name, "ok") for name in self.readiness.checks}
-        body = {"status": "not-ready" if problems else "ready", "name": self.name, "checks": checks}
-        return web.json_response(body, status=503 if problems else 200)
+        return await ready(self.readiness, self.name)
+
+
+def alive(name: str) -> web.Response:
+    """``/health``'s answer: the process answers at all."""
+    return web.json_response({"status": "alive", "name": name})
+
+
+async def ready(readiness: Readiness, name: str) -> web.Response:
+    """``/ready``'s answer: 200 when every check passes, else 503 naming what is wrong."""
+    problems = await readiness.problems()
+    checks = {check: problems.get(check, "ok") for check in readiness.checks}
+    body = {"status": "not-ready" if problems else "ready", "name": name, "checks": checks}
+    return web.json_response(body, status=503 if problems else 200)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from exchange.console.context import CONSOLE
+from exchange.observe.server import alive, ready
 
 routes = web.RouteTableDef()
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/asyncapi.json"})
@@ -17,17 +18,13 @@ PUBLIC_PATHS = frozenset({"/health", "/ready", "/asyncapi.json"})
 @routes.get("/health")
 async def health(_: web.Request) -> web.Response:
     """The process answers."""
-    return web.json_response({"status": "alive", "name": "console"})
+    return alive("console")
 
 
 @routes.get("/ready")
-async def ready(request: web.Request) -> web.Response:
+async def readiness(request: web.Request) -> web.Response:
     """200 when every check passes; 503 naming what is not ready."""
-    readiness = request.app[CONSOLE].readiness
-    problems = await readiness.problems()
-    checks = {name: problems.get(name, "ok") for name in readiness.checks}
-    body = {"status": "not-ready" if problems else "ready", "name": "console", "checks": checks}
-    return web.json_response(body, status=503 if problems else 200)
+    return await ready(request.app[CONSOLE].readiness, "console")
 
 
 @routes.get("/asyncapi.json")
