@@ -58,11 +58,12 @@ async def dead_letters(request: web.Request) -> web.Response:
 
 def _row(record: AuditRecord, admin: bool) -> tuple[list[object], str]:
     e = record.event
-    reason = str(e.detail.get("reason") or e.detail.get("code") or e.detail.get("error") or "")
-    if not reason and e.event is EventName.DEAD_LETTERED:
-        reason = "processing-failed after the retry limit"
     if e.event is EventName.BROKER_DEAD_LETTER:
         reason = _broker_reason(e.detail)
+    else:
+        reason = str(e.detail.get("reason") or e.detail.get("code") or e.detail.get("error") or "")
+    if not reason and e.event is EventName.DEAD_LETTERED:
+        reason = "processing-failed after the retry limit"
     request_id = request_of(record)
     action: object = ""
     if admin and request_id and e.event in _REPLAYABLE:
