@@ -601,6 +601,21 @@ async def delete_topology(prefix: str) -> None:
         await channel.exchange_delete(f"{prefix}raw")
 
 
+def bench_settings(work: Path, prefix: str) -> Settings:
+    """A throwaway PKI of the two parties under ``work`` and settings on it: the test
+    catalog, this machine's broker, SQLite stores under ``work``, bus prefix ``prefix``."""
+    pki = ThrowawayPKI.create(work / "pki", PARTIES[:2], SystemClock())
+    return Settings(
+        certs_dir=pki.path,
+        schemas_dir=DATA / "schemas",
+        catalog=DATA / "catalog.toml",
+        amqp_url=AMQP_URL,
+        bus_prefix=prefix,
+        store_dir=work / "stores",
+        store_dsn=None,
+    )
+
+
 async def main(count: int, window: int) -> None:
     """Run everything against one broker under a prefix of this run's own."""
     configure_logging("WARNING")
@@ -608,16 +623,7 @@ async def main(count: int, window: int) -> None:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     work = Path(tempfile.mkdtemp(prefix="bench-bus-"))
     try:
-        pki = ThrowawayPKI.create(work / "pki", PARTIES[:2], SystemClock())
-        settings = Settings(
-            certs_dir=pki.path,
-            schemas_dir=DATA / "schemas",
-            catalog=DATA / "catalog.toml",
-            amqp_url=AMQP_URL,
-            bus_prefix=prefix,
-            store_dir=work / "stores",
-            store_dsn=None,
-        )
+        settings = bench_settings(work, prefix)
         sizes = _measure_sizes(build_node("single-center", settings, config=CONFIG))
         xml, json = WireFormat.XML, WireFormat.JSON
         print(f"N={count} requests, W={window} in flight, prefetch {PREFETCH}, prefix {prefix}")

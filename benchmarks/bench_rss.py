@@ -20,22 +20,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_bus import (
-    AMQP_URL,
-    DATA,
-    PARTIES,
-    SERVICE,
-    _payload,
-    start_pair,
-)
+from bench_bus import SERVICE, _payload, bench_settings, start_pair
 from rich.progress import Progress
 
-from exchange._clock import SystemClock
 from exchange._logging import configure_logging
-from exchange.config import Settings
 from exchange.node import Notice
 from exchange.signing import WireFormat
-from exchange.testing import ThrowawayPKI
 
 SAMPLE_SECONDS = 0.5
 TARGET = 1.10  # peak RSS after warm-up at most this times the start
@@ -73,16 +63,7 @@ async def main(count: int, warmup: int, window: int) -> None:
     configure_logging("WARNING")
     prefix = f"rss{uuid.uuid4().hex[:8]}."
     work = Path(tempfile.mkdtemp(prefix="bench-rss-"))
-    pki = ThrowawayPKI.create(work / "pki", PARTIES[:2], SystemClock())
-    settings = Settings(
-        certs_dir=pki.path,
-        schemas_dir=DATA / "schemas",
-        catalog=DATA / "catalog.toml",
-        amqp_url=AMQP_URL,
-        bus_prefix=prefix,
-        store_dir=work / "stores",
-        store_dsn=None,
-    )
+    settings = bench_settings(work, prefix)
     pair = await start_pair(settings, "rss", split=True)
     assert pair.process is not None
     provider, sender = Samples("provider (its own process)"), Samples("sender (this process)")

@@ -18,14 +18,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from bench_bus import AMQP_URL, CONFIG, DATA, PARTIES, _measure_sizes, ours
+from bench_bus import CONFIG, _measure_sizes, bench_settings, ours
 
-from exchange._clock import SystemClock
 from exchange._logging import configure_logging
-from exchange.config import Settings
 from exchange.node import build_node
 from exchange.signing import WireFormat
-from exchange.testing import ThrowawayPKI
 
 # First match wins: (share, substrings of the function's file or name).
 SHARES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -59,16 +56,7 @@ async def main(wire_format: WireFormat, count: int) -> None:
     configure_logging("WARNING")
     work = Path(tempfile.mkdtemp(prefix="profile-bus-"))
     try:
-        pki = ThrowawayPKI.create(work / "pki", PARTIES[:2], SystemClock())
-        settings = Settings(
-            certs_dir=pki.path,
-            schemas_dir=DATA / "schemas",
-            catalog=DATA / "catalog.toml",
-            amqp_url=AMQP_URL,
-            bus_prefix=f"prof{uuid.uuid4().hex[:8]}.",
-            store_dir=work / "stores",
-            store_dsn=None,
-        )
+        settings = bench_settings(work, f"prof{uuid.uuid4().hex[:8]}.")
         sizes = _measure_sizes(build_node("single-center", settings, config=CONFIG))
         profile = cProfile.Profile()
         profile.enable()
