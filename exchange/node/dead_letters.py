@@ -66,13 +66,15 @@ class DeadLetterCensus:
             death = first_death(headers)
             raw_digest = digest(body)
             key = f"{NOTED}{raw_digest}.{death.get('time', '')}"
+            if await ctx.store.get_meta(key) is not None:
+                continue  # noted at an earlier census: not verified again every time
             event = await self._event(body, raw_digest, death)
             try:
                 async with ctx.store.transaction() as tx:
                     tx.put_meta(key, event.event.value, only_new=True)
                     tx.audit(event)
             except StateConflict:
-                continue  # noted already (by this process or another of the party)
+                continue  # another process of the party noted it meanwhile
             noted += 1
             ctx.log().warning(
                 "dead_letters.noted",
